@@ -1,0 +1,224 @@
+"""The command line: parse, build plain options, call one function per command.
+
+`main(argv) -> int` is also the one place where errors become a message, a
+crash log and an exit code (DESIGN.md "Exit codes").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from compiler import __version__
+from compiler.commands.common import Selection, SourceOptions
+from compiler.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    CompilerError,
+)
+from compiler.report import FORMATS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 on bad usage, as DESIGN.md wants; keep its message short.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("config source")
+    group.add_argument(
+        "--project",
+        type=Path,
+        default=Path(os.environ.get("GITOPS_PROJECT", ".")),
+        help="project directory holding gitops-compiler.yaml, overlays/, policies/ (default: .)",
+    )
+    group.add_argument(
+        "--source",
+        default=None,
+        help="dynamodb (default) or snapshot:<dir>, e.g. snapshot:examples",
+    )
+    group.add_argument(
+        "--endpoint-url",
+        help="DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB, else the project file)",
+    )
+    group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
+
+
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clusters and versions")
+    group.add_argument("--cluster", action="append", default=[], metavar="NAME")
+    group.add_argument("--all", action="store_true", help="every cluster with a record")
+    group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
+    group.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="LAYER=VERSION",
+        help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gitops-compiler",
+        description="Compile layered cluster bootstrap config into a Kustomize tree for Argo CD.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    compile_ = commands.add_parser("compile", help="compile clusters into a Kustomize tree")
+    _source_args(compile_)
+    _selection_args(compile_)
+    compile_.add_argument(
+        "--out", type=Path, default=Path("out"), help="output tree (default: out)"
+    )
+    compile_.add_argument("--format", choices=FORMATS, default="text")
+
+    validate = commands.add_parser("validate", help="everything compile does, but the write")
+    _source_args(validate)
+    _selection_args(validate)
+    validate.add_argument("--format", choices=FORMATS, default="text")
+
+    explain = commands.add_parser("explain", help="a merged value and the layers that set it")
+    _source_args(explain)
+    explain.add_argument("--cluster", required=True, metavar="NAME")
+    explain.add_argument("--as-of", metavar="TIME")
+    explain.add_argument("--pin", action="append", default=[], metavar="LAYER=VERSION")
+    explain.add_argument(
+        "path", nargs="?", default="", help="dotted path, e.g. namespaces.dev-team"
+    )
+    explain.add_argument("--format", choices=("text", "json"), default="text")
+
+    golden = commands.add_parser("golden", help="compare with or rewrite golden/")
+    golden.add_argument("action", choices=("check", "update"))
+    _source_args(golden)
+    golden.add_argument("--golden", type=Path, default=None, help="default: <project>/golden")
+    golden.add_argument("--format", choices=FORMATS, default="text")
+
+    config = commands.add_parser("config", help="versions in the config table")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    put = config_commands.add_parser("put", help="write a new version of a layer")
+    _source_args(put)
+    put.add_argument("--layer", required=True, help="defaults, env/<env> or cluster/<name>")
+    put.add_argument("file", type=Path)
+    put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
+    put.add_argument("-m", "--comment", default="")
+    history = config_commands.add_parser("history", help="list the versions of a layer")
+    _source_args(history)
+    history.add_argument("--layer", required=True)
+    seed = config_commands.add_parser("seed", help="write a snapshot directory into the table")
+    _source_args(seed)
+    seed.add_argument("directory", type=Path)
+
+    table = commands.add_parser("table", help="the DynamoDB table")
+    table.add_argument("action", choices=("create",))
+    _source_args(table)
+    return parser
+
+
+def _source(args: argparse.Namespace, default: str = "dynamodb") -> SourceOptions:
+    return SourceOptions(
+        project_dir=args.project,
+        source=args.source or default,
+        endpoint_url=args.endpoint_url,
+        table=args.table,
+    )
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    clusters = [args.cluster] if isinstance(args.cluster, str) else args.cluster
+    return Selection(
+        clusters=tuple(clusters),
+        all_clusters=getattr(args, "all", False),
+        as_of=args.as_of,
+        pins=tuple(args.pin),
+    )
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    # Imported per command: `--help` and small commands stay fast.
+    if args.command == "compile":
+        from compiler.commands.compile import compile_command
+
+        return compile_command(
+            source=_source(args), selection=_selection(args), out=args.out, fmt=args.format
+        )
+    if args.command == "validate":
+        from compiler.commands.compile import validate_command
+
+        return validate_command(source=_source(args), selection=_selection(args), fmt=args.format)
+    if args.command == "explain":
+        from compiler.commands.explain import explain_command
+
+        return explain_command(
+            source=_source(args), selection=_selection(args), path=args.path, fmt=args.format
+        )
+    if args.command == "golden":
+        from compiler.commands.golden import golden_command
+
+        golden = args.golden or args.project / "golden"
+        return golden_command(
+            source=_source(args, default="snapshot:examples"),
+            golden=golden,
+            update=args.action == "update",
+            fmt=args.format,
+        )
+    if args.command == "table":
+        from compiler.commands.config import create_table_command
+
+        return create_table_command(source=_source(args))
+    from compiler.commands import config
+
+    if args.config_command == "put":
+        return config.put_command(
+            source=_source(args),
+            layer=args.layer,
+            file=args.file,
+            author=args.author,
+            comment=args.comment,
+        )
+    if args.config_command == "history":
+        return config.history_command(source=_source(args), layer=args.layer)
+    return config.seed_command(source=_source(args), directory=args.directory)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except CompilerError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if args.debug:
+            raise
+        log = _crash_log()
+        print(f"internal error: {type(err).__name__}: {err} (details in {log})", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _crash_log() -> str:
+    handle, path = tempfile.mkstemp(prefix="gitops-compiler-crash-", suffix=".log")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(f"gitops-compiler {__version__}\nargv: {sys.argv}\n\n")
+        traceback.print_exc(file=stream)
+    return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""What every command needs: the project, a store and the pin, from plain options."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from compiler.errors import UsageError
+from compiler.project import Project, load_project, resolve_endpoint
+from compiler.sources import ConfigStore, Pin
+from compiler.sources.items import parse_timestamp
+
+_LAYER = re.compile(r"^(defaults|(env|cluster)/[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    project_dir: Path
+    source: str = "dynamodb"  # or "snapshot:<dir>"
+    endpoint_url: str | None = None
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    clusters: Sequence[str] = ()
+    all_clusters: bool = False
+    as_of: str | None = None
+    pins: Sequence[str] = field(default_factory=tuple)  # "cluster/dev-k3s=3"
+
+
+def open_project(options: SourceOptions) -> Project:
+    return load_project(options.project_dir)
+
+
+def open_store(options: SourceOptions, project: Project) -> ConfigStore:
+    if options.source.startswith("snapshot:"):
+        from compiler.sources.snapshot import SnapshotStore
+
+        directory = Path(options.source.partition(":")[2])
+        if not directory.is_absolute():
+            directory = options.project_dir / directory
+        return SnapshotStore(directory)
+    if options.source != "dynamodb":
+        raise UsageError(f"--source is dynamodb or snapshot:<dir>, not {options.source!r}")
+    from compiler.sources.dynamodb import DynamoDBStore
+
+    return DynamoDBStore(
+        options.table or project.table,
+        region=project.region,
+        endpoint_url=resolve_endpoint(options.endpoint_url, project),
+    )
+
+
+def check_layer_name(name: str) -> str:
+    if not _LAYER.match(name):
+        raise UsageError(f"layer {name!r}: use defaults, env/<env> or cluster/<name>")
+    return name
+
+
+def build_pin(selection: Selection) -> Pin:
+    as_of: datetime | None = None
+    if selection.as_of:
+        try:
+            as_of = parse_timestamp(selection.as_of, "--as-of")
+        except Exception as err:
+            raise UsageError(str(err)) from None
+    versions: dict[str, int] = {}
+    for pin in selection.pins:
+        layer, sep, number = pin.partition("=")
+        if not sep or not number.isdigit() or int(number) < 1:
+            raise UsageError(f"--pin {pin!r}: use LAYER=VERSION, e.g. env/prod=3")
+        versions[check_layer_name(layer)] = int(number)
+    return Pin(as_of=as_of, versions=versions)
+
+
+def parse_versions(text: str) -> Mapping[str, int]:
+    """`defaults=3,env/prod=2` (the form `rollback --versions` will take)."""
+    return build_pin(Selection(pins=[p for p in text.split(",") if p])).versions

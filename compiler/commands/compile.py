@@ -1,0 +1,56 @@
+"""`compile` and `validate`: the pipeline from the store to a tree (or to a verdict)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
+from compiler.emit import EmitStats, write_tree
+from compiler.errors import EXIT_FINDINGS, EXIT_OK
+from compiler.pipeline import CompileResult, compile_clusters, select_clusters
+from compiler.report import report_violations
+
+
+def run_compile_stage(source: SourceOptions, selection: Selection) -> CompileResult:
+    project = open_project(source)
+    store = open_store(source, project)
+    pin = build_pin(selection)
+    names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
+    return compile_clusters(store, project, names, pin)
+
+
+def compile_command(*, source: SourceOptions, selection: Selection, out: Path, fmt: str) -> int:
+    started = time.perf_counter()
+    result = run_compile_stage(source, selection)
+    if result.violations:
+        report_violations(result.violations, fmt, sys.stdout)
+        print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
+        return EXIT_FINDINGS
+    owned = ["applicationsets", "clusters"] if selection.all_clusters else result.owned
+    stats = write_tree(out, result.files, owned=owned)
+    elapsed = time.perf_counter() - started
+    if fmt == "json":
+        report_violations([], fmt, sys.stdout)
+    else:
+        print(summary(result, stats, elapsed, out))
+    return EXIT_OK
+
+
+def summary(result: CompileResult, stats: EmitStats, elapsed: float, out: Path) -> str:
+    names = ", ".join(c.facts.name for c in result.clusters)
+    files = stats.written + stats.unchanged
+    return (
+        f"compiled {len(result.clusters)} cluster(s) ({names}): {result.object_count} objects, "
+        f"{files} files ({stats.written} written, {stats.unchanged} unchanged, "
+        f"{stats.removed} removed) in {elapsed:.2f} s -> {out}"
+    )
+
+
+def validate_command(*, source: SourceOptions, selection: Selection, fmt: str) -> int:
+    result = run_compile_stage(source, selection)
+    report_violations(result.violations, fmt, sys.stdout)
+    if not result.violations and fmt == "text":
+        print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")
+    return EXIT_FINDINGS if result.violations else EXIT_OK

@@ -1,0 +1,21 @@
+"""`explain --cluster C PATH`: where a merged value came from."""
+
+from __future__ import annotations
+
+from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
+from compiler.errors import EXIT_OK
+from compiler.explain import explain, format_explanation, resolve_path
+from compiler.layers import StackLoader
+from compiler.pipeline import merge_cluster
+
+
+def explain_command(*, source: SourceOptions, selection: Selection, path: str, fmt: str) -> int:
+    project = open_project(source)
+    store = open_store(source, project)
+    (cluster,) = selection.clusters
+    loaded = StackLoader(store, project, build_pin(selection)).load(cluster)
+    merged = merge_cluster(loaded, project)
+    doc_path = resolve_path(merged.value, path)
+    entries = explain(merged, doc_path)
+    print(format_explanation(entries, as_json=fmt == "json"))
+    return EXIT_OK

@@ -1,0 +1,194 @@
+"""Write a tree atomically: build it beside the output, then swap it in.
+
+A killed run leaves the old tree or the new one, never half of each: the new
+tree is assembled in a staging directory next to `<out>` (same file system),
+then exchanged with `<out>` in one `renameat2(RENAME_EXCHANGE)` where the
+kernel has it, else in two renames that the next run completes if it was cut
+between them. Unchanged files are hard links to the old ones, so only
+changed bytes are written and their mtimes stay. Directories the compile
+owns are replaced whole (stale files vanish); everything else under `<out>`
+is carried over untouched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.errors import InputError, OutsideError, UsageError
+
+_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@dataclass(frozen=True)
+class EmitStats:
+    written: int  # files whose bytes changed or are new
+    unchanged: int
+    removed: int  # files of owned directories that the compile no longer produces
+
+
+def check_relative_path(rel: str) -> None:
+    """A path inside the tree: relative, no `..`, plain names only (they come from config)."""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(not _PART.match(p) or p in (".", "..") for p in parts):
+        raise InputError(f"refusing to write {rel!r}: not a plain path inside the output")
+    if any(len(p.encode()) > 255 for p in parts):
+        raise InputError(f"refusing to write {rel!r}: a name is over 255 bytes")
+
+
+def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -> EmitStats:
+    """Make `out` hold `files` under the `owned` directories; keep all else as it was."""
+    for rel in list(files) + list(owned):
+        check_relative_path(rel)
+    for rel in files:
+        if not any(rel == o or rel.startswith(o + "/") for o in owned):
+            raise InputError(f"refusing to write {rel!r}: outside the directories this run owns")
+    if out.is_symlink():
+        raise UsageError(f"output {out} is a symbolic link; give the real directory")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a directory")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with _locked(parent):
+            _recover(out)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=parent))
+            try:
+                stats = _stage(out, staging, files, owned)
+                _swap(staging, out)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except OSError as err:
+        raise OutsideError(f"cannot write {out}: {err.strerror or err}") from None
+    return stats
+
+
+def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence[str]) -> EmitStats:
+    def is_owned(rel: str) -> bool:
+        return any(rel == o or rel.startswith(o + "/") for o in owned)
+
+    old_owned: set[str] = set()
+    if out.is_dir():
+        for rel, kind in walk_tree(out):
+            if is_owned(rel):
+                if kind == "file":
+                    old_owned.add(rel)
+                continue
+            target = staging / rel
+            if kind == "dir":
+                target.mkdir(exist_ok=True)
+            elif kind == "link":
+                target.symlink_to((out / rel).readlink())
+            else:
+                _link_or_copy(out / rel, target)
+    written = unchanged = 0
+    for rel in sorted(files):
+        data = files[rel]
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old = out / rel
+        if rel in old_owned and _same_bytes(old, data):
+            _link_or_copy(old, target)
+            unchanged += 1
+            continue
+        with target.open("xb") as handle:  # "x": never follow or reuse anything there
+            handle.write(data)
+        written += 1
+    return EmitStats(written=written, unchanged=unchanged, removed=len(old_owned - set(files)))
+
+
+def walk_tree(root: Path) -> Iterator[tuple[str, str]]:
+    """(relative path, "dir" | "file" | "link"), parents first, never following links."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for name in sorted(dirnames):
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            yield rel, "link" if path.is_symlink() else "dir"
+        for name in sorted(filenames):
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            yield rel, "link" if path.is_symlink() else "file"
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.is_symlink() or path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _swap(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    if _exchange(staging, out):
+        return  # `staging` now holds the old tree; the caller removes it
+    aside = out.with_name(f".{out.name}.old")
+    shutil.rmtree(aside, ignore_errors=True)
+    out.rename(aside)
+    staging.rename(out)  # a kill between these two renames is completed by `_recover`
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _recover(out: Path) -> None:
+    """Finish a two-rename swap that a killed run left half done; drop stale staging dirs."""
+    aside = out.with_name(f".{out.name}.old")
+    if aside.is_dir() and not out.exists():
+        aside.rename(out)
+    shutil.rmtree(aside, ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One writer per parent directory at a time (two would remove each other's staging).
+
+    The lock is on the directory itself, so no lock file is left behind.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

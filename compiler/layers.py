@@ -1,0 +1,111 @@
+"""Resolve the layer stack of a cluster: which documents, in which order, from where."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from compiler.errors import InputError
+from compiler.model import (
+    ClusterFacts,
+    Layer,
+    LayerRef,
+    LayerVersion,
+    format_path,
+    pk_from_layer_name,
+)
+from compiler.project import Project
+from compiler.sources import ConfigStore, Pin
+from compiler.sources.files import overlay_layers
+
+
+@dataclass(frozen=True)
+class ClusterInput:
+    """Everything one cluster is compiled from."""
+
+    facts: ClusterFacts
+    layers: tuple[Layer, ...]
+
+
+@cache
+def _facts_validator(policies: Path) -> jsonschema.Draft202012Validator:
+    schema = json.loads((policies / "cluster-facts.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def layer_from_version(version: LayerVersion, store: ConfigStore) -> Layer:
+    ref = LayerRef(
+        layer=version.layer_name,
+        source=store.source_name,
+        key=f"{version.pk}/{version.sk}",
+        version=version.version,
+    )
+    lock = {
+        "pk": version.pk,
+        "sk": version.sk,
+        "version": version.version,
+        "created_at": version.created_at,
+    }
+    return Layer(ref=ref, document=version.config, lock=lock)
+
+
+class StackLoader:
+    """Reads the layers of clusters, each shared layer (defaults, env, overlays) once per run."""
+
+    def __init__(self, store: ConfigStore, project: Project, pin: Pin) -> None:
+        self.store = store
+        self.project = project
+        self.pin = pin
+        self._versions: dict[str, LayerVersion | None] = {}
+        self._overlays: dict[str, list[Layer]] = {}
+
+    def load(self, cluster: str) -> ClusterInput:
+        record = self._read(f"cluster#{cluster}")
+        if record is None:
+            when = f" as of {self.pin.as_of.isoformat()}" if self.pin.as_of else ""
+            raise InputError(f"no record cluster#{cluster} in the config table{when}")
+        facts = self.facts(record)
+        layers: list[Layer] = []
+        for entry in self.project.stack:
+            name = entry.resolve(env=facts.env, cluster=facts.name)
+            if entry.kind == "files":
+                if name not in self._overlays:
+                    self._overlays[name] = overlay_layers(
+                        self.project.root, name, optional=entry.optional
+                    )
+                layers.extend(self._overlays[name])
+                continue
+            pk = pk_from_layer_name(name)
+            version = record if pk == record.pk else self._read(pk)
+            if version is None:
+                if entry.optional:
+                    continue
+                raise InputError(f"layer {name} (pk {pk}) has no version in the config table")
+            layers.append(layer_from_version(version, self.store))
+        return ClusterInput(facts=facts, layers=tuple(layers))
+
+    def facts(self, record: LayerVersion) -> ClusterFacts:
+        raw: Any = record.cluster
+        where = f"item pk={record.pk!r} sk={record.sk!r} version {record.version}"
+        errors = list(_facts_validator(self.project.policies_dir).iter_errors(raw))
+        if errors:
+            first = min(errors, key=lambda e: list(map(str, e.absolute_path)))
+            field = format_path(("cluster", *first.absolute_path))
+            raise InputError(f"{where}: field {field}: {first.message}")
+        return ClusterFacts(
+            name=raw["name"],
+            env=raw["env"],
+            server=raw["server"],
+            region=raw.get("region", ""),
+            labels=dict(raw.get("labels", {})),
+        )
+
+    def _read(self, pk: str) -> LayerVersion | None:
+        if pk not in self._versions:
+            self._versions[pk] = self.store.read(pk, self.pin)
+        return self._versions[pk]

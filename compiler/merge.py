@@ -1,0 +1,206 @@
+"""Merge a layer stack with JSON Merge Patch (RFC 7386) semantics, remembering who set what.
+
+Maps merge recursively, scalars replace, `null` deletes the key. Lists replace,
+unless the project file declares another strategy for their path (`append` or
+`by-key:<field>`): that is one table (`ListStrategies`), not a rewrite.
+
+Built on `deepmerge`: the strategies below are plugged into its `Merger`; the
+recording of provenance rides along in a small `_Recorder`.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepmerge import Merger
+
+from compiler.errors import UsageError
+from compiler.model import DocPath, Layer, Provenance
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One layer's write to a path: what it set and who it was."""
+
+    provenance: Provenance
+    value: Any
+    deleted: bool = False  # a `null` in this layer deleted the key
+
+
+@dataclass(frozen=True)
+class ListStrategies:
+    """List strategy per path pattern, e.g. `namespaces.*.access.*.users: append`.
+
+    Patterns are dotted paths whose parts are fnmatch globs; the first match wins.
+    """
+
+    rules: tuple[tuple[tuple[str, ...], str], ...] = ()
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, str]) -> ListStrategies:
+        rules = []
+        for pattern, strategy in table.items():
+            if strategy not in ("replace", "append") and not strategy.startswith("by-key:"):
+                raise UsageError(
+                    f"list strategy for {pattern!r} is {strategy!r}: "
+                    "use replace, append or by-key:<field>"
+                )
+            rules.append((tuple(pattern.split(".")), strategy))
+        return cls(tuple(rules))
+
+    def for_path(self, path: DocPath) -> str:
+        parts = [str(p) for p in path]
+        for pattern, strategy in self.rules:
+            if len(pattern) == len(parts) and all(
+                fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, pattern, strict=True)
+            ):
+                return strategy
+        return "replace"
+
+
+@dataclass
+class MergeResult:
+    value: dict[str, Any]
+    # The layer that set each leaf of `value` (scalars, lists and their items, empty maps).
+    provenance: dict[DocPath, Provenance]
+    # Every write to a leaf path, oldest first: what `explain` shows as "overrode".
+    history: dict[DocPath, list[Setting]] = field(default_factory=dict)
+
+    def provenance_of(self, path: DocPath) -> Provenance | None:
+        """The provenance of a path, or of the nearest ancestor that has one."""
+        probe = path
+        while True:
+            found = self.provenance.get(probe)
+            if found is not None or not probe:
+                return found
+            probe = probe[:-1]
+
+    def layers_under(self, path: DocPath) -> list[Provenance]:
+        """The distinct layers that set any leaf at or below a path, in stack order."""
+        n = len(path)
+        seen = {prov for p, prov in self.provenance.items() if p[:n] == path}
+        return sorted(seen, key=lambda prov: (prov.ref, prov.line or 0))
+
+
+class _Recorder:
+    """Records, for the layer being merged, every leaf it writes."""
+
+    def __init__(self) -> None:
+        self.layer: Layer | None = None
+        self.provenance: dict[DocPath, Provenance] = {}
+        self.history: dict[DocPath, list[Setting]] = {}
+
+    def write(self, path: DocPath, value: Any, source_path: DocPath) -> Any:
+        """Record a fresh value (nulls stripped, per RFC 7386) and return it."""
+        assert self.layer is not None
+        if isinstance(value, dict):
+            if not value:
+                self._leaf(path, value, source_path)
+            return {
+                k: self.write((*path, k), v, (*source_path, k))
+                for k, v in value.items()
+                if v is not None
+            }
+        if isinstance(value, list):
+            self._leaf(path, value, source_path)
+            return [self.write((*path, i), v, (*source_path, i)) for i, v in enumerate(value)]
+        self._leaf(path, value, source_path)
+        return value
+
+    def deleted(self, path: DocPath) -> None:
+        assert self.layer is not None
+        setting = Setting(self.layer.provenance(path), None, deleted=True)
+        self.history.setdefault(path, []).append(setting)
+
+    def _leaf(self, path: DocPath, value: Any, source_path: DocPath) -> None:
+        assert self.layer is not None
+        prov = self.layer.provenance(source_path)
+        self.provenance[path] = prov
+        if not isinstance(value, dict) or not value:
+            self.history.setdefault(path, []).append(Setting(prov, value))
+
+
+def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
+    def merge_patch(config: Merger, path: list[Any], base: dict, nxt: dict) -> dict:
+        for key, value in nxt.items():
+            at = (*path, key)
+            if value is None:
+                if key in base:
+                    del base[key]
+                    recorder.deleted(at)
+            elif key in base:
+                base[key] = config.value_strategy(list(at), base[key], value)
+            else:
+                base[key] = recorder.write(at, value, at)
+        return base
+
+    def merge_list(config: Merger, path: list[Any], base: list, nxt: list) -> list:
+        at = tuple(path)
+        strategy = lists.for_path(at)
+        if strategy == "append":
+            merged = list(base)
+            for i, item in enumerate(nxt):
+                if item not in merged:
+                    merged.append(recorder.write((*at, len(merged)), item, (*at, i)))
+            return merged
+        if strategy.startswith("by-key:"):
+            return _merge_by_key(config, at, base, nxt, strategy.partition(":")[2], recorder)
+        return recorder.write(at, nxt, at)
+
+    def replace(config: Merger, path: list[Any], base: Any, nxt: Any) -> Any:
+        return recorder.write(tuple(path), nxt, tuple(path))
+
+    return Merger(
+        type_strategies=[(dict, merge_patch), (list, merge_list)],
+        fallback_strategies=[replace],
+        type_conflict_strategies=[replace],
+    )
+
+
+def _merge_by_key(
+    config: Merger, at: DocPath, base: list, nxt: list, key: str, recorder: _Recorder
+) -> list:
+    merged = list(base)
+    index = {item.get(key): i for i, item in enumerate(merged) if isinstance(item, dict)}
+    for i, item in enumerate(nxt):
+        ident = item.get(key) if isinstance(item, dict) else None
+        if ident is not None and ident in index:
+            pos = index[ident]
+            merged[pos] = config.value_strategy([*at, pos], merged[pos], item)
+        else:
+            index.setdefault(ident, len(merged))
+            merged.append(recorder.write((*at, len(merged)), item, (*at, i)))
+    return merged
+
+
+def merge_layers(layers: Sequence[Layer], lists: ListStrategies | None = None) -> MergeResult:
+    """Apply each layer, lowest precedence first, onto an empty document."""
+    recorder = _Recorder()
+    merger = _build_merger(recorder, lists or ListStrategies())
+    value: dict[str, Any] = {}
+    for layer in layers:
+        recorder.layer = layer
+        # The merger mutates `base` and may adopt parts of `nxt`: copy the layer
+        # so the caller's documents stay as they were.
+        value = merger.merge(value, copy.deepcopy(dict(layer.document)))
+    live = set(_leaf_paths(value))
+    provenance = {p: prov for p, prov in recorder.provenance.items() if p in live}
+    return MergeResult(value=value, provenance=provenance, history=recorder.history)
+
+
+def _leaf_paths(value: Any, path: DocPath = ()) -> Iterable[DocPath]:
+    if isinstance(value, dict):
+        if not value:
+            yield path
+        for k, v in value.items():
+            yield from _leaf_paths(v, (*path, k))
+    elif isinstance(value, list):
+        yield path
+        for i, v in enumerate(value):
+            yield from _leaf_paths(v, (*path, i))
+    else:
+        yield path

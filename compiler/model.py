@@ -1,0 +1,115 @@
+"""Plain data passed between the pipeline stages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A path into a document: map keys and list indexes, outermost first.
+DocPath = tuple[str | int, ...]
+
+
+def format_path(path: DocPath) -> str:
+    """`("namespaces", "dev", "users", 0)` -> `namespaces.dev.users[0]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+@dataclass(frozen=True, order=True)
+class LayerRef:
+    """Where one layer document came from; printed in every message about it."""
+
+    layer: str  # stack name: "defaults", "env/prod", "overlays/prod", "cluster/dev-k3s"
+    source: str  # "dynamodb", "snapshot" or "files"
+    key: str | None = None  # "pk/sk" of a DynamoDB item
+    version: int | None = None
+    file: str | None = None  # path relative to the project root, for files
+
+    def describe(self, line: int | None = None) -> str:
+        if self.file is not None:
+            return f"{self.file}:{line}" if line else self.file
+        where = f"{self.source}:{self.key}" if self.key else f"{self.source}:{self.layer}"
+        return f"{where}@{self.version}" if self.version is not None else where
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which layer set a value, and on which line where the layer is a file."""
+
+    ref: LayerRef
+    line: int | None = None
+
+    def describe(self) -> str:
+        return self.ref.describe(self.line)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer document of the stack, ready to merge."""
+
+    ref: LayerRef
+    document: Mapping[str, Any]
+    lines: Mapping[DocPath, int] = field(default_factory=dict)
+    # What config-lock.json records: version facts or a file's content hash.
+    lock: Mapping[str, Any] = field(default_factory=dict)
+
+    def provenance(self, path: DocPath) -> Provenance:
+        line = None
+        if self.lines:
+            # The nearest recorded node: a value's own line, else its parent's.
+            probe = path
+            while probe and probe not in self.lines:
+                probe = probe[:-1]
+            line = self.lines.get(probe)
+        return Provenance(self.ref, line)
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """The cluster's own facts (the `cluster` attribute of its record)."""
+
+    name: str
+    env: str
+    server: str
+    region: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One versioned item of the config table, converted to plain data at the edge."""
+
+    pk: str
+    sk: str
+    version: int
+    config: Mapping[str, Any]
+    created_at: str
+    author: str = ""
+    comment: str = ""
+    cluster: Mapping[str, Any] | None = None
+
+    @property
+    def layer_name(self) -> str:
+        return layer_name_from_pk(self.pk)
+
+
+def pk_from_layer_name(name: str) -> str:
+    """`env/prod` -> `env#prod`; `defaults` stays `defaults`."""
+    kind, sep, rest = name.partition("/")
+    return f"{kind}#{rest}" if sep else kind
+
+
+def layer_name_from_pk(pk: str) -> str:
+    kind, sep, rest = pk.partition("#")
+    return f"{kind}/{rest}" if sep else kind
+
+
+def sort_key_for(version: int) -> str:
+    """Zero-padded so that the table's sort order is the version order."""
+    return f"v#{version:010d}"

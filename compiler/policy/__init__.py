@@ -1,0 +1,20 @@
+"""Validation: every finding is a `Violation`, collected, never fail-fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    """One broken rule, with where it is and which layer put it there."""
+
+    cluster: str
+    path: str  # dotted path in the merged config (or `object:<file>` for rendered objects)
+    rule: str  # e.g. `schema`, `render.role-missing`
+    message: str
+    provenance: str = ""  # `overlays/prod/quotas.yaml:3` or `dynamodb:env#prod/v#…@3`
+
+    def describe(self) -> str:
+        where = f" (set by {self.provenance})" if self.provenance else ""
+        return f"{self.cluster}: {self.path}: {self.message} [{self.rule}]{where}"

@@ -1,0 +1,146 @@
+"""The DSL's JSON Schema (`policies/cluster-config.schema.json`) on merged configs.
+
+The compiled validator (fastjsonschema) answers the common case, a valid
+config, at a fraction of jsonschema's cost; only a config that fails is run
+through jsonschema again, for its detailed and complete errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from compiler.merge import MergeResult
+from compiler.model import DocPath, format_path
+from compiler.policy import Violation
+
+SCHEMA_FILE = "cluster-config.schema.json"
+_MAX_MESSAGE = 240
+
+
+class ConfigSchema:
+    """Compiled once per run, used for every cluster."""
+
+    def __init__(self, policies: Path) -> None:
+        path = policies / SCHEMA_FILE
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        # fastjsonschema knows drafts 4-7 only; the schema keeps to keywords they share.
+        fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
+        self._fast = fastjsonschema.compile(fast_schema)
+        self._full = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        self._patch: jsonschema.Draft202012Validator | None = None
+
+    def check_patch(self, document: Any) -> list[str]:
+        """Check one layer before it is written: known keys and types, not completeness.
+
+        A layer is a merge patch: nulls delete (they are valid wherever a key
+        is) and required keys may come from another layer.
+        """
+        if self._patch is None:
+            self._patch = jsonschema.Draft202012Validator(
+                _without_required(self._full.schema),
+                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            )
+        stripped = _strip_nulls(document)
+        return sorted(
+            f"{format_path(path)}: {message}"
+            for path, message in self._errors(stripped, self._patch)
+        )
+
+    def is_valid(self, config: Any) -> bool:
+        try:
+            self._fast(config)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    def check(self, cluster: str, merged: MergeResult) -> list[Violation]:
+        if self.is_valid(merged.value):
+            return []
+        found = {
+            Violation(cluster, format_path(path), "schema", message, _where(merged, path))
+            for path, message in self._errors(merged.value, self._full)
+        }
+        return sorted(found)
+
+    @staticmethod
+    def _errors(
+        config: Any, validator: jsonschema.Draft202012Validator
+    ) -> Iterator[tuple[DocPath, str]]:
+        for error in validator.iter_errors(config):
+            path: DocPath = tuple(error.absolute_path)
+            if error.validator == "additionalProperties":
+                for key in _unexpected_keys(error):
+                    yield (*path, key), f"unknown key {key!r}"
+            elif "propertyNames" in error.absolute_schema_path:
+                # jsonschema reports the inner keyword (pattern, maxLength) with the
+                # parent's path and the offending key as the instance.
+                yield (*path, str(error.instance)), _message(error, name=True)
+            else:
+                yield path, _message(error)
+
+
+def _strip_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_nulls(v) for v in value]
+    return value
+
+
+def _without_required(schema: Any) -> Any:
+    """The schema of a patch: no `required`, and no choice made only of `required`s."""
+    if isinstance(schema, list):
+        return [_without_required(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "required":
+            continue
+        value = _without_required(value)
+        if key in ("oneOf", "anyOf") and all(v == {} for v in value):
+            continue
+        out[key] = value
+    return out
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+    return sorted(
+        key
+        for key in error.instance
+        if key not in known and not any(re.search(p, key) for p in patterns)
+    )
+
+
+def _message(error: jsonschema.ValidationError, *, name: bool = False) -> str:
+    """jsonschema's message, shortened; names get the rule they break."""
+    if name:
+        text = f"name {error.instance!r} is not allowed: {error.message}"
+    elif error.validator in ("oneOf", "anyOf"):
+        described = error.schema.get("description") if isinstance(error.schema, dict) else None
+        text = f"does not match the allowed forms{': ' + described if described else ''}"
+    else:
+        text = error.message
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _where(merged: MergeResult, path: DocPath) -> str:
+    """The layer(s) that set the offending value: its own, those below it, or its parent's."""
+    if path in merged.provenance:
+        return merged.provenance[path].describe()
+    under = list(dict.fromkeys(p.describe() for p in merged.layers_under(path)))
+    if under:
+        return ", ".join(under[:3]) + (f" and {len(under) - 3} more" if len(under) > 3 else "")
+    found = merged.provenance_of(path)
+    return found.describe() if found is not None else ""

@@ -1,0 +1,160 @@
+"""The project file `gitops-compiler.yaml`: table, layer stack, list strategies, Argo CD.
+
+Every setting has a default, so a project without the file compiles with the
+stack of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from compiler.errors import UsageError
+from compiler.merge import ListStrategies
+from compiler.model import format_path
+
+PROJECT_FILE = "gitops-compiler.yaml"
+
+DEFAULT_STACK: tuple[Mapping[str, Any], ...] = (
+    {"dynamodb": "defaults"},
+    {"dynamodb": "env/{env}", "optional": True},
+    {"files": "overlays/{env}"},
+    {"dynamodb": "cluster/{cluster}"},
+)
+
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "table": {"type": "string", "minLength": 3, "maxLength": 255},
+        "region": {"type": "string", "minLength": 1},
+        "endpointUrl": {"type": ["string", "null"], "pattern": "^https?://"},
+        "kubernetesVersion": {"type": "string", "pattern": r"^\d+\.\d+$"},
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "dynamodb": {"type": "string", "pattern": r"^[a-z]+(/[-a-z0-9{}]+)?$"},
+                    "files": {"type": "string", "minLength": 1},
+                    "optional": {"type": "boolean"},
+                },
+                "oneOf": [{"required": ["dynamodb"]}, {"required": ["files"]}],
+            },
+        },
+        "lists": {"type": "object", "additionalProperties": {"type": "string"}},
+        "argocd": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "repoURL": {"type": "string", "minLength": 1},
+                "targetRevision": {"type": "string", "minLength": 1},
+                "project": {"type": "string", "minLength": 1, "not": {"const": "default"}},
+                "namespace": {"type": "string", "minLength": 1},
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class StackEntry:
+    """One entry of the layer stack; `{env}` and `{cluster}` are filled per cluster."""
+
+    kind: str  # "dynamodb" or "files"
+    template: str
+    optional: bool = False
+
+    def resolve(self, *, env: str, cluster: str) -> str:
+        return self.template.format(env=env, cluster=cluster)
+
+
+@dataclass(frozen=True)
+class ArgoCDSettings:
+    repo_url: str = "https://git.example.com/platform/cluster-bootstrap.git"
+    target_revision: str = "main"
+    # Hard-coded into the ApplicationSets: never `default`, never templated.
+    project: str = "cluster-bootstrap"
+    namespace: str = "argocd"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    table: str = "gitops-config"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    kubernetes_version: str = "1.31"
+    stack: tuple[StackEntry, ...] = field(
+        default_factory=lambda: tuple(_stack_entry(e) for e in DEFAULT_STACK)
+    )
+    lists: ListStrategies = field(default_factory=ListStrategies)
+    argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
+
+    @property
+    def policies_dir(self) -> Path:
+        return self.root / "policies"
+
+
+def _stack_entry(raw: Mapping[str, Any]) -> StackEntry:
+    kind = "dynamodb" if "dynamodb" in raw else "files"
+    # A files layer that is absent is an empty layer: an env may have no overlays.
+    optional = bool(raw.get("optional", kind == "files"))
+    return StackEntry(kind=kind, template=str(raw[kind]), optional=optional)
+
+
+def load_project(root: Path) -> Project:
+    """Read `<root>/gitops-compiler.yaml`, or the defaults when there is none."""
+    # Imported here: the YAML module is the one loader, and this keeps import order simple.
+    from compiler.yamlio import load_layer_yaml
+
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        return Project(root=root)
+    doc = load_layer_yaml(path.read_bytes(), str(path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(_SCHEMA).iter_errors(doc.value),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        first = errors[0]
+        at = tuple(first.absolute_path)
+        line = doc.lines.get(at, 1)
+        raise UsageError(f"{path}:{line}: {format_path(at)}: {first.message}")
+    raw: Mapping[str, Any] = doc.value
+    argocd = raw.get("argocd", {})
+    defaults = ArgoCDSettings()
+    return Project(
+        root=root,
+        table=raw.get("table", Project.table),
+        region=raw.get("region", Project.region),
+        endpoint_url=raw.get("endpointUrl"),
+        kubernetes_version=raw.get("kubernetesVersion", Project.kubernetes_version),
+        stack=tuple(_stack_entry(e) for e in raw.get("layers", DEFAULT_STACK)),
+        lists=ListStrategies.from_mapping(raw.get("lists", {})),
+        argocd=ArgoCDSettings(
+            repo_url=argocd.get("repoURL", defaults.repo_url),
+            target_revision=argocd.get("targetRevision", defaults.target_revision),
+            project=argocd.get("project", defaults.project),
+            namespace=argocd.get("namespace", defaults.namespace),
+        ),
+    )
+
+
+def resolve_endpoint(flag: str | None, project: Project) -> str | None:
+    """`--endpoint-url`, then boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, then the project file.
+
+    Returning None lets boto3 pick up its environment variable itself.
+    """
+    if flag:
+        return flag
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    return project.endpoint_url

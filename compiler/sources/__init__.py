@@ -1,0 +1,55 @@
+"""Sources of layer documents: the versioned config table and the overlay files.
+
+A store of versioned layers implements `ConfigStore`; the DynamoDB table and a
+snapshot directory (such as `examples/`) are two implementations, so tests and
+hooks can swap one for the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from compiler.model import LayerVersion
+
+
+@dataclass(frozen=True)
+class Pin:
+    """Which version of each layer to read: the latest, as of a time, or exact versions."""
+
+    as_of: datetime | None = None
+    versions: Mapping[str, int] = field(default_factory=dict)  # layer name -> version
+
+
+class ConfigStore(Protocol):
+    """A table of versioned layer items keyed by pk (`env#prod`) and sk (`v#0000000042`)."""
+
+    source_name: str
+
+    def read(self, pk: str, pin: Pin) -> LayerVersion | None:
+        """The version `pin` selects (latest by default), or None when there is none."""
+        ...
+
+    def history(self, pk: str) -> list[LayerVersion]:
+        """Every version of a layer, newest first."""
+        ...
+
+    def list_clusters(self) -> list[str]:
+        """The names of all clusters that have a record, sorted."""
+        ...
+
+    def put(
+        self,
+        pk: str,
+        config: Mapping[str, Any],
+        *,
+        cluster: Mapping[str, Any] | None,
+        author: str,
+        comment: str,
+        created_at: str | None = None,
+        version: int | None = None,
+    ) -> LayerVersion:
+        """Write a new version (never overwrite one); return what was written."""
+        ...

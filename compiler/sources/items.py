@@ -1,0 +1,110 @@
+"""Validation of versioned items at the source edge: plain data in, `LayerVersion` out.
+
+Every store converts its raw items here, so a malformed item gets the same
+clear error (naming pk/sk and the field) whichever store it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from compiler.errors import InputError
+from compiler.model import LayerVersion, sort_key_for
+
+_SK = re.compile(r"^v#(\d{10})$")
+_PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+_KNOWN = {"pk", "sk", "version", "config", "created_at", "author", "comment", "cluster"}
+
+
+def plain(value: Any, where: str) -> Any:
+    """DynamoDB's Decimal to int (when integral) or float; refuse what JSON cannot hold."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InputError(f"{where}: number {value} is not finite")
+        integral = value == value.to_integral_value()
+        return int(value) if integral else float(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset, bytes, bytearray)) or type(value).__name__ == "Binary":
+        raise InputError(f"{where}: sets and binary values are not allowed, use lists and strings")
+    return value
+
+
+def parse_timestamp(text: str, where: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {text!r} is not an ISO 8601 timestamp") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def format_timestamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
+    """Check one item of the table (already plain data) and convert it."""
+    pk, sk = item.get("pk"), item.get("sk")
+    where = f"item pk={pk!r} sk={sk!r}"
+    if not isinstance(pk, str) or not _PK.match(pk):
+        raise InputError(f"{where}: field pk must look like defaults, env#<env> or cluster#<name>")
+    match = _SK.match(sk) if isinstance(sk, str) else None
+    if match is None:
+        raise InputError(f"{where}: field sk must look like v#0000000042")
+    unknown = sorted(set(item) - _KNOWN)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    version = item.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InputError(f"{where}: field version must be a whole number >= 1, not {version!r}")
+    if sort_key_for(version) != sk:
+        raise InputError(f"{where}: field version {version} does not match the sort key")
+    config = _config(item.get("config"), where)
+    created_at = item.get("created_at")
+    if not isinstance(created_at, str):
+        raise InputError(f"{where}: field created_at must be an ISO 8601 string")
+    created_at = format_timestamp(parse_timestamp(created_at, f"{where}: field created_at"))
+    for name in ("author", "comment"):
+        if not isinstance(item.get(name, ""), str):
+            raise InputError(f"{where}: field {name} must be a string")
+    cluster = item.get("cluster")
+    if pk.startswith("cluster#"):
+        if not isinstance(cluster, dict):
+            raise InputError(f"{where}: field cluster (name, env, server, region) is missing")
+        if cluster.get("name") != pk.partition("#")[2]:
+            raise InputError(f"{where}: field cluster.name must be {pk.partition('#')[2]!r}")
+    elif cluster is not None:
+        raise InputError(f"{where}: field cluster belongs on cluster# records only")
+    return LayerVersion(
+        pk=pk,
+        sk=sk,
+        version=version,
+        config=config,
+        created_at=created_at,
+        author=item.get("author", ""),
+        comment=item.get("comment", ""),
+        cluster=cluster,
+    )
+
+
+def _config(raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        raise InputError(f"{where}: field config is missing")
+    if isinstance(raw, str):
+        # Large documents are stored as a JSON string (an item holds at most 400 KB).
+        from compiler.yamlio import load_layer_json
+
+        raw = load_layer_json(raw, f"{where}: field config")
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"{where}: field config must be a map (or a string holding a JSON object), "
+            f"not {type(raw).__name__}"
+        )
+    return raw

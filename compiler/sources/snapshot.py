@@ -1,0 +1,86 @@
+"""A read-only config table kept as files: `examples/` and hook snapshots.
+
+Layout: `<dir>/defaults.yaml`, `<dir>/env/<env>.yaml`, `<dir>/cluster/<name>.yaml`,
+each holding `versions:`, a list of items as they stand in the table (without
+pk/sk, which the path gives). Provenance stays `dynamodb:pk/sk@version`, as the
+items are the table's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import InputError, UsageError
+from compiler.model import LayerVersion, layer_name_from_pk, pk_from_layer_name, sort_key_for
+from compiler.sources import Pin
+from compiler.sources.items import layer_version_from_item, parse_timestamp
+from compiler.yamlio import load_layer_yaml
+
+
+class SnapshotStore:
+    source_name = "dynamodb"
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise UsageError(f"snapshot directory {root} does not exist")
+        self.root = root
+        self._layers: dict[str, list[LayerVersion]] = {}
+        for path in sorted(root.rglob("*.yaml")):
+            pk = pk_from_layer_name(path.relative_to(root).with_suffix("").as_posix())
+            self._layers[pk] = _read_file(path, pk)
+
+    def read(self, pk: str, pin: Pin) -> LayerVersion | None:
+        versions = self._layers.get(pk, [])
+        name = layer_name_from_pk(pk)
+        if name in pin.versions:
+            return next((v for v in versions if v.version == pin.versions[name]), None)
+        for version in versions:
+            if pin.as_of is None or parse_timestamp(version.created_at, pk) <= pin.as_of:
+                return version
+        return None
+
+    def history(self, pk: str) -> list[LayerVersion]:
+        return list(self._layers.get(pk, []))
+
+    def list_clusters(self) -> list[str]:
+        return sorted(pk.partition("#")[2] for pk in self._layers if pk.startswith("cluster#"))
+
+    def put(
+        self,
+        pk: str,
+        config: Mapping[str, Any],
+        *,
+        cluster: Mapping[str, Any] | None,
+        author: str,
+        comment: str,
+        created_at: str | None = None,
+        version: int | None = None,
+    ) -> LayerVersion:
+        raise UsageError(f"the snapshot {self.root} is read-only; write to the DynamoDB table")
+
+    def items(self) -> list[LayerVersion]:
+        """Every version of every layer, oldest first per layer: what seeding writes."""
+        return [v for pk in sorted(self._layers) for v in reversed(self._layers[pk])]
+
+
+def _read_file(path: Path, pk: str) -> list[LayerVersion]:
+    doc = load_layer_yaml(path.read_bytes(), str(path)).value
+    raw_versions = doc.get("versions") if isinstance(doc, dict) else None
+    if not isinstance(raw_versions, list) or not raw_versions:
+        raise InputError(f"{path}: expected `versions:`, a non-empty list of items")
+    versions = []
+    for raw in raw_versions:
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: every entry of `versions` must be a map")
+        number = raw.get("version")
+        sk = sort_key_for(number) if isinstance(number, int) else "?"
+        try:
+            versions.append(layer_version_from_item({"pk": pk, "sk": sk, **raw}))
+        except InputError as err:
+            raise InputError(f"{path}: {err.message}") from None
+    numbers = [v.version for v in versions]
+    if len(set(numbers)) != len(numbers):
+        raise InputError(f"{path}: two items claim the same version")
+    return sorted(versions, key=lambda v: v.version, reverse=True)

@@ -19,6 +19,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -66,6 +67,8 @@ def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -
             _recover(out)
             staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=parent))
             try:
+                # mkdtemp makes it 0700; the swapped-in tree keeps the mode `out` had.
+                staging.chmod(_dir_mode(out))
                 stats = _stage(out, staging, files, owned)
                 _swap(staging, out)
             finally:
@@ -80,6 +83,7 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
         return any(rel == o or rel.startswith(o + "/") for o in owned)
 
     old_owned: set[str] = set()
+    links: set[str] = set()  # symbolic links carried over from `out`
     if out.is_dir():
         for rel, kind in walk_tree(out):
             if is_owned(rel):
@@ -91,8 +95,17 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
                 target.mkdir(exist_ok=True)
             elif kind == "link":
                 target.symlink_to((out / rel).readlink())
+                links.add(rel)
             else:
                 _link_or_copy(out / rel, target)
+    for rel in files:  # a carried-over link above an owned file would be written through
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            if above in links:
+                raise InputError(
+                    f"refusing to write {rel!r}: {above!r} in {out} is a symbolic link"
+                )
     written = unchanged = 0
     for rel in sorted(files):
         data = files[rel]
@@ -107,6 +120,14 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
             handle.write(data)
         written += 1
     return EmitStats(written=written, unchanged=unchanged, removed=len(old_owned - set(files)))
+
+
+def _dir_mode(out: Path) -> int:
+    if out.is_dir():
+        return stat.S_IMODE(out.stat().st_mode)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def walk_tree(root: Path) -> Iterator[tuple[str, str]]:
@@ -148,7 +169,11 @@ def _swap(staging: Path, out: Path) -> None:
     aside = out.with_name(f".{out.name}.old")
     shutil.rmtree(aside, ignore_errors=True)
     out.rename(aside)
-    staging.rename(out)  # a kill between these two renames is completed by `_recover`
+    try:
+        staging.rename(out)  # a kill between these two renames is completed by `_recover`
+    except BaseException:
+        aside.rename(out)  # a failure (not a kill) puts the old tree back at once
+        raise
     shutil.rmtree(aside, ignore_errors=True)
 
 

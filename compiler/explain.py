@@ -22,9 +22,25 @@ class LeafExplanation:
     set_by: str
     overrode: tuple[tuple[Any, str], ...]  # (old value, who set it), newest first
 
+    @property
+    def deleted(self) -> bool:
+        return self.value is _DELETED
+
 
 def resolve_path(config: Any, text: str) -> DocPath:
-    """`namespaces.dev-team.quotas.dev-quota.cpu` -> a path; keys may hold dots."""
+    """`namespaces.dev-team.quotas.dev-quota.cpu` -> a path; keys may hold dots.
+
+    Given a `MergeResult`, a path that a layer deleted (`null`) resolves too.
+    """
+    if isinstance(config, MergeResult):
+        try:
+            return resolve_path(config.value, text)
+        except UsageError:
+            wanted = ".".join(t for t in text.split(".") if t)
+            for gone in _deleted_paths(config):
+                if format_path(gone) == wanted:
+                    return gone
+            raise
     tokens = [t for t in text.split(".") if t != ""] if text else []
     path: list[str | int] = []
     node = config
@@ -40,14 +56,16 @@ def resolve_path(config: Any, text: str) -> DocPath:
                 node = node[key]
                 for index in indexes:
                     if not isinstance(node, list) or index >= len(node):
-                        raise UsageError(f"{format_path(tuple(path))} has no item [{index}]")
+                        raise UsageError(
+                            f"{format_path(tuple(path))} has no item [{index}] (in {text!r})"
+                        )
                     path.append(index)
                     node = node[index]
                 i = j
                 break
         else:
             where = format_path(tuple(path)) if path else "the merged config"
-            raise UsageError(f"{where} has no key {tokens[i]!r}")
+            raise UsageError(f"{where} has no key {tokens[i]!r} (in {text!r})")
     return tuple(path)
 
 
@@ -58,21 +76,56 @@ def _split_index(token: str) -> tuple[str, list[int]]:
     return match.group(1), [int(n) for n in re.findall(r"\d+", match.group(2))]
 
 
+def _deleted_paths(merged: MergeResult) -> set[DocPath]:
+    """Paths (and their ancestors) whose last write was a deletion, and that are gone."""
+    out: set[DocPath] = set()
+    for path, history in merged.history.items():
+        if history and history[-1].deleted and not _live(merged.value, path):
+            out.update(path[:n] for n in range(1, len(path) + 1))
+    return {p for p in out if not _live(merged.value, p)}
+
+
+def _live(value: Any, path: DocPath) -> bool:
+    for part in path:
+        in_map = isinstance(value, dict) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+        if not (in_map or in_list):
+            return False
+        value = value[part]
+    return True
+
+
 def explain(merged: MergeResult, path: DocPath) -> list[LeafExplanation]:
-    """One entry per leaf at or below `path`, in path order."""
+    """One entry per leaf at or below `path`, in path order.
+
+    A path that is gone because a layer deleted it: one entry per deleted leaf.
+    """
     n = len(path)
+    if not _live(merged.value, path):
+        gone = (
+            p
+            for p, history in merged.history.items()
+            if p[:n] == path and history and history[-1].deleted and not _live(merged.value, p)
+        )
+        return [_entry(merged, p, _DELETED) for p in sorted(gone, key=_sort_key)]
     out = []
     for leaf in sorted((p for p in merged.provenance if p[:n] == path), key=_sort_key):
         value = _get(merged.value, leaf)
         if isinstance(value, list) and leaf != path:
             continue  # a list inside the asked path: its items speak for it
-        history = merged.history.get(leaf, [])
-        earlier = tuple(
-            (_DELETED if s.deleted else s.value, s.provenance.describe())
-            for s in reversed(history[:-1])
-        )
-        out.append(LeafExplanation(leaf, value, merged.provenance[leaf].describe(), earlier))
+        out.append(_entry(merged, leaf, value))
     return out
+
+
+def _entry(merged: MergeResult, leaf: DocPath, value: Any) -> LeafExplanation:
+    history = merged.history.get(leaf, [])
+    earlier = tuple(
+        (_DELETED if s.deleted else s.value, s.provenance.describe())
+        for s in reversed(history[:-1])
+    )
+    found = merged.provenance.get(leaf)
+    set_by = found.describe() if found is not None else history[-1].provenance.describe()
+    return LeafExplanation(leaf, value, set_by, earlier)
 
 
 def format_explanation(entries: list[LeafExplanation], *, as_json: bool) -> str:
@@ -81,7 +134,8 @@ def format_explanation(entries: list[LeafExplanation], *, as_json: bool) -> str:
             [
                 {
                     "path": format_path(e.path),
-                    "value": e.value,
+                    "value": None if e.deleted else e.value,
+                    "deleted": e.deleted,
                     "set_by": e.set_by,
                     "overrode": [
                         {
@@ -100,9 +154,10 @@ def format_explanation(entries: list[LeafExplanation], *, as_json: bool) -> str:
     lines = []
     for e in entries:
         lines.append(f"{format_path(e.path)} = {_show(e.value)}")
-        lines.append(f"  set by    {e.set_by}")
+        verb = "deleted by  " if e.value is _DELETED else "set by      "
+        lines.append(f"  {verb}{e.set_by}")
         for value, who in e.overrode:
-            lines.append(f"  overrode  {_show(value)}  ({who})")
+            lines.append(f"  overrode    {_show(value)}  ({who})")
     return "\n".join(lines)
 
 

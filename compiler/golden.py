@@ -13,9 +13,8 @@ from compiler.emit import walk_tree
 @dataclass(frozen=True)
 class FileDifference:
     path: str
-    kind: (
-        str  # "changed", "missing" (expected, not produced), "unexpected" (produced, not expected)
-    )
+    # "changed", "missing" (expected, not produced) or "unexpected" (produced, not expected)
+    kind: str
     diff: str  # unified diff, golden -> compiled
 
 

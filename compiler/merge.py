@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from deepmerge import Merger
 
 from compiler.errors import UsageError
-from compiler.model import DocPath, Layer, Provenance
+from compiler.model import DocPath, Layer, LayerRef, Provenance
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,10 @@ class ListStrategies:
     def from_mapping(cls, table: Mapping[str, str]) -> ListStrategies:
         rules = []
         for pattern, strategy in table.items():
-            if strategy not in ("replace", "append") and not strategy.startswith("by-key:"):
+            kind, _, key = strategy.partition(":")
+            if kind == "by-key" and key.strip():
+                strategy = f"by-key:{key.strip()}"  # `by-key: name` as DESIGN.md spells it
+            elif strategy not in ("replace", "append"):
                 raise UsageError(
                     f"list strategy for {pattern!r} is {strategy!r}: "
                     "use replace, append or by-key:<field>"
@@ -69,6 +73,8 @@ class MergeResult:
     provenance: dict[DocPath, Provenance]
     # Every write to a leaf path, oldest first: what `explain` shows as "overrode".
     history: dict[DocPath, list[Setting]] = field(default_factory=dict)
+    # The layers merged, lowest precedence first.
+    stack: tuple[LayerRef, ...] = ()
 
     def provenance_of(self, path: DocPath) -> Provenance | None:
         """The provenance of a path, or of the nearest ancestor that has one."""
@@ -83,7 +89,10 @@ class MergeResult:
         """The distinct layers that set any leaf at or below a path, in stack order."""
         n = len(path)
         seen = {prov for p, prov in self.provenance.items() if p[:n] == path}
-        return sorted(seen, key=lambda prov: (prov.ref, prov.line or 0))
+        rank = {ref: i for i, ref in enumerate(self.stack)}
+        return sorted(
+            seen, key=lambda prov: (rank.get(prov.ref, len(rank)), prov.ref, prov.line or 0)
+        )
 
 
 class _Recorder:
@@ -93,28 +102,56 @@ class _Recorder:
         self.layer: Layer | None = None
         self.provenance: dict[DocPath, Provenance] = {}
         self.history: dict[DocPath, list[Setting]] = {}
+        # Result path -> path in the layer document, where they differ (by-key merges).
+        self._aliases: dict[DocPath, DocPath] = {}
 
-    def write(self, path: DocPath, value: Any, source_path: DocPath) -> Any:
-        """Record a fresh value (nulls stripped, per RFC 7386) and return it."""
+    def source(self, path: DocPath) -> DocPath:
+        """Where a path of the result is in the layer being merged."""
+        for n in range(len(path), 0, -1):
+            found = self._aliases.get(path[:n])
+            if found is not None:
+                return (*found, *path[n:])
+        return path
+
+    @contextmanager
+    def aliased(self, path: DocPath, source_path: DocPath) -> Iterator[None]:
+        self._aliases[path] = source_path
+        try:
+            yield
+        finally:
+            del self._aliases[path]
+
+    def write(self, path: DocPath, value: Any, source_path: DocPath, *, strip: bool = True) -> Any:
+        """Record a fresh value and return it.
+
+        Per RFC 7386 the nulls of a patch's objects are stripped, but an array is
+        taken as it is (its items' nulls included): `strip` is off inside lists.
+        """
         assert self.layer is not None
         if isinstance(value, dict):
-            if not value:
-                self._leaf(path, value, source_path)
-            return {
-                k: self.write((*path, k), v, (*source_path, k))
+            written = {
+                k: self.write((*path, k), v, (*source_path, k), strip=strip)
                 for k, v in value.items()
-                if v is not None
+                if v is not None or not strip
             }
+            if not written:  # `{}`, or a map of nulls only: an empty map is a leaf
+                self._leaf(path, written, source_path)
+            return written
         if isinstance(value, list):
             self._leaf(path, value, source_path)
-            return [self.write((*path, i), v, (*source_path, i)) for i, v in enumerate(value)]
+            return [
+                self.write((*path, i), v, (*source_path, i), strip=False)
+                for i, v in enumerate(value)
+            ]
         self._leaf(path, value, source_path)
         return value
 
-    def deleted(self, path: DocPath) -> None:
+    def deleted(self, path: DocPath, removed: Any) -> None:
+        """A `null` removed `removed` at `path`: every leaf of it is deleted there."""
         assert self.layer is not None
-        setting = Setting(self.layer.provenance(path), None, deleted=True)
-        self.history.setdefault(path, []).append(setting)
+        setting = Setting(self.layer.provenance(self.source(path)), None, deleted=True)
+        for at in dict.fromkeys([path, *_leaf_paths(removed, path)]):
+            self.history.setdefault(at, []).append(setting)
 
     def _leaf(self, path: DocPath, value: Any, source_path: DocPath) -> None:
         assert self.layer is not None
@@ -126,16 +163,20 @@ class _Recorder:
 
 def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
     def merge_patch(config: Merger, path: list[Any], base: dict, nxt: dict) -> dict:
+        emptied = False
         for key, value in nxt.items():
             at = (*path, key)
             if value is None:
                 if key in base:
-                    del base[key]
-                    recorder.deleted(at)
+                    recorder.deleted(at, base.pop(key))
+                    emptied = True
             elif key in base:
                 base[key] = config.value_strategy(list(at), base[key], value)
             else:
-                base[key] = recorder.write(at, value, at)
+                base[key] = recorder.write(at, value, recorder.source(at))
+        if emptied and not base and path:
+            # A map whose last key this layer deleted is a leaf now, set by this layer.
+            recorder.write(tuple(path), {}, recorder.source(tuple(path)))
         return base
 
     def merge_list(config: Merger, path: list[Any], base: list, nxt: list) -> list:
@@ -144,15 +185,19 @@ def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
         if strategy == "append":
             merged = list(base)
             for i, item in enumerate(nxt):
-                if item not in merged:
-                    merged.append(recorder.write((*at, len(merged)), item, (*at, i)))
+                if not any(_json_equal(item, old) for old in merged):
+                    merged.append(
+                        recorder.write(
+                            (*at, len(merged)), item, (*recorder.source(at), i), strip=False
+                        )
+                    )
             return merged
         if strategy.startswith("by-key:"):
             return _merge_by_key(config, at, base, nxt, strategy.partition(":")[2], recorder)
-        return recorder.write(at, nxt, at)
+        return recorder.write(at, nxt, recorder.source(at))
 
     def replace(config: Merger, path: list[Any], base: Any, nxt: Any) -> Any:
-        return recorder.write(tuple(path), nxt, tuple(path))
+        return recorder.write(tuple(path), nxt, recorder.source(tuple(path)))
 
     return Merger(
         type_strategies=[(dict, merge_patch), (list, merge_list)],
@@ -170,11 +215,24 @@ def _merge_by_key(
         ident = item.get(key) if isinstance(item, dict) else None
         if ident is not None and ident in index:
             pos = index[ident]
-            merged[pos] = config.value_strategy([*at, pos], merged[pos], item)
+            # The entry is at `i` in the layer but at `pos` in the result.
+            with recorder.aliased((*at, pos), (*recorder.source(at), i)):
+                merged[pos] = config.value_strategy([*at, pos], merged[pos], item)
         else:
             index.setdefault(ident, len(merged))
-            merged.append(recorder.write((*at, len(merged)), item, (*at, i)))
+            merged.append(recorder.write((*at, len(merged)), item, (*recorder.source(at), i)))
     return merged
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: unlike Python's, `true` is not `1`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def merge_layers(layers: Sequence[Layer], lists: ListStrategies | None = None) -> MergeResult:
@@ -189,7 +247,12 @@ def merge_layers(layers: Sequence[Layer], lists: ListStrategies | None = None) -
         value = merger.merge(value, copy.deepcopy(dict(layer.document)))
     live = set(_leaf_paths(value))
     provenance = {p: prov for p, prov in recorder.provenance.items() if p in live}
-    return MergeResult(value=value, provenance=provenance, history=recorder.history)
+    return MergeResult(
+        value=value,
+        provenance=provenance,
+        history=recorder.history,
+        stack=tuple(layer.ref for layer in layers),
+    )
 
 
 def _leaf_paths(value: Any, path: DocPath = ()) -> Iterable[DocPath]:

@@ -14,7 +14,9 @@ FORMATS = ("text", "json", "github")
 
 def report_violations(violations: Sequence[Violation], fmt: str, stream: TextIO) -> None:
     if fmt == "json":
-        json.dump([asdict(v) for v in violations], stream, indent=2, sort_keys=True)
+        # One object, as the success summary is, so a caller parses one shape.
+        record = {"violations": [asdict(v) for v in violations]}
+        json.dump(record, stream, indent=2, sort_keys=True)
         stream.write("\n")
         return
     for v in violations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ def compile_command(*, source: SourceOptions, selection: Selection, out: Path, f
     stats = write_tree(out, result.files, owned=owned)
     elapsed = time.perf_counter() - started
     if fmt == "json":
-        report_violations([], fmt, sys.stdout)
+        json.dump(summary_record(result, stats, elapsed, out), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
     else:
         print(summary(result, stats, elapsed, out))
     return EXIT_OK
@@ -46,6 +48,20 @@ def summary(result: CompileResult, stats: EmitStats, elapsed: float, out: Path) 
         f"{files} files ({stats.written} written, {stats.unchanged} unchanged, "
         f"{stats.removed} removed) in {elapsed:.2f} s -> {out}"
     )
+
+
+def summary_record(
+    result: CompileResult, stats: EmitStats, elapsed: float, out: Path
+) -> dict[str, object]:
+    """The summary for machines (`--format json`)."""
+    return {
+        "clusters": [c.facts.name for c in result.clusters],
+        "objects": result.object_count,
+        "files": {"written": stats.written, "unchanged": stats.unchanged, "removed": stats.removed},
+        "out": str(out),
+        "seconds": round(elapsed, 3),
+        "violations": [],
+    }
 
 
 def validate_command(*, source: SourceOptions, selection: Selection, fmt: str) -> int:

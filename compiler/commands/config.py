@@ -15,7 +15,7 @@ from compiler.model import LayerVersion, pk_from_layer_name
 from compiler.policy.schema import ConfigSchema
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore
-from compiler.sources.snapshot import SnapshotStore
+from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
 
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
@@ -97,28 +97,7 @@ def seed_command(*, source: SourceOptions, directory: Path) -> int:
     """Write every version of a snapshot directory into the table; existing ones are kept."""
     project = open_project(source)
     store = open_store(source, project)
-    snapshot = SnapshotStore(directory)
-    written = skipped = 0
-    for item in snapshot.items():
-        existing = store.read(item.pk, Pin(versions={item.layer_name: item.version}))
-        if existing is not None:
-            if existing.config != item.config or existing.cluster != item.cluster:
-                raise InputError(
-                    f"{item.pk} version {item.version} differs in the table; "
-                    "versions are never overwritten"
-                )
-            skipped += 1
-            continue
-        store.put(
-            item.pk,
-            item.config,
-            cluster=item.cluster,
-            author=item.author,
-            comment=item.comment,
-            created_at=item.created_at,
-            version=item.version,
-        )
-        written += 1
+    written, skipped = seed(store, SnapshotStore(directory))
     print(f"seeded from {directory}: {written} version(s) written, {skipped} already there")
     return EXIT_OK
 

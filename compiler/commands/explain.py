@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
-from compiler.errors import EXIT_OK
+from compiler.errors import EXIT_OK, CompilerError
 from compiler.explain import explain, format_explanation, resolve_path
 from compiler.layers import StackLoader
 from compiler.pipeline import merge_cluster
@@ -13,9 +13,12 @@ def explain_command(*, source: SourceOptions, selection: Selection, path: str, f
     project = open_project(source)
     store = open_store(source, project)
     (cluster,) = selection.clusters
-    loaded = StackLoader(store, project, build_pin(selection)).load(cluster)
-    merged = merge_cluster(loaded, project)
-    doc_path = resolve_path(merged.value, path)
+    try:
+        loaded = StackLoader(store, project, build_pin(selection)).load(cluster)
+        merged = merge_cluster(loaded, project)
+        doc_path = resolve_path(merged, path)
+    except CompilerError as err:
+        raise err.with_cluster(cluster) from None
     entries = explain(merged, doc_path)
     print(format_explanation(entries, as_json=fmt == "json"))
     return EXIT_OK

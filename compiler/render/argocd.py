@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from compiler.errors import UsageError
 from compiler.model import ClusterFacts
 from compiler.project import ArgoCDSettings
 
@@ -65,6 +66,12 @@ def _application_set(
 
 def application_sets(settings: ArgoCDSettings) -> dict[str, dict[str, Any]]:
     """applicationsets/<name>.yaml -> object."""
+    if settings.project == "default" or "{{" in settings.project:
+        # The project file's schema refuses `default`; settings can also come from code.
+        raise UsageError(
+            f"argocd.project {settings.project!r}: the ApplicationSets need a hard-coded "
+            "project other than `default`, never a template"
+        )
     sync = {"automated": {"prune": True, "selfHeal": True}}
     bootstrap = _application_set(
         settings,

@@ -154,6 +154,8 @@ class DynamoDBStore:
             }
             if cluster is not None:
                 item["cluster"] = _to_dynamo_numbers(dict(cluster))
+            # Validate before writing: a malformed item in the table breaks every later read.
+            written = layer_version_from_item(plain(item, pk))
             try:
                 self._client.put_item(
                     TableName=self.table,
@@ -172,7 +174,7 @@ class DynamoDBStore:
                 raise self._client_error(err, f"writing {pk}") from None
             except BotoCoreError as err:
                 raise self._botocore_error(err, f"writing {pk}") from None
-            return layer_version_from_item(plain(item, pk))
+            return written
         raise OutsideError(f"writing {pk}: {_PUT_ATTEMPTS} concurrent writers took each version")
 
     def create_table(self) -> bool:

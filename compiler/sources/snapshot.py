@@ -14,7 +14,7 @@ from typing import Any
 
 from compiler.errors import InputError, UsageError
 from compiler.model import LayerVersion, layer_name_from_pk, pk_from_layer_name, sort_key_for
-from compiler.sources import Pin
+from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import layer_version_from_item, parse_timestamp
 from compiler.yamlio import load_layer_yaml
 
@@ -84,3 +84,33 @@ def _read_file(path: Path, pk: str) -> list[LayerVersion]:
     if len(set(numbers)) != len(numbers):
         raise InputError(f"{path}: two items claim the same version")
     return sorted(versions, key=lambda v: v.version, reverse=True)
+
+
+def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
+    """Write every version of a snapshot into a store; (written, already there).
+
+    Idempotent: a version the store holds with the same content is skipped; one
+    with different content is an error, since versions are never overwritten.
+    """
+    written = skipped = 0
+    for item in snapshot.items():
+        existing = store.read(item.pk, Pin(versions={item.layer_name: item.version}))
+        if existing is not None:
+            if existing.config != item.config or existing.cluster != item.cluster:
+                raise InputError(
+                    f"{item.pk} version {item.version} differs in the table; "
+                    "versions are never overwritten"
+                )
+            skipped += 1
+            continue
+        store.put(
+            item.pk,
+            item.config,
+            cluster=item.cluster,
+            author=item.author,
+            comment=item.comment,
+            created_at=item.created_at,
+            version=item.version,
+        )
+        written += 1
+    return written, skipped

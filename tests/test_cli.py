@@ -1,0 +1,173 @@
+"""The command line's contract: exit codes, messages naming cluster/source/field, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.emit import walk_tree
+from tests.conftest import ROOT
+
+
+def snapshot_args(project: Path) -> list[str]:
+    return ["--project", str(project), "--source", "snapshot:examples"]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {rel: (root / rel).read_bytes() for rel, kind in walk_tree(root) if kind == "file"}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["compile", "--no-such-flag"])
+    assert raised.value.code == 2
+    with pytest.raises(SystemExit) as raised:
+        main([])
+    assert raised.value.code == 2
+
+
+def test_compile_needs_clusters_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]) == 2
+    assert "--cluster" in capsys.readouterr().err
+
+
+def test_unknown_cluster_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["compile", "--cluster", "nope", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "cluster#nope" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_violation_in_an_overlay_names_file_line_and_field_and_writes_nothing(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["compile", "--all", "--out", str(out), *snapshot_args(project_dir)]) == 0
+    before = tree(out)
+    bad = project_dir / "overlays/dev/30-bad.yaml"
+    bad.write_text("namespaces:\n  dev-team:\n    quotas:\n      dev-quota:\n        cpu: lots\n")
+    capsys.readouterr()
+    assert main(["compile", "--all", "--out", str(out), *snapshot_args(project_dir)]) == 1
+    captured = capsys.readouterr()
+    assert "dev-k3s" in captured.out
+    assert "namespaces.dev-team.quotas.dev-quota.cpu" in captured.out
+    assert "overlays/dev/30-bad.yaml:5" in captured.out
+    assert "nothing written" in captured.err
+    assert tree(out) == before
+
+
+def test_violations_as_json(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = project_dir / "overlays/dev/30-bad.yaml"
+    bad.write_text("namespaces:\n  dev-team:\n    surprise: 1\n")
+    assert main(["validate", "--all", "--format", "json", *snapshot_args(project_dir)]) == 1
+    record = json.loads(capsys.readouterr().out)
+    [violation] = record["violations"]
+    assert violation["cluster"] == "dev-k3s"
+    assert violation["path"] == "namespaces.dev-team.surprise"
+    assert "overlays/dev/30-bad.yaml:3" in violation["provenance"]
+
+
+def test_unreadable_overlay_is_bad_input_naming_file_and_line(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = project_dir / "overlays/test/30-dup.yaml"
+    bad.write_text("namespaces:\n  qa-team: {}\n  qa-team: {}\n")
+    out = tmp_path / "out"
+    assert main(["compile", "--all", "--out", str(out), *snapshot_args(project_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "overlays/test/30-dup.yaml:3" in err and "duplicate" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_yaml_11_boolean_in_an_overlay_says_quote_it(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = project_dir / "overlays/dev/30-bool.yaml"
+    bad.write_text("namespaces:\n  dev-team:\n    labels:\n      enabled: on\n")
+    assert main(["validate", "--all", *snapshot_args(project_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "30-bool.yaml:4" in err and "quote" in err
+
+
+def test_unreachable_dynamodb_is_an_outside_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    argv = ["compile", "--all", "--out", str(tmp_path / "o"), "--project", str(ROOT)]
+    assert main([*argv, "--endpoint-url", endpoint]) == 3
+    err = capsys.readouterr().err
+    assert endpoint in err and "Traceback" not in err
+
+
+def test_missing_table_is_an_outside_failure_naming_it(
+    dynamodb_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["compile", "--all", "--out", str(tmp_path / "o"), "--project", str(ROOT)]
+    assert main([*argv, "--endpoint-url", dynamodb_server, "--table", "no-such-table"]) == 3
+    assert "no-such-table" in capsys.readouterr().err
+
+
+def test_an_empty_table_never_compiles_an_empty_fleet(
+    server_store: object, dynamodb_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = server_store.table  # type: ignore[attr-defined]
+    argv = ["compile", "--all", "--out", str(tmp_path / "o"), "--project", str(ROOT)]
+    assert main([*argv, "--endpoint-url", dynamodb_server, "--table", table]) == 2
+    assert "empty fleet" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_internal_error_prints_one_line_and_a_crash_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import compiler.commands.compile as compile_module
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("synthetic fault")
+
+    monkeypatch.setattr(compile_module, "compile_clusters", boom)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    argv = ["compile", "--all", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "synthetic fault" in err and "Traceback" not in err
+    log = Path(err.rsplit("details in ", 1)[1].rstrip(")\n"))
+    assert "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
+
+
+def test_explain_prints_value_setter_and_overridden(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explain", "--cluster", "prod-eks-1", "namespaces.monitoring.quotas.monitoring-quota"]
+    assert main([*argv, *snapshot_args(ROOT)]) == 0
+    out = capsys.readouterr().out
+    assert 'namespaces.monitoring.quotas.monitoring-quota.cpu = "8"' in out
+    assert "overlays/prod/10-quotas.yaml:6" in out
+    assert "dynamodb:defaults/v#0000000002@2" in out
+
+
+def test_explain_unknown_path_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explain", "--cluster", "dev-k3s", "namespaces.nowhere", *snapshot_args(ROOT)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cluster dev-k3s" in err and "nowhere" in err
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "gitops-compiler"
+    argv = [str(script), "validate", "--all", *snapshot_args(ROOT)]
+    ran = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert "3 cluster(s) valid" in ran.stdout

@@ -91,7 +91,11 @@ class StackLoader:
 
     def facts(self, record: LayerVersion) -> ClusterFacts:
         raw: Any = record.cluster
-        where = f"item pk={record.pk!r} sk={record.sk!r} version {record.version}"
+        where = (
+            f"item pk={record.pk!r} sk={record.sk!r} version {record.version}"
+            if record.sk
+            else f"the new version of {record.pk}"  # `config put`, before it is written
+        )
         errors = list(_facts_validator(self.project.policies_dir).iter_errors(raw))
         if errors:
             first = min(errors, key=lambda e: list(map(str, e.absolute_path)))

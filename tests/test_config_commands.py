@@ -242,10 +242,10 @@ def test_first_put_for_a_new_cluster_needs_its_facts(
 @pytest.mark.parametrize(
     ("facts", "field"),
     [
-        ("name: new-one\n  server: https://new-one.example:6443", "env"),
-        ("name: new-one\n  env: dev\n  server: http://plain.example", "server"),
-        ("name: new-one\n  env: Dev\n  server: https://new-one.example:6443", "env"),
-        ("name: other\n  env: dev\n  server: https://new-one.example:6443", "cluster.name"),
+        ("name: new-one\n  server: https://new-one.example:6443", "'env' is a required"),
+        ("name: new-one\n  env: dev\n  server: http://plain.example", "field cluster.server"),
+        ("name: new-one\n  env: Dev\n  server: https://new-one.example:6443", "field cluster.env"),
+        ("name: other\n  env: dev\n  server: https://new-one.example:6443", "field cluster.name"),
     ],
     ids=["no-env", "http-server", "env-upper-case", "name-not-the-layer"],
 )
@@ -325,7 +325,7 @@ def test_put_a_json_document(
     [
         ("- a\n- b\n", "must be a map"),
         ("namespaces: {a: 1, a: 2}\n", "duplicate"),
-        ("{", ""),
+        ("{", "bad.yaml:2:1"),
     ],
     ids=["list", "duplicate-key", "unparsable"],
 )

@@ -38,7 +38,10 @@ def put_command(
     if pk.startswith("cluster#"):
         facts = facts if facts is not None else _previous_facts(store, pk, file)
         record = LayerVersion(pk=pk, sk="", version=0, config={}, created_at="", cluster=facts)
-        StackLoader(store, project, Pin()).facts(record)  # same checks as a compile
+        try:
+            StackLoader(store, project, Pin()).facts(record)  # same checks as a compile
+        except InputError as err:
+            raise InputError(f"{file}: {err.message}") from None
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
     written = store.put(pk, config, cluster=facts, author=author or _whoami(), comment=comment)
@@ -97,6 +100,8 @@ def seed_command(*, source: SourceOptions, directory: Path) -> int:
     """Write every version of a snapshot directory into the table; existing ones are kept."""
     project = open_project(source)
     store = open_store(source, project)
+    if not directory.is_absolute():  # as --source snapshot:DIR: relative to the project
+        directory = source.project_dir / directory
     written, skipped = seed(store, SnapshotStore(directory))
     print(f"seeded from {directory}: {written} version(s) written, {skipped} already there")
     return EXIT_OK

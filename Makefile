@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The `cue` for machines without one (CUE v0.4 in WebAssembly, run by node);
+# a cue of the caller's own (GITOPS_CUE) wins.
+CUE_DIR := tools/cue-wasm
+CUE_STAMP := $(CUE_DIR)/node_modules/.installed
+export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
 
 .PHONY: demo test lint format golden clean
 
@@ -13,10 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(CUE_STAMP): $(CUE_DIR)/package-lock.json
+	npm ci --prefix $(CUE_DIR) --no-audit --no-fund --loglevel=error
+	touch $(CUE_STAMP)
+
+demo: $(STAMP) $(CUE_STAMP)
 	$(BIN)/python -m compiler.demo out
 
-test: $(STAMP)
+test: $(STAMP) $(CUE_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -28,8 +37,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-golden: $(STAMP)
+golden: $(STAMP) $(CUE_STAMP)
 	$(BIN)/gitops-compiler golden update
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CUE_DIR)/node_modules out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

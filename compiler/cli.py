@@ -52,6 +52,12 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
 
 
+def _cue_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
+    )
+
+
 def _selection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clusters and versions")
     group.add_argument("--cluster", action="append", default=[], metavar="NAME")
@@ -82,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("out"), help="output tree (default: out)"
     )
     compile_.add_argument("--format", choices=FORMATS, default="text")
+    _cue_arg(compile_)
 
     validate = commands.add_parser("validate", help="everything compile does, but the write")
     _source_args(validate)
     _selection_args(validate)
     validate.add_argument("--format", choices=FORMATS, default="text")
+    _cue_arg(validate)
 
     explain = commands.add_parser("explain", help="a merged value and the layers that set it")
     _source_args(explain)
@@ -103,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(golden)
     golden.add_argument("--golden", type=Path, default=None, help="default: <project>/golden")
     golden.add_argument("--format", choices=FORMATS, default="text")
+    _cue_arg(golden)
 
     config = commands.add_parser("config", help="versions in the config table")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -150,12 +159,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compiler.commands.compile import compile_command
 
         return compile_command(
-            source=_source(args), selection=_selection(args), out=args.out, fmt=args.format
+            source=_source(args),
+            selection=_selection(args),
+            out=args.out,
+            fmt=args.format,
+            cue=args.cue,
         )
     if args.command == "validate":
         from compiler.commands.compile import validate_command
 
-        return validate_command(source=_source(args), selection=_selection(args), fmt=args.format)
+        return validate_command(
+            source=_source(args), selection=_selection(args), fmt=args.format, cue=args.cue
+        )
     if args.command == "explain":
         from compiler.commands.explain import explain_command
 
@@ -171,6 +186,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             golden=golden,
             update=args.action == "update",
             fmt=args.format,
+            cue=args.cue,
         )
     if args.command == "table":
         from compiler.commands.config import create_table_command

@@ -21,8 +21,17 @@ from compiler.localdb import LOCAL_CREDENTIALS, local_dynamodb
 from compiler.sources.dynamodb import DynamoDBStore, client_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# The WebAssembly cue that `make test` installs, unless the caller names a cue of its own.
+os.environ.setdefault("GITOPS_CUE", str(ROOT / "tools/cue-wasm/cue"))
 REGION = "us-east-1"
 _table_numbers = itertools.count(1)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root`, relative path -> bytes: what a byte-for-byte check compares."""
+    from compiler.emit import walk_tree
+
+    return {rel: (root / rel).read_bytes() for rel, kind in walk_tree(root) if kind == "file"}
 
 
 @pytest.fixture(autouse=True)

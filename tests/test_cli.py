@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.emit import walk_tree
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tree
 
 
 def snapshot_args(project: Path) -> list[str]:
     return ["--project", str(project), "--source", "snapshot:examples"]
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {rel: (root / rel).read_bytes() for rel, kind in walk_tree(root) if kind == "file"}
 
 
 def closed_port() -> int:

@@ -17,18 +17,13 @@ import botocore.endpoint
 import pytest
 
 from compiler.cli import main
-from compiler.emit import walk_tree
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore
-from tests.conftest import REGION, ROOT
+from tests.conftest import REGION, ROOT, tree
 
 _tables = itertools.count(1)
 EXAMPLE_VERSIONS = len(SnapshotStore(ROOT / "examples").items())
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {rel: (root / rel).read_bytes() for rel, kind in walk_tree(root) if kind == "file"}
 
 
 def closed_port() -> int:

@@ -17,16 +17,11 @@ import pytest
 import yaml
 
 from compiler.cli import main
-from compiler.emit import walk_tree
 from compiler.sources.dynamodb import DynamoDBStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tree
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 CLUSTERS = ("dev-k3s", "prod-eks-1", "test-k3s")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {rel: (root / rel).read_bytes() for rel, kind in walk_tree(root) if kind == "file"}
 
 
 def server_args(project: Path, store: DynamoDBStore) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,21 +11,29 @@ from pathlib import Path
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.emit import EmitStats, write_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
-from compiler.pipeline import CompileResult, compile_clusters, select_clusters
+from compiler.pipeline import CompileResult, build_checks, compile_clusters, select_clusters
+from compiler.policy.cue import find_cue
 from compiler.report import report_violations
 
 
-def run_compile_stage(source: SourceOptions, selection: Selection) -> CompileResult:
+def run_compile_stage(
+    source: SourceOptions, selection: Selection, *, cue: str | None
+) -> CompileResult:
     project = open_project(source)
+    # Found first: a missing cue fails the run before it reads or writes anything.
+    cue_binary = find_cue(cue, os.environ)
     store = open_store(source, project)
     pin = build_pin(selection)
     names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
-    return compile_clusters(store, project, names, pin)
+    checks = build_checks(project, cue=cue_binary)
+    return compile_clusters(store, project, names, pin, checks)
 
 
-def compile_command(*, source: SourceOptions, selection: Selection, out: Path, fmt: str) -> int:
+def compile_command(
+    *, source: SourceOptions, selection: Selection, out: Path, fmt: str, cue: str | None
+) -> int:
     started = time.perf_counter()
-    result = run_compile_stage(source, selection)
+    result = run_compile_stage(source, selection, cue=cue)
     if result.violations:
         report_violations(result.violations, fmt, sys.stdout)
         print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
@@ -64,8 +73,10 @@ def summary_record(
     }
 
 
-def validate_command(*, source: SourceOptions, selection: Selection, fmt: str) -> int:
-    result = run_compile_stage(source, selection)
+def validate_command(
+    *, source: SourceOptions, selection: Selection, fmt: str, cue: str | None
+) -> int:
+    result = run_compile_stage(source, selection, cue=cue)
     report_violations(result.violations, fmt, sys.stdout)
     if not result.violations and fmt == "text":
         print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")

@@ -13,8 +13,10 @@ from compiler.golden import compare
 from compiler.report import report_violations
 
 
-def golden_command(*, source: SourceOptions, golden: Path, update: bool, fmt: str) -> int:
-    result = run_compile_stage(source, Selection(all_clusters=True))
+def golden_command(
+    *, source: SourceOptions, golden: Path, update: bool, fmt: str, cue: str | None
+) -> int:
+    result = run_compile_stage(source, Selection(all_clusters=True), cue=cue)
     if result.violations:
         report_violations(result.violations, fmt, sys.stdout)
         return EXIT_FINDINGS

@@ -18,7 +18,7 @@ import jsonschema
 
 from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
-from compiler.policy import Violation
+from compiler.policy import Violation, where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
@@ -66,7 +66,7 @@ class ConfigSchema:
         if self.is_valid(merged.value):
             return []
         found = {
-            Violation(cluster, format_path(path), "schema", message, _where(merged, path))
+            Violation(cluster, format_path(path), "schema", message, where_set(merged, path))
             for path, message in self._errors(merged.value, self._full)
         }
         return sorted(found)
@@ -133,14 +133,3 @@ def _message(error: jsonschema.ValidationError, *, name: bool = False) -> str:
     else:
         text = error.message
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def _where(merged: MergeResult, path: DocPath) -> str:
-    """The layer(s) that set the offending value: its own, those below it, or its parent's."""
-    if path in merged.provenance:
-        return merged.provenance[path].describe()
-    under = list(dict.fromkeys(p.describe() for p in merged.layers_under(path)))
-    if under:
-        return ", ".join(under[:3]) + (f" and {len(under) - 3} more" if len(under) > 3 else "")
-    found = merged.provenance_of(path)
-    return found.describe() if found is not None else ""

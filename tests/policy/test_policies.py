@@ -1,0 +1,159 @@
+"""The CUE policies of `policies/*.cue`, through the whole pipeline, with the real cue.
+
+Each file of `tests/cases/policies/<rule-id>.yaml` is a rule's case: a cluster
+record that keeps to the rule (`pass`) and one that breaks it (`fail`) at
+`path`. All cases become clusters of one snapshot table and are validated in
+one run (one cue process), as a real fleet would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from compiler.cli import main
+from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.snapshot import SnapshotStore, seed
+from tests.conftest import ROOT
+
+CASES = sorted((Path(__file__).parent.parent / "cases/policies").glob("*.yaml"))
+RULE_IDS = [case.stem for case in CASES]
+
+
+def load_case(path: Path) -> dict[str, Any]:
+    case = yaml.safe_load(path.read_text())
+    assert set(case) == {"env", "path", "pass", "fail"}, path
+    return case
+
+
+def cluster_record(name: str, env: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "versions": [
+            {
+                "version": 1,
+                "created_at": "2026-05-01T00:00:00Z",
+                "author": "policy-tests",
+                "comment": "case",
+                "cluster": {
+                    "name": name,
+                    "env": env,
+                    "region": "eu-west-1",
+                    "server": f"https://{name}.example.internal:6443",
+                },
+                "config": config,
+            }
+        ]
+    }
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, str]]]:
+    """Violations by cluster, from one `validate --all` over every case."""
+    project = tmp_path_factory.mktemp("policies")
+    shutil.copy2(ROOT / "gitops-compiler.yaml", project)
+    for name in ("overlays", "policies"):
+        shutil.copytree(ROOT / name, project / name)
+    table = project / "table"
+    shutil.copytree(ROOT / "examples", table, ignore=shutil.ignore_patterns("cluster"))
+    (table / "cluster").mkdir()
+    for path in CASES:
+        case = load_case(path)
+        for outcome in ("pass", "fail"):
+            name = f"{path.stem}-{outcome}"
+            record = cluster_record(name, case["env"], case[outcome])
+            (table / "cluster" / f"{name}.yaml").write_text(yaml.safe_dump(record))
+    argv = ["validate", "--all", "--format", "json", "--project", str(project)]
+    stream = io.StringIO()
+    with contextlib.redirect_stdout(stream):
+        code = main([*argv, "--source", "snapshot:table"])
+    record = json.loads(stream.getvalue())
+    assert code == (1 if record["violations"] else 0)
+    by_cluster: dict[str, list[dict[str, str]]] = {}
+    for violation in record["violations"]:
+        by_cluster.setdefault(violation["cluster"], []).append(violation)
+    return by_cluster
+
+
+def test_every_rule_of_the_policies_has_a_case() -> None:
+    declared = set()
+    for path in (ROOT / "policies").glob("*.cue"):
+        for line in path.read_text().splitlines():
+            if line.startswith('_findings: "'):
+                declared.add(line.split('"')[1])
+    assert declared == set(RULE_IDS)
+
+
+@pytest.mark.parametrize("rule", RULE_IDS)
+def test_passing_config_has_no_violation(
+    rule: str, report: dict[str, list[dict[str, str]]]
+) -> None:
+    assert report.get(f"{rule}-pass", []) == []
+
+
+@pytest.mark.parametrize("rule", RULE_IDS)
+def test_failing_config_is_reported_with_rule_path_and_provenance(
+    rule: str, report: dict[str, list[dict[str, str]]]
+) -> None:
+    case = load_case(ROOT / "tests/cases/policies" / f"{rule}.yaml")
+    cluster = f"{rule}-fail"
+    found = report.get(cluster, [])
+    assert [(v["rule"], v["path"]) for v in found] == [(rule, case["path"])]
+    assert found[0]["provenance"] == f"dynamodb:cluster#{cluster}/v#0000000001@1"
+    assert found[0]["message"]
+
+
+def test_the_example_fleet_keeps_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["validate", "--all", "--project", str(ROOT), "--source", "snapshot:examples"]
+    assert main(argv) == 0, capsys.readouterr().out
+    assert "3 cluster(s) valid" in capsys.readouterr().out
+
+
+def test_a_violation_from_an_overlay_names_its_file_and_line(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overlay = project_dir / "overlays/test/90-broad.yaml"
+    overlay.write_text(
+        "# widen the read-only role\n"
+        "roles:\n"
+        "  read-only:\n"
+        "    rules:\n"
+        "      - apiGroups: ['']\n"
+        "        resources: ['*']\n"
+        "        verbs: [get]\n"
+    )
+    out = tmp_path / "out"
+    argv = ["compile", "--all", "--out", str(out), "--project", str(project_dir)]
+    assert main([*argv, "--source", "snapshot:examples"]) == 1
+    printed = capsys.readouterr()
+    line = "test-k3s: roles.read-only.rules[0].resources[0]:"
+    assert line in printed.out
+    assert "[rbac-no-wildcard] (set by overlays/test/90-broad.yaml:6)" in printed.out
+    assert "nothing written" in printed.err
+    assert not out.exists()
+
+
+def test_a_violation_from_a_dynamodb_item_names_pk_sk_and_version(
+    server_store: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(server_store, SnapshotStore(ROOT / "examples"))
+    latest = server_store.history("cluster#prod-eks-1")[0]
+    config = dict(latest.config)
+    config["namespaces"] = {"payments": {"defaultDeny": False}}
+    server_store.put(
+        "cluster#prod-eks-1", config, cluster=latest.cluster, author="t", comment="open up"
+    )
+    assert server_store.endpoint_url is not None
+    argv = ["validate", "--cluster", "prod-eks-1", "--format", "json", "--project", str(ROOT)]
+    argv += ["--endpoint-url", server_store.endpoint_url, "--table", server_store.table]
+    assert main(argv) == 1
+    [violation] = json.loads(capsys.readouterr().out)["violations"]
+    assert violation["rule"] == "prod-default-deny"
+    assert violation["path"] == "namespaces.payments.defaultDeny"
+    assert violation["provenance"] == "dynamodb:cluster#prod-eks-1/v#0000000002@2"

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(CUE_STAMP): $(CUE_DIR)/package-lock.json
+$(CUE_STAMP): $(CUE_DIR)/package.json $(CUE_DIR)/package-lock.json
 	npm ci --prefix $(CUE_DIR) --no-audit --no-fund --loglevel=error
 	touch $(CUE_STAMP)
 

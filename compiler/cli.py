@@ -23,6 +23,7 @@ from compiler.errors import (
     CompilerError,
 )
 from compiler.report import FORMATS
+from compiler.secrets import redact, register_from_environment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,6 +129,60 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(seed)
     seed.add_argument("directory", type=Path)
 
+    publish = commands.add_parser(
+        "publish", help="compile, then push a branch and open or update its pull request"
+    )
+    _source_args(publish)
+    _selection_args(publish)
+    target = publish.add_argument_group("where to publish")
+    target.add_argument(
+        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
+    )
+    target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
+    target.add_argument(
+        "--branch", help="the branch to push (default: gitops-compiler/<base>/<clusters>)"
+    )
+    target.add_argument(
+        "--forge",
+        choices=("github", "none"),
+        default="github",
+        help="where pull requests are opened; none only pushes the branch (default: github)",
+    )
+    target.add_argument(
+        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
+    )
+    target.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        help="label for the pull request (repeatable; default: gitops-compiler)",
+    )
+    publish.add_argument(
+        "--from", dest="from_dir", type=Path, help="publish this compiled tree, do not compile"
+    )
+    publish.add_argument(
+        "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
+    )
+    publish.add_argument("--run-id", help="the run id in trace ids (default: generated)")
+    publish.add_argument("--format", choices=("text", "json"), default="text")
+    _cue_arg(publish)
+
+    diff = commands.add_parser("diff", help="what a publish would change, object by object")
+    _source_args(diff)
+    _selection_args(diff)
+    diff.add_argument(
+        "--against",
+        required=True,
+        metavar="DIR|REF[:PATH]",
+        help="a compiled tree, or a revision of the git repository here (e.g. main, HEAD:golden)",
+    )
+    diff.add_argument(
+        "--from", dest="from_dir", type=Path, help="compare this compiled tree, do not compile"
+    )
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are differences")
+    diff.add_argument("--format", choices=("text", "markdown"), default="text")
+    _cue_arg(diff)
+
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)
@@ -188,6 +243,36 @@ def _dispatch(args: argparse.Namespace) -> int:
             fmt=args.format,
             cue=args.cue,
         )
+    if args.command == "publish":
+        from compiler.commands.publish import publish_command
+
+        return publish_command(
+            source=_source(args),
+            selection=_selection(args),
+            repo=args.repo,
+            base=args.base,
+            branch=args.branch,
+            forge_kind=args.forge,
+            forge_repo=args.forge_repo,
+            from_dir=args.from_dir,
+            dry_run=args.dry_run,
+            cue=args.cue,
+            run_id=args.run_id,
+            labels=args.label if args.label is not None else ["gitops-compiler"],
+            fmt=args.format,
+        )
+    if args.command == "diff":
+        from compiler.commands.publish import diff_command
+
+        return diff_command(
+            source=_source(args),
+            selection=_selection(args),
+            against=args.against,
+            from_dir=args.from_dir,
+            exit_code=args.exit_code,
+            fmt=args.format,
+            cue=args.cue,
+        )
     if args.command == "table":
         from compiler.commands.config import create_table_command
 
@@ -210,12 +295,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    register_from_environment(os.environ)
     try:
         return _dispatch(args)
     except CompilerError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -224,15 +310,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         log = _crash_log()
-        print(f"internal error: {type(err).__name__}: {err} (details in {log})", file=sys.stderr)
+        print(
+            f"internal error: {type(err).__name__}: {redact(str(err))} (details in {log})",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
 def _crash_log() -> str:
     handle, path = tempfile.mkstemp(prefix="gitops-compiler-crash-", suffix=".log")
     with os.fdopen(handle, "w") as stream:
-        stream.write(f"gitops-compiler {__version__}\nargv: {sys.argv}\n\n")
-        traceback.print_exc(file=stream)
+        stream.write(redact(f"gitops-compiler {__version__}\nargv: {sys.argv}\n\n"))
+        stream.write(redact(traceback.format_exc()))
     return path
 
 

@@ -80,12 +80,12 @@ def _deleted_paths(merged: MergeResult) -> set[DocPath]:
     """Paths (and their ancestors) whose last write was a deletion, and that are gone."""
     out: set[DocPath] = set()
     for path, history in merged.history.items():
-        if history and history[-1].deleted and not _live(merged.value, path):
+        if history and history[-1].deleted and not is_live(merged.value, path):
             out.update(path[:n] for n in range(1, len(path) + 1))
-    return {p for p in out if not _live(merged.value, p)}
+    return {p for p in out if not is_live(merged.value, p)}
 
 
-def _live(value: Any, path: DocPath) -> bool:
+def is_live(value: Any, path: DocPath) -> bool:
     for part in path:
         in_map = isinstance(value, dict) and part in value
         in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
@@ -101,11 +101,11 @@ def explain(merged: MergeResult, path: DocPath) -> list[LeafExplanation]:
     A path that is gone because a layer deleted it: one entry per deleted leaf.
     """
     n = len(path)
-    if not _live(merged.value, path):
+    if not is_live(merged.value, path):
         gone = (
             p
             for p, history in merged.history.items()
-            if p[:n] == path and history and history[-1].deleted and not _live(merged.value, p)
+            if p[:n] == path and history and history[-1].deleted and not is_live(merged.value, p)
         )
         return [_entry(merged, p, _DELETED) for p in sorted(gone, key=_sort_key)]
     out = []

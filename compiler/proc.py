@@ -3,14 +3,13 @@
 A command that cannot start, outlives its timeout or dies by a signal is an
 `OutsideError` (exit 3) naming the command; what a non-zero exit means is the
 caller's to say (`failure` formats it). Messages show the command, never the
-environment (it may hold credentials), and mask passwords in URLs.
+environment (it may hold credentials), and pass `secrets.redact`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -19,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import OutsideError
+from compiler.secrets import redact
 
 _SHOWN_LINES = 20
 _SHOWN_LINE_CHARS = 300
 _SHOWN_COMMAND_CHARS = 200
 _REAP_SECONDS = 5.0  # after SIGKILL: long enough to read what is left in the pipes
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def failure(ran: Completed) -> str:
 
 def describe(argv: Sequence[str]) -> str:
     """The command as a user would type it, shortened, with URL passwords masked."""
-    shown = _URL_USERINFO.sub("***@", shlex.join(argv))
+    shown = redact(shlex.join(argv))
     if len(shown) > _SHOWN_COMMAND_CHARS:
         shown = shown[: _SHOWN_COMMAND_CHARS - 1] + "…"
     return f"`{shown}`"
@@ -131,7 +130,7 @@ def describe(argv: Sequence[str]) -> str:
 
 def indented(output: bytes) -> str:
     """Output for an error message: its first lines, indented under the message."""
-    lines = output.decode("utf-8", "replace").strip().splitlines()
+    lines = redact(output.decode("utf-8", "replace")).strip().splitlines()
     if not lines:
         return ""
     shown = [

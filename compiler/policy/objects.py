@@ -38,7 +38,7 @@ from kubernetes_validate import utils as kubernetes_schemas
 from compiler.errors import UsageError
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
-from compiler.render import Rendered
+from compiler.render import Rendered, dsl_path
 from compiler.yamlio import load_layer_yaml
 
 SCHEMAS_DIR = "schemas"  # under policies/
@@ -91,25 +91,6 @@ _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 # Kubernetes validates most names as DNS-1123 subdomains; these differ.
 _LABEL_NAMED = frozenset({"Namespace"})
 _PATH_SEGMENT_NAMED = frozenset({"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"})
-
-# Where an object's fields come from in its DSL entry (`Rendered.source`), by kind:
-# (object path prefix, DSL path under the entry); the first that matches wins. A field
-# under none (metadata.name, a RoleBinding's subjects) is reported at the entry itself.
-_FROM_DSL: Mapping[str, tuple[tuple[DocPath, DocPath], ...]] = {
-    "Namespace": (
-        (("metadata", "labels"), ("labels",)),
-        (("metadata", "annotations"), ("annotations",)),
-    ),
-    "ResourceQuota": ((("spec", "hard"), ()),),
-    "LimitRange": ((("spec", "limits", 0), ()),),
-    "NetworkPolicy": ((("spec",), ()),),  # networking.k8s.io and projectcalico.org alike
-    "GlobalNetworkPolicy": ((("spec",), ()),),
-    "IPPool": ((("spec",), ()),),
-    "BGPConfiguration": ((("spec",), ()),),
-    "FelixConfiguration": ((("spec",), ()),),
-    "Role": ((("rules",), ("rules",)),),
-}
-_SWITCHES = frozenset({"defaultDeny"})  # a DSL flag that renders a whole object: no fields
 
 
 @dataclass(frozen=True, order=True)
@@ -184,7 +165,7 @@ class ObjectSchemas:
             field = format_path(finding.field) if finding.field else "(root)"
             message = f"{who}: {field}: {finding.text}"
             if source:
-                path = _dsl_path(str(obj.get("kind")), source, finding.field)
+                path = dsl_path(str(obj.get("kind")), source, finding.field)
                 blame = where(path) if where is not None else ""
                 out.append(Violation(cluster, format_path(path), finding.rule, message, blame))
             else:
@@ -552,14 +533,6 @@ def _identity(obj: Mapping[str, Any]) -> str:
     meta = meta if isinstance(meta, Mapping) else {}
     namespace = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return f"{obj.get('kind')} {namespace}{meta.get('name')}"
-
-
-def _dsl_path(kind: str, source: DocPath, field: DocPath) -> DocPath:
-    if source[-1] not in _SWITCHES:
-        for prefix, under in _FROM_DSL.get(kind, ()):
-            if field[: len(prefix)] == prefix:
-                return (*source, *under, *field[len(prefix) :])
-    return source
 
 
 def _finding_order(finding: Finding) -> tuple[tuple[str, ...], str, str]:

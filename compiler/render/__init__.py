@@ -74,6 +74,67 @@ def quantity(value: Any) -> Any:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
+# Where an object's fields come from in its DSL entry (`Rendered.source`), by kind:
+# (object path prefix, DSL path under the entry); the first that matches wins. A field
+# under none (metadata.name, a RoleBinding's subjects) is placed at the entry itself.
+_FROM_DSL: Mapping[str, tuple[tuple[DocPath, DocPath], ...]] = {
+    "Namespace": (
+        (("metadata", "labels"), ("labels",)),
+        (("metadata", "annotations"), ("annotations",)),
+    ),
+    "ResourceQuota": ((("spec", "hard"), ()),),
+    "LimitRange": ((("spec", "limits", 0), ()),),
+    "NetworkPolicy": ((("spec",), ()),),  # networking.k8s.io and projectcalico.org alike
+    "GlobalNetworkPolicy": ((("spec",), ()),),
+    "IPPool": ((("spec",), ()),),
+    "BGPConfiguration": ((("spec",), ()),),
+    "FelixConfiguration": ((("spec",), ()),),
+    "Role": ((("rules",), ("rules",)),),
+}
+_SWITCHES = frozenset({"defaultDeny"})  # a DSL flag that renders a whole object: no fields
+
+
+def dsl_path(kind: str, source: DocPath, field: DocPath) -> DocPath:
+    """The DSL path behind `field` of an object rendered from the DSL entry `source`."""
+    if source and source[-1] not in _SWITCHES:
+        for prefix, under in _FROM_DSL.get(kind, ()):
+            if field[: len(prefix)] == prefix:
+                return (*source, *under, *field[len(prefix) :])
+    return source
+
+
+def dsl_home(obj: Mapping[str, Any]) -> DocPath:
+    """The DSL entry an object is rendered from, from the object alone.
+
+    For objects that are no longer rendered (a deleted namespace), whose
+    `Rendered.source` is gone with them; () for what the DSL does not render.
+    """
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
+    calico = str(obj.get("apiVersion", "")).startswith("projectcalico.org/")
+    kind = obj.get("kind")
+    if kind == "Namespace":
+        return ("namespaces", name)
+    if kind == "NetworkPolicy" and ns:
+        if calico:
+            return ("namespaces", ns, "calicoPolicies", name)
+        if name == "default-deny":
+            return ("namespaces", ns, "defaultDeny")
+        return ("namespaces", ns, "networkPolicies", name)
+    homes: Mapping[Any, DocPath] = {
+        "ResourceQuota": ("namespaces", ns, "quotas", name),
+        "LimitRange": ("namespaces", ns, "limits"),
+        "RoleBinding": ("namespaces", ns, "access", name),
+        "Role": ("roles", name),
+        "IPPool": ("calico", "ipPools", name),
+        "GlobalNetworkPolicy": ("calico", "globalNetworkPolicies", name),
+        "BGPConfiguration": ("calico", "bgpConfiguration"),
+        "FelixConfiguration": ("calico", "felixConfiguration"),
+    }
+    return homes.get(kind, ())
+
+
 def render_cluster(facts: ClusterFacts, config: Mapping[str, Any]) -> RenderResult:
     # Imported here so that the table below reads as the list of what is rendered.
     from compiler.render import calico, namespaces, rbac

@@ -1,0 +1,85 @@
+"""The forge: where pull requests live. An interface, so GitLab can follow GitHub.
+
+`open_or_update` is the one policy every forge shares: find the open pull
+request for our head branch and update it, else create one; a create that
+races another run ("already exists", or a gateway error whose outcome is
+unknown) falls back to find-and-update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str  # the page a reviewer opens (html_url)
+    head: str  # branch name, without the owner
+    base: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class PullRequestOutcome:
+    pull: PullRequest
+    action: str  # "created", "updated" or "unchanged"
+
+
+class Forge(Protocol):
+    """The calls publish needs. Errors are `OutsideError` (exit 3) with a clear message,
+    except `PullRequestExists`, which `open_or_update` handles."""
+
+    def find_open_pull(self, head: str, base: str) -> PullRequest | None: ...
+
+    def create_pull(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
+
+    def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
+
+    def add_labels(self, number: int, labels: Sequence[str]) -> None: ...
+
+
+class PullRequestExists(Exception):
+    """The forge refused a create because a pull request for the head already exists,
+    or could not say whether the create happened (502): find it and update it."""
+
+
+def open_or_update(
+    forge: Forge,
+    *,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
+    labels: Sequence[str] = (),
+    update: bool = True,
+) -> PullRequestOutcome:
+    """Create the pull request for `head`, or update the open one.
+
+    `update=False` leaves an existing pull request as it is: a re-run whose
+    branch did not change must not touch what reviewers are reading.
+    """
+    found = forge.find_open_pull(head, base)
+    action = "unchanged"
+    if found is None:
+        try:
+            found = forge.create_pull(head, base, title, body)
+            action = "created"
+        except PullRequestExists:
+            found = forge.find_open_pull(head, base)
+            if found is None:
+                from compiler.errors import OutsideError
+
+                raise OutsideError(
+                    f"the forge said a pull request for {head} exists, but none is open "
+                    f"against {base}; it may target another base branch"
+                ) from None
+    if action != "created" and update and (found.title, found.body) != (title, body):
+        found = forge.update_pull(found.number, title, body)
+        action = "updated"
+    if labels and action != "unchanged":
+        forge.add_labels(found.number, labels)
+    return PullRequestOutcome(found, action)

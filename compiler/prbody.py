@@ -1,0 +1,214 @@
+"""The pull request body: what a reviewer needs to approve from the body alone.
+
+Order: security-relevant changes first, then each cluster's objects added,
+changed (field, old -> new, who set it) and removed, the policy results, the
+config versions and the trace id. GitHub refuses bodies over 65,536
+characters: the fixed parts always fit, the per-cluster details are cut
+whole, cluster by cluster, with a note saying how to see the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compiler import __version__
+from compiler.diff import FLEET, ClusterDiff, FieldChange, ObjectChange, TreeDiff, show_value
+
+GITHUB_BODY_LIMIT = 65_536
+_SECURITY_ROWS = 60  # beyond this, a reviewer needs the terminal diff anyway
+_ADDED_FIELDS = 12  # content lines shown for an added security-relevant object
+_VERSION_ROWS = 50
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """What the body says besides the diff."""
+
+    title: str
+    trace_id: str
+    base: str
+    checks: Sequence[str]  # one line per check that passed, e.g. "CUE policies: 12 rules"
+    objects: int  # objects compiled
+    diff_command: str  # how to see the full diff in a terminal
+
+
+def render_body(diff: TreeDiff, context: ReviewContext, limit: int = GITHUB_BODY_LIMIT) -> str:
+    head = _header(diff, context) + _security(diff)
+    tail = _policy(diff, context) + _versions(diff) + _footer(context)
+    budget = limit - len(head) - len(tail) - 400  # room for the truncation note
+    details: list[str] = []
+    left_out: list[str] = []
+    for block_name, block in _cluster_blocks(diff):
+        if not left_out and len(block) <= budget:
+            details.append(block)
+            budget -= len(block)
+        else:
+            left_out.append(block_name)
+    if left_out:
+        details.append(
+            f"\n> **Truncated:** the details of {len(left_out)} of "
+            f"{len(diff.clusters) + bool(diff.fleet)} section(s) do not fit in a pull request "
+            f"body ({_names(left_out)}). See them with `{context.diff_command}`.\n"
+        )
+    body = head + "".join(details) + tail
+    if len(body) > limit:  # only when the fixed parts alone are too long: cut hard
+        note = f"\n\n> **Truncated** at {limit} characters: see `{context.diff_command}`.\n"
+        body = body[: limit - len(note)] + note
+    return body
+
+
+def _header(diff: TreeDiff, context: ReviewContext) -> str:
+    added = sum(c.count("added") for c in diff.clusters)
+    changed = sum(c.count("changed") for c in diff.clusters)
+    removed = sum(c.count("removed") for c in diff.clusters)
+    statuses = [
+        f"**{c.cluster}**" + ("" if c.status == "changed" else f" ({c.status})")
+        for c in diff.clusters
+    ]
+    fleet = f"; {len(diff.fleet)} fleet-wide file(s) changed" if diff.fleet else ""
+    return (
+        f"## {context.title}\n\n"
+        f"Against `{context.base}`: {_names(statuses)}: {added} object(s) added, "
+        f"{changed} changed, {removed} removed{fleet}.\n"
+    )
+
+
+def _security(diff: TreeDiff) -> str:
+    rows: list[str] = []
+    for obj in diff.security():
+        if obj.action == "changed":
+            rows += [_row(obj, _change(f), f.set_by) for f in obj.fields] or [
+                _row(obj, "changed", "")
+            ]
+        else:
+            rows.append(_row(obj, _grant(obj) or obj.action, obj.set_by))
+    removed_clusters = [c.cluster for c in diff.clusters if c.status == "removed"]
+    if not rows and not removed_clusters:
+        return "\n### Security-relevant changes\n\nNone: no RBAC, network policy, Calico or quota change.\n"
+    out = ["\n### ⚠️ Security-relevant changes\n"]
+    for name in removed_clusters:
+        out.append(
+            f"- **Cluster `{name}` leaves the tree:** Argo CD deletes its Applications "
+            "(resources are preserved on the cluster).\n"
+        )
+    if rows:
+        out.append("\n| cluster | object | change | set by |\n|---|---|---|---|\n")
+        out += rows[:_SECURITY_ROWS]
+        if len(rows) > _SECURITY_ROWS:
+            out.append(f"\n…and {len(rows) - _SECURITY_ROWS} more rows (see the details below).\n")
+    return "".join(out)
+
+
+def _row(obj: ObjectChange, change: str, set_by: str) -> str:
+    return f"| {obj.cluster} | {obj.kind} {_code(obj.name)} | {change} | {_code(set_by)} |\n"
+
+
+def _grant(obj: ObjectChange) -> str:
+    """What an added binding grants to whom, in one line (the question a reviewer asks)."""
+    if obj.action != "added" or not obj.kind.endswith("RoleBinding"):
+        return ""
+    values = {f.path: f.new for f in obj.fields}
+    role = f"{values.get('roleRef.kind')} {_code(str(values.get('roleRef.name')))}"
+    subjects = []
+    for i in range(len(values)):
+        if f"subjects[{i}].name" not in values:
+            break
+        subjects.append(
+            f"{values.get(f'subjects[{i}].kind')} {_code(str(values[f'subjects[{i}].name']))}"
+        )
+    return f"added: grants {role} to {', '.join(subjects) or 'nobody'}"
+
+
+def _change(field: FieldChange) -> str:
+    return f"{_code(field.path)}: {_code(show_value(field.old))} → {_code(show_value(field.new))}"
+
+
+def _cluster_blocks(diff: TreeDiff) -> list[tuple[str, str]]:
+    blocks = [(c.cluster, _cluster_block(c.cluster, c.objects, c)) for c in diff.clusters]
+    if diff.fleet:
+        blocks.append((FLEET, _cluster_block("ApplicationSets (every cluster)", diff.fleet)))
+    return blocks
+
+
+def _cluster_block(
+    title: str, objects: Sequence[ObjectChange], cluster: ClusterDiff | None = None
+) -> str:
+    status = f" ({cluster.status})" if cluster is not None and cluster.status != "changed" else ""
+    out = [f"\n### {title}{status}\n"]
+    if not objects:
+        out.append("\nNo object changed; only the config versions moved.\n")
+    for action in ("added", "changed", "removed"):
+        chosen = [o for o in objects if o.action == action]
+        if not chosen:
+            continue
+        out.append(f"\n**{action.capitalize()}** ({len(chosen)})\n\n")
+        for obj in chosen:
+            out.append(_object_item(obj))
+    return "".join(out)
+
+
+def _object_item(obj: ObjectChange) -> str:
+    verb = "deleted by" if obj.action == "removed" else "set by"
+    who = f" — {verb} {_code(obj.set_by)}" if obj.set_by else ""
+    line = f"- {obj.kind} {_code(obj.name)}{who}\n"
+    if obj.action == "added" and obj.security and obj.fields:
+        shown = obj.fields[:_ADDED_FIELDS]
+        line += "".join(f"  - {_code(f.path)}: {_code(show_value(f.new))}\n" for f in shown)
+        if len(obj.fields) > _ADDED_FIELDS:
+            line += f"  - …and {len(obj.fields) - _ADDED_FIELDS} more fields\n"
+    elif obj.action == "changed" and obj.fields:
+        line += "\n  | field | old | new | set by |\n  |---|---|---|---|\n"
+        for f in obj.fields:
+            line += (
+                f"  | {_code(f.path)} | {_code(show_value(f.old))} | "
+                f"{_code(show_value(f.new))} | {_code(f.set_by)} |\n"
+            )
+        line += "\n"
+    elif obj.action == "changed":
+        line += "  - the file changed, but it is not an object the diff can read\n"
+    return line
+
+
+def _policy(diff: TreeDiff, context: ReviewContext) -> str:
+    checks = "".join(f"- {check}\n" for check in context.checks)
+    return (
+        "\n### Policy results\n\n"
+        f"✅ No violations in {context.objects} object(s) of "
+        f"{len(diff.clusters)} changed cluster(s).\n\n{checks}"
+    )
+
+
+def _versions(diff: TreeDiff) -> str:
+    out = ["\n### Config versions\n\n| cluster | compiled from | was |\n|---|---|---|\n"]
+    for cluster in diff.clusters[:_VERSION_ROWS]:
+        now = "<br>".join(_code(v) for v in cluster.new_versions) or "(removed)"
+        moved = [v for v in cluster.old_versions if v not in cluster.new_versions]
+        was = "<br>".join(_code(v) for v in moved) or ("(new)" if not cluster.old_versions else "")
+        out.append(f"| {cluster.cluster} | {now} | {was} |\n")
+    if len(diff.clusters) > _VERSION_ROWS:
+        more = len(diff.clusters) - _VERSION_ROWS
+        out.append(f"\n…and {more} more clusters: see `clusters/*/config-lock.json`.\n")
+    return "".join(out)
+
+
+def _footer(context: ReviewContext) -> str:
+    return (
+        f"\n---\nTrace id `{context.trace_id}` · gitops-compiler {__version__} · "
+        f"`{context.diff_command}` shows this diff in a terminal.\n"
+    )
+
+
+def _names(names: Sequence[str], shown: int = 10) -> str:
+    text = ", ".join(names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _code(text: str) -> str:
+    """Inline code that survives any content in a Markdown table cell."""
+    if not text:
+        return ""
+    text = text.replace("|", "\\|").replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

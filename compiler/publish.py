@@ -1,0 +1,197 @@
+"""Publish a compiled tree: a branch on the Argo CD repository and a pull request for it.
+
+One branch per scope (the clusters published against one base), so a new
+config version updates the open pull request instead of opening a second one
+that would revert the first if merged out of order. Idempotent: a branch that
+already carries the compiled content is left as it is, and a tree equal to the
+base branch publishes nothing at all. Push races (the branch moved between our
+fetch and our push) are fetched again, rebuilt and retried, a bounded number
+of times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.diff import Blame, TreeDiff, diff_trees
+from compiler.errors import OutsideError, UsageError
+from compiler.forge import Forge, PullRequestOutcome, open_or_update
+from compiler.gitrepo import PushRace, Workspace
+from compiler.prbody import ReviewContext, render_body
+
+BRANCH_PREFIX = "gitops-compiler"
+TRAILER = "Gitops-Compiler-Branch"  # marks our commits: those we may rebuild
+PUSH_ATTEMPTS = 4
+_VERSION_LINES = 40
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What to publish: the compiled files and the directories they replace."""
+
+    files: Mapping[str, bytes]
+    owned: Sequence[str]  # "applicationsets", "clusters/<c>" (or "clusters" for --all)
+    clusters: Sequence[str]
+    blame: Blame
+    checks: Sequence[str]  # what passed, for the body's policy results
+    objects: int
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    base: str
+    branch: str
+    trace_id: str  # of the git step; the commit and the body carry it
+    labels: Sequence[str] = ("gitops-compiler",)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    status: str  # "no-change", "up-to-date", "pushed" or "dry-run"
+    branch: str
+    diff: TreeDiff | None = None
+    commit: str = ""
+    message: str = ""
+    title: str = ""
+    body: str = ""
+    pull: PullRequestOutcome | None = None
+    notes: tuple[str, ...] = ()  # things the user should know (foreign commits kept)
+
+
+def scope_branch(base: str, clusters: Sequence[str], *, all_clusters: bool) -> str:
+    """`gitops-compiler/<base>/cluster-<c>`, `.../clusters-<hash>` or `.../all-clusters`."""
+    where = base.replace("/", "-")
+    if all_clusters:
+        return f"{BRANCH_PREFIX}/{where}/all-clusters"
+    if len(clusters) == 1:
+        return f"{BRANCH_PREFIX}/{where}/cluster-{clusters[0]}"
+    digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
+    return f"{BRANCH_PREFIX}/{where}/clusters-{digest}"
+
+
+def publish(
+    publication: Publication,
+    target: Target,
+    *,
+    forge: Forge | None,
+    dry_run: bool,
+    environ: Mapping[str, str],
+    diff_command: str,
+    workspace: Callable[[Path], Workspace] | None = None,
+) -> PublishOutcome:
+    with tempfile.TemporaryDirectory(prefix="gitops-publish-") as scratch:
+        make = workspace or (lambda d: Workspace(target.url, d, environ=environ))
+        ws = make(Path(scratch) / "repo.git")
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            outcome, lease = _attempt(
+                ws, publication, target, dry_run=dry_run, diff_command=diff_command
+            )
+            if outcome.status != "pushed":
+                break
+            try:
+                ws.push(outcome.commit, target.branch, expect=lease)
+                break
+            except PushRace:
+                if attempt == PUSH_ATTEMPTS:
+                    raise OutsideError(
+                        f"push to {target.branch} was rejected {PUSH_ATTEMPTS} times because "
+                        "the branch kept moving (another run or a person is pushing to it); "
+                        "try again when it is quiet"
+                    ) from None
+    if forge is None or outcome.status in ("no-change", "dry-run"):
+        return outcome
+    pull = open_or_update(
+        forge,
+        head=target.branch,
+        base=target.base,
+        title=outcome.title,
+        body=outcome.body,
+        labels=target.labels,
+        # A branch we did not move keeps the body its reviewers are reading.
+        update=outcome.status == "pushed",
+    )
+    return dataclasses.replace(outcome, pull=pull)
+
+
+def _attempt(
+    ws: Workspace, publication: Publication, target: Target, *, dry_run: bool, diff_command: str
+) -> tuple[PublishOutcome, str | None]:
+    """One fetch-build round; the outcome, and the branch's commit the push must replace."""
+    heads = ws.heads(target.base, target.branch)
+    if target.base not in heads:
+        raise UsageError(f"base branch {target.base!r} does not exist in {target.url}")
+    ws.fetch(*heads)
+    base, tip = heads[target.base], heads.get(target.branch)
+    old = ws.read_files(base, publication.owned)
+    diff = diff_trees(old, publication.files, publication.blame)
+    wanted = ws.tree_with(base, publication.files, publication.owned)
+    if wanted == ws.tree_of(base):
+        return PublishOutcome("no-change", target.branch, diff), tip
+    title = pull_title(diff)
+    context = ReviewContext(
+        title=title,
+        trace_id=target.trace_id,
+        base=target.base,
+        checks=publication.checks,
+        objects=publication.objects,
+        diff_command=diff_command,
+    )
+    body = render_body(diff, context)
+    message = commit_message(title, diff, target)
+    notes: list[str] = []
+    parent, tree = base, wanted
+    if tip is not None:
+        on_tip = ws.tree_with(tip, publication.files, publication.owned)
+        if on_tip == ws.tree_of(tip):
+            status = "dry-run" if dry_run else "up-to-date"
+            return PublishOutcome(status, target.branch, diff, tip, message, title, body), tip
+        foreign = [c for c in ws.commits_between(base, tip) if f"\n{TRAILER}: " not in c[2]]
+        if foreign:
+            # Never drop a commit someone else made: ours goes on top of theirs.
+            parent, tree = tip, on_tip
+            shown = ", ".join(f"{sha[:10]} by {who}" for sha, who, _ in foreign[:5])
+            notes.append(
+                f"{target.branch} has commits not made by gitops-compiler ({shown}); "
+                "the update is committed on top of them"
+            )
+    commit = ws.commit(tree, parent, message)
+    status = "dry-run" if dry_run else "pushed"
+    outcome = PublishOutcome(
+        status, target.branch, diff, commit, message, title, body, notes=tuple(notes)
+    )
+    return outcome, tip
+
+
+def pull_title(diff: TreeDiff) -> str:
+    names = [c.cluster for c in diff.clusters]
+    if not names:
+        return "Cluster config: ApplicationSets"
+    if len(names) <= 3:
+        return f"Cluster config: {', '.join(names)}"
+    return f"Cluster config: {len(names)} clusters"
+
+
+def commit_message(title: str, diff: TreeDiff, target: Target) -> str:
+    added = sum(c.count("added") for c in diff.clusters)
+    changed = sum(c.count("changed") for c in diff.clusters)
+    removed = sum(c.count("removed") for c in diff.clusters)
+    lines = [
+        title,
+        "",
+        f"{len(diff.clusters)} cluster(s): {added} object(s) added, {changed} changed, "
+        f"{removed} removed.",
+        "",
+        "Config versions:",
+    ]
+    for cluster in diff.clusters[:_VERSION_LINES]:
+        lines.append(f"  {cluster.cluster}: {' '.join(cluster.new_versions) or '(removed)'}")
+    if len(diff.clusters) > _VERSION_LINES:
+        lines.append(f"  …and {len(diff.clusters) - _VERSION_LINES} more (config-lock.json)")
+    lines += ["", f"{TRAILER}: {target.branch}", f"Trace-Id: {target.trace_id}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,388 @@
+"""Publish against real local bare repositories, with the real `git`.
+
+The Argo CD repository is a bare repository in tmp_path whose `main` starts
+with a README. Tests that are about git mechanics publish `--from` the golden
+tree (no compile); tests about the PR body compile a changed copy of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from tests.conftest import ROOT
+
+GOLDEN_BODY = Path(__file__).parent / "golden" / "pr-body-prod-quota.md"
+BRANCH_ALL = "gitops-compiler/main/all-clusters"
+BRANCH_PROD = "gitops-compiler/main/cluster-prod-eks-1"
+
+
+def git(*args: str, cwd: Path | None = None, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user or system git config; a fixed identity for the commits tests make."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for key in [k for k in os.environ if k.startswith("GIT_CONFIG_") and k[-1].isdigit()]:
+        monkeypatch.delenv(key)
+    monkeypatch.delenv("GIT_CONFIG_COUNT", raising=False)
+    for key in ("GITOPS_GIT_TOKEN", "GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """A bare Argo CD repository whose main holds a README."""
+    bare = tmp_path / "argocd.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    commit_files(bare, "main", {"README.md": b"# Argo CD\n"}, "init", author="Alice")
+    return bare
+
+
+def commit_files(
+    bare: Path, branch: str, files: dict[str, bytes], message: str, *, author: str
+) -> str:
+    """A commit by someone else on `branch` of the bare repository (created if absent)."""
+    env = {
+        **os.environ,
+        "GIT_DIR": str(bare),
+        "GIT_INDEX_FILE": str(bare / "test.index"),
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": f"{author.lower()}@example.com",
+        "GIT_COMMITTER_NAME": author,
+        "GIT_COMMITTER_EMAIL": f"{author.lower()}@example.com",
+    }
+
+    def run(*args: str, stdin: bytes | None = None) -> str:
+        done = subprocess.run(["git", *args], env=env, input=stdin, capture_output=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode().strip()
+
+    parent = (
+        run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        if _has(bare, branch)
+        else ""
+    )
+    if parent:
+        run("read-tree", parent)
+    else:
+        run("read-tree", "--empty")
+    for path, data in files.items():
+        blob = run("hash-object", "-w", "--stdin", stdin=data)
+        run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+    tree = run("write-tree")
+    args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
+    sha = run(*args)
+    run("update-ref", f"refs/heads/{branch}", sha)
+    (bare / "test.index").unlink()
+    return sha
+
+
+def _has(bare: Path, branch: str) -> bool:
+    done = subprocess.run(
+        ["git", f"--git-dir={bare}", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def files_at(bare: Path, ref: str, prefix: str = "") -> dict[str, bytes]:
+    listing = git(
+        f"--git-dir={bare}",
+        "ls-tree",
+        "-r",
+        "--name-only",
+        ref,
+        "--",
+        *([prefix] if prefix else []),
+    )
+    return {
+        path: subprocess.run(
+            ["git", f"--git-dir={bare}", "show", f"{ref}:{path}"], capture_output=True, check=True
+        ).stdout
+        for path in listing.splitlines()
+    }
+
+
+def golden_files() -> dict[str, bytes]:
+    root = ROOT / "golden"
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def publish_from_golden(remote: Path, *extra: str) -> int:
+    return main(
+        ["publish", "--from", str(ROOT / "golden"), "--all", "--repo", str(remote),
+         "--forge", "none", "--run-id", "t1", *extra]
+    )  # fmt: skip
+
+
+def test_first_publish_pushes_one_commit_on_a_scope_branch(
+    remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_before = git(f"--git-dir={remote}", "rev-parse", "main")
+    assert publish_from_golden(remote) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"pushed {BRANCH_ALL}" in out and "trace id ms-t1-git-e40" in out
+    assert git(f"--git-dir={remote}", "rev-parse", "main") == main_before  # never the base
+    on_branch = files_at(remote, BRANCH_ALL)
+    assert on_branch == {"README.md": b"# Argo CD\n", **golden_files()}
+    assert git(f"--git-dir={remote}", "rev-parse", f"{BRANCH_ALL}^") == main_before
+    message = git(f"--git-dir={remote}", "log", "-1", "--format=%B", BRANCH_ALL)
+    assert "Trace-Id: ms-t1-git-e40" in message
+    assert f"Gitops-Compiler-Branch: {BRANCH_ALL}" in message
+    assert "prod-eks-1: defaults@2 env/prod@2" in message and "cluster/prod-eks-1@1" in message
+
+
+def test_rerun_with_the_same_inputs_touches_nothing(
+    remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish_from_golden(remote) == 0
+    first = git(f"--git-dir={remote}", "rev-parse", BRANCH_ALL)
+    capsys.readouterr()
+    assert publish_from_golden(remote, "--run-id", "t2") == 0
+    assert git(f"--git-dir={remote}", "rev-parse", BRANCH_ALL) == first
+    assert "already holds this tree" in capsys.readouterr().out
+
+
+def test_tree_equal_to_base_publishes_nothing(
+    remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_files(remote, "main", golden_files(), "merged earlier", author="Alice")
+    branches_before = git(f"--git-dir={remote}", "branch", "--list")
+    assert publish_from_golden(remote) == 0
+    assert "nothing to publish" in capsys.readouterr().out
+    assert git(f"--git-dir={remote}", "branch", "--list") == branches_before
+
+
+def test_a_new_config_updates_the_branch_as_one_commit_on_the_base(
+    remote: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish_from_golden(remote) == 0
+    changed = tmp_path / "changed"
+    shutil.copytree(ROOT / "golden", changed)
+    quota = (
+        changed / "clusters/prod-eks-1/namespaces/monitoring/resourcequota-monitoring-quota.yaml"
+    )
+    quota.write_text(quota.read_text().replace("cpu: '8'", "cpu: '10'"))
+    commit_files(remote, "main", {"OWNERS": b"alice\n"}, "main moved on", author="Alice")
+    code = main(
+        ["publish", "--from", str(changed), "--all", "--repo", str(remote), "--forge", "none",
+         "--run-id", "t2"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    # Our earlier commit is replaced (it was ours), rebuilt on the moved base.
+    assert git(f"--git-dir={remote}", "rev-parse", f"{BRANCH_ALL}^") == git(
+        f"--git-dir={remote}", "rev-parse", "main"
+    )
+    on_branch = files_at(remote, BRANCH_ALL)
+    assert b"cpu: '10'" in on_branch[quota.relative_to(changed).as_posix()]
+    assert on_branch["OWNERS"] == b"alice\n"
+
+
+def test_a_commit_someone_else_made_on_the_branch_is_kept(
+    remote: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish_from_golden(remote) == 0
+    theirs = commit_files(remote, BRANCH_ALL, {"NOTES.md": b"why\n"}, "a note", author="Bob")
+    changed = tmp_path / "changed"
+    shutil.copytree(ROOT / "golden", changed)
+    (changed / "clusters/dev-k3s/cluster.json").write_text('{"name": "dev-k3s"}\n')
+    code = main(
+        ["publish", "--from", str(changed), "--all", "--repo", str(remote), "--forge", "none"]
+    )
+    assert code == 0
+    assert git(f"--git-dir={remote}", "rev-parse", f"{BRANCH_ALL}^") == theirs
+    assert "not made by gitops-compiler" in capsys.readouterr().err
+    assert files_at(remote, BRANCH_ALL)["NOTES.md"] == b"why\n"
+
+
+def _pre_push_hook(tmp_path: Path, remote: Path, commit: str, times: int) -> dict[str, str]:
+    """A pre-push hook that, the first `times` pushes, moves our branch on the remote
+    to `commit` after git read the remote's refs and before it sends: a real race."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    counter = tmp_path / "pushes"
+    counter.write_text("0")
+    hook = hooks / "pre-push"
+    hook.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{counter}"); echo $((n + 1)) > "{counter}"\n'
+        f'if [ "$n" -lt {times} ]; then\n'
+        f'  git --git-dir="{remote}" update-ref refs/heads/{BRANCH_ALL} {commit}\n'
+        "fi\n"
+    )
+    hook.chmod(0o755)
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
+            "GIT_CONFIG_VALUE_0": str(hooks)}  # fmt: skip
+
+
+def test_a_concurrent_push_is_fetched_and_rebuilt_on_top(
+    remote: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    theirs = commit_files(remote, "elsewhere", {"X.md": b"x\n"}, "racing commit", author="Carol")
+    for key, value in _pre_push_hook(tmp_path, remote, theirs, times=1).items():
+        monkeypatch.setenv(key, value)
+    assert publish_from_golden(remote) == 0, capsys.readouterr().err
+    assert (tmp_path / "pushes").read_text().strip() == "2"  # rejected once, then pushed
+    # The racing commit was not ours: the retry built on top of it.
+    assert git(f"--git-dir={remote}", "rev-parse", f"{BRANCH_ALL}^") == theirs
+    assert files_at(remote, BRANCH_ALL, "clusters") == {
+        k: v for k, v in golden_files().items() if k.startswith("clusters/")
+    }
+
+
+def test_a_branch_that_keeps_moving_fails_after_bounded_retries(
+    remote: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    theirs = commit_files(remote, "elsewhere", {"X.md": b"x\n"}, "racing commit", author="Carol")
+    hook_env = _pre_push_hook(tmp_path, remote, theirs, times=100)
+    # Every push: the hook moves the branch away from what we fetched (alternating targets).
+    hook = tmp_path / "hooks" / "pre-push"
+    hook.write_text(
+        hook.read_text().replace(
+            f"update-ref refs/heads/{BRANCH_ALL} {theirs}",
+            f'update-ref refs/heads/{BRANCH_ALL} $(git --git-dir="{remote}" commit-tree '
+            f"{theirs}^{{tree}} -p {theirs} -m n$n)",
+        )
+    )
+    for key, value in hook_env.items():
+        monkeypatch.setenv(key, value)
+    assert publish_from_golden(remote) == 3
+    err = capsys.readouterr().err
+    assert "rejected 4 times" in err and "Traceback" not in err
+    assert (tmp_path / "pushes").read_text().strip() == "4"
+
+
+def test_missing_base_branch_is_bad_usage(remote: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert publish_from_golden(remote, "--base", "release") == 2
+    assert "base branch 'release' does not exist" in capsys.readouterr().err
+
+
+def test_unreachable_remote_is_an_outside_failure_and_masks_credentials(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "https://robot:s3cr3t-t0ken-value@127.0.0.1:9/org/argocd.git"
+    code = main(
+        ["publish", "--from", str(ROOT / "golden"), "--all", "--repo", url, "--forge", "none"]
+    )
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "s3cr3t-t0ken-value" not in captured.err + captured.out
+    assert "***@127.0.0.1" in captured.err
+
+
+def test_violations_publish_nothing(
+    remote: Path, project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project_dir / "overlays/prod/30-bad.yaml").write_text(
+        "roles:\n  read-only:\n    rules:\n      - {apiGroups: ['*'], resources: ['*'], verbs: ['*']}\n"
+    )
+    code = main(
+        ["publish", "--project", str(project_dir), "--source", "snapshot:examples", "--all",
+         "--repo", str(remote), "--forge", "none"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "overlays/prod/30-bad.yaml" in captured.err and "nothing published" in captured.err
+    assert not _has(remote, BRANCH_ALL)
+
+
+def _merge_into_main(remote: Path, branch: str) -> None:
+    git(f"--git-dir={remote}", "update-ref", "refs/heads/main", branch)
+
+
+def _prod_quota(project: Path, cpu: str, *, deployers: bool) -> None:
+    overlay = project / "overlays/prod/10-quotas.yaml"
+    text = overlay.read_text().replace('cpu: "8"', f'cpu: "{cpu}"')
+    if deployers:
+        text += (
+            "  payments:\n    access:\n      deployers:\n        clusterRole: edit\n"
+            "        groups: [payments-deployers]\n"
+        )
+    overlay.write_text(text)
+
+
+def _publish_project(project: Path, remote: Path, *extra: str) -> int:
+    return main(
+        ["publish", "--project", str(project), "--source", "snapshot:examples", "--repo",
+         str(remote), "--forge", "none", "--run-id", "golden", *extra]
+    )  # fmt: skip
+
+
+def test_pr_body_for_prod_quota_change_and_new_rolebinding_matches_golden(
+    remote: Path, project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _prod_quota(project_dir, "4", deployers=False)
+    assert _publish_project(project_dir, remote, "--all") == 0
+    _merge_into_main(remote, BRANCH_ALL)
+    overlay = project_dir / "overlays/prod/10-quotas.yaml"
+    overlay.write_text(overlay.read_text().replace('cpu: "4"', 'cpu: "8"'))
+    _prod_quota(project_dir, "8", deployers=True)
+    capsys.readouterr()
+    assert _publish_project(project_dir, remote, "--cluster", "prod-eks-1", "--dry-run") == 0
+    out = capsys.readouterr().out
+    body = out.split("pull request body:\n", 1)[1]
+    if os.environ.get("GITOPS_UPDATE_GOLDEN"):
+        GOLDEN_BODY.write_text(body)
+    assert body == GOLDEN_BODY.read_text()
+    # What the reviewer must see, stated apart from the golden file:
+    security = body.split("### prod-eks-1")[0]
+    assert '`spec.hard.cpu`: `"4"` → `"8"`' in security
+    assert "overlays/prod/10-quotas.yaml:6" in security
+    assert "grants ClusterRole `edit` to Group `payments-deployers`" in security
+    assert "Trace id `ms-golden-git-e40`" in body
+    assert not _has(remote, BRANCH_PROD)  # a dry run pushes nothing
+    assert f"branch: {BRANCH_PROD}" in out and "Trace-Id: ms-golden-git-e40" in out
+
+
+def test_deleted_namespace_shows_as_removed_with_the_layer_that_deleted_it(
+    remote: Path, project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_project(project_dir, remote, "--all") == 0
+    _merge_into_main(remote, BRANCH_ALL)
+    (project_dir / "overlays/prod/30-no-monitoring.yaml").write_text(
+        "namespaces:\n  monitoring: null\n"
+    )
+    capsys.readouterr()
+    assert _publish_project(project_dir, remote, "--cluster", "prod-eks-1") == 0
+    assert f"pushed {BRANCH_PROD}" in capsys.readouterr().out
+    on_branch = files_at(remote, BRANCH_PROD, "clusters/prod-eks-1")
+    assert not [p for p in on_branch if "/namespaces/monitoring/" in p]
+    capsys.readouterr()
+    main(["diff", "--project", str(project_dir), "--source", "snapshot:examples",
+          "--cluster", "prod-eks-1", "--against", str(ROOT / "golden")])  # fmt: skip
+    text = capsys.readouterr().out
+    assert "- Namespace monitoring  (deleted by overlays/prod/30-no-monitoring.yaml:2)" in text
+    assert "- RoleBinding monitoring/viewers" in text
+
+
+def test_publish_json_summary(remote: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert publish_from_golden(remote, "--format", "json") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "pushed" and record["branch"] == BRANCH_ALL
+    assert record["trace_id"] == "ms-t1-git-e40" and record["pull_request"] is None
+    assert record["clusters"] == ["dev-k3s", "prod-eks-1", "test-k3s"]

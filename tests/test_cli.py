@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from compiler.cli import main
+from compiler.cli import build_parser, main
 from tests.conftest import ROOT, tree
 
 
@@ -166,3 +169,33 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     ran = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert ran.returncode == 0, ran.stderr
     assert "3 cluster(s) valid" in ran.stdout
+
+
+def _documented_command_lines() -> list[str]:
+    """Every gitops-compiler command line in README code blocks and the CI workflow."""
+    lines = []
+    in_code = False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif in_code and line.removeprefix("$ ").startswith("gitops-compiler "):
+            lines.append(line.removeprefix("$ ").split("  #")[0])
+    workflow = yaml.safe_load((ROOT / ".github/workflows/compile-and-pr.yml").read_text())
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            run = step.get("run", "")
+            if "gitops-compiler " in run:
+                lines.append(re.sub(r"\$\{\{[^}]*\}\}", "x", run).split("bin/", 1)[1])
+    return lines
+
+
+def test_every_documented_command_line_parses() -> None:
+    lines = _documented_command_lines()
+    assert len(lines) >= 5  # README examples and the workflow's validate, golden, publish
+    parser = build_parser()
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"documented command does not parse: {line}")

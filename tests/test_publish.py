@@ -17,6 +17,7 @@ import pytest
 
 from compiler.cli import main
 from tests.conftest import ROOT
+from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
 
 GOLDEN_BODY = Path(__file__).parent / "golden" / "pr-body-prod-quota.md"
 BRANCH_ALL = "gitops-compiler/main/all-clusters"
@@ -386,3 +387,89 @@ def test_publish_json_summary(remote: Path, capsys: pytest.CaptureFixture[str]) 
     assert record["status"] == "pushed" and record["branch"] == BRANCH_ALL
     assert record["trace_id"] == "ms-t1-git-e40" and record["pull_request"] is None
     assert record["clusters"] == ["dev-k3s", "prod-eks-1", "test-k3s"]
+
+
+@pytest.fixture
+def github_env(fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
+    monkeypatch.setenv("GITHUB_TOKEN", FAKE_TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
+    return fake_github
+
+
+def _publish_github(remote: Path, source: Path, *extra: str) -> int:
+    return main(
+        ["publish", "--from", str(source), "--all", "--repo", str(remote), "--forge", "github",
+         "--forge-repo", FAKE_REPO, "--run-id", "gh1", *extra]
+    )  # fmt: skip
+
+
+def test_publish_opens_a_pull_request_then_leaves_it_then_updates_it(
+    remote: Path, tmp_path: Path, github_env: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_github(remote, ROOT / "golden") == 0, capsys.readouterr().err
+    [pull] = github_env.pulls()
+    assert (pull["head"]["ref"], pull["base"]["ref"], pull["number"]) == (BRANCH_ALL, "main", 1)
+    assert pull["title"] == "Cluster config: dev-k3s, prod-eks-1, test-k3s"
+    assert "Trace id `ms-gh1-git-e40`" in pull["body"] and "### prod-eks-1 (added)" in pull["body"]
+    [labels] = github_env.received("POST", f"/repos/{FAKE_REPO}/issues/1/labels")
+    assert labels.json == {"labels": ["gitops-compiler"]}
+    out = capsys.readouterr().out
+    assert f"pull request #1 created: {pull['html_url']}" in out
+
+    # The same inputs again: the branch is not moved and the body not rewritten.
+    before = len(github_env.received())
+    assert _publish_github(remote, ROOT / "golden", "--run-id", "gh2") == 0
+    assert [r.method for r in github_env.received()[before:]] == ["GET"]
+    assert "#1 unchanged" in capsys.readouterr().out
+
+    # A new config: the same branch and pull request, updated.
+    changed = tmp_path / "changed"
+    shutil.copytree(ROOT / "golden", changed)
+    (changed / "clusters/dev-k3s/cluster.json").write_text('{"name": "dev-k3s"}\n')
+    assert _publish_github(remote, changed, "--run-id", "gh3") == 0
+    [pull] = github_env.pulls()
+    assert "ms-gh3-git-e40" in pull["body"]
+    assert len(github_env.received("PATCH")) == 1 and len(github_env.received("POST", PULLS)) == 1
+    assert "#1 updated" in capsys.readouterr().out
+
+
+def test_forge_failures_exit_3_after_the_push_with_a_clear_message(
+    remote: Path, github_env: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github_env.script(403, body={"message": "Resource not accessible by integration"}, method="GET")
+    assert _publish_github(remote, ROOT / "golden") == 3
+    err = capsys.readouterr().err
+    assert "403" in err and "Pull requests" in err and FAKE_TOKEN not in err
+    # The branch was pushed; a re-run once the token is fixed opens the pull request.
+    assert _has(remote, BRANCH_ALL)
+    assert _publish_github(remote, ROOT / "golden") == 0
+    assert len(github_env.pulls()) == 1
+
+
+def test_missing_github_token_is_bad_usage_before_any_work(
+    remote: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_github(remote, ROOT / "golden") == 2
+    assert "GITOPS_GITHUB_TOKEN or GITHUB_TOKEN" in capsys.readouterr().err
+    assert not _has(remote, BRANCH_ALL)
+
+
+def test_no_byte_produced_by_a_full_publish_holds_the_token(
+    remote: Path,
+    project_dir: Path,
+    github_env: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GITOPS_GIT_TOKEN", FAKE_TOKEN)
+    code = main(
+        ["publish", "--project", str(project_dir), "--source", "snapshot:examples", "--all",
+         "--repo", str(remote), "--forge-repo", FAKE_REPO]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    produced = captured.out + captured.err + json.dumps(github_env.pulls())
+    produced += git(f"--git-dir={remote}", "log", "--all", "-p", "--format=%B")
+    assert FAKE_TOKEN not in produced
+    sent = [r for r in github_env.received() if r.json is not None]
+    assert all(FAKE_TOKEN not in json.dumps(r.json) for r in sent)

@@ -81,7 +81,7 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
         if kind == "file" and any(rel.startswith(f"{o}/") for o in owned):
             check_relative_path(rel)
             files[rel] = (root / rel).read_bytes()
-    objects = sum(1 for rel in files if rel.endswith(".yaml") and "/namespaces/" in rel)
+    objects = sum(1 for rel in files if rel.endswith(".yaml") and "kustomization" not in rel)
     return Publication(
         files=files,
         owned=owned,

@@ -2,8 +2,9 @@
 
 `open_or_update` is the one policy every forge shares: find the open pull
 request for our head branch and update it, else create one; a create that
-races another run ("already exists", or a gateway error whose outcome is
-unknown) falls back to find-and-update.
+races another run ("already exists") falls back to find-and-update. A create
+whose outcome is unknown (a gateway error) is the forge's to settle: it looks
+for the pull request before it creates again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from compiler.errors import OutsideError
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,10 @@ class Forge(Protocol):
     def add_labels(self, number: int, labels: Sequence[str]) -> None: ...
 
 
-class PullRequestExists(Exception):
-    """The forge refused a create because a pull request for the head already exists,
-    or could not say whether the create happened (502): find it and update it."""
+class PullRequestExists(OutsideError):
+    """The forge refused a create because a pull request for the head already exists:
+    find it and update it. (Not for a create whose outcome is unknown: a forge that
+    raised this then would make `open_or_update` report a pull request that may not exist.)"""
 
 
 def open_or_update(
@@ -71,8 +75,6 @@ def open_or_update(
         except PullRequestExists:
             found = forge.find_open_pull(head, base)
             if found is None:
-                from compiler.errors import OutsideError
-
                 raise OutsideError(
                     f"the forge said a pull request for {head} exists, but none is open "
                     f"against {base}; it may target another base branch"

@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 CUE_DIR := tools/cue-wasm
 CUE_STAMP := $(CUE_DIR)/node_modules/.installed
 export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
+# Wheels of every dependency, so the hook tests' `pre-commit try-repo` installs the
+# hooks' environment offline (PIP_NO_INDEX): tests never download.
+WHEELHOUSE := .wheelhouse
+WHEEL_STAMP := $(WHEELHOUSE)/.built
 
 .PHONY: demo test lint format golden clean
 
@@ -22,10 +26,16 @@ $(CUE_STAMP): $(CUE_DIR)/package.json $(CUE_DIR)/package-lock.json
 	npm ci --prefix $(CUE_DIR) --no-audit --no-fund --loglevel=error
 	touch $(CUE_STAMP)
 
+$(WHEEL_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) . 'setuptools>=77' wheel
+	rm -rf $(WHEELHOUSE)/gitops_compiler-*.whl build
+	touch $(WHEEL_STAMP)
+
 demo: $(STAMP) $(CUE_STAMP)
 	$(BIN)/python -m compiler.demo out
 
-test: $(STAMP) $(CUE_STAMP)
+test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -41,4 +51,4 @@ golden: $(STAMP) $(CUE_STAMP)
 	$(BIN)/gitops-compiler golden update
 
 clean:
-	rm -rf $(VENV) $(CUE_DIR)/node_modules out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CUE_DIR)/node_modules $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

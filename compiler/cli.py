@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compiler import __version__
-from compiler.commands.common import Selection, SourceOptions
+from compiler.commands.common import DEFAULT_SNAPSHOT, Selection, SourceOptions
 from compiler.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -44,7 +44,7 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--source",
         default=None,
-        help="dynamodb (default) or snapshot:<dir>, e.g. snapshot:examples",
+        help="dynamodb (default), snapshot (= .gitops/snapshot) or snapshot:<dir>",
     )
     group.add_argument(
         "--endpoint-url",
@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(validate)
     _selection_args(validate)
     validate.add_argument("--format", choices=FORMATS, default="text")
+    validate.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="changed files (a pre-commit hook): validate the clusters they affect",
+    )
     _cue_arg(validate)
 
     explain = commands.add_parser("explain", help="a merged value and the layers that set it")
@@ -183,6 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=("text", "markdown"), default="text")
     _cue_arg(diff)
 
+    snapshot = commands.add_parser(
+        "snapshot", help="export the DynamoDB layers the project needs, for offline hooks"
+    )
+    _source_args(snapshot)
+    snapshot.add_argument("--cluster", action="append", default=[], metavar="NAME")
+    snapshot.add_argument("--all", action="store_true", help="every cluster (the default)")
+    snapshot.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_SNAPSHOT), help=f"default: {DEFAULT_SNAPSHOT}"
+    )
+
+    fmt = commands.add_parser("format", help="rewrite overlay YAML into the canonical form")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if needed")
+    fmt.add_argument("files", nargs="*", type=Path)
+
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)
@@ -224,7 +244,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compiler.commands.compile import validate_command
 
         return validate_command(
-            source=_source(args), selection=_selection(args), fmt=args.format, cue=args.cue
+            source=_source(args),
+            selection=_selection(args),
+            fmt=args.format,
+            cue=args.cue,
+            changed=args.files,
         )
     if args.command == "explain":
         from compiler.commands.explain import explain_command
@@ -273,6 +297,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             fmt=args.format,
             cue=args.cue,
         )
+    if args.command == "snapshot":
+        from compiler.commands.snapshot import snapshot_command
+
+        selection = Selection(
+            clusters=tuple(args.cluster), all_clusters=args.all or not args.cluster
+        )
+        return snapshot_command(source=_source(args), selection=selection, out=args.out)
+    if args.command == "format":
+        from compiler.commands.format import format_command
+
+        return format_command(files=args.files, check=args.check)
     if args.command == "table":
         from compiler.commands.config import create_table_command
 

@@ -13,6 +13,7 @@ from compiler.project import Project, load_project, resolve_endpoint
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import parse_timestamp
 
+DEFAULT_SNAPSHOT = ".gitops/snapshot"  # `gitops-compiler snapshot` writes here by default
 _LAYER = re.compile(r"^(defaults|(env|cluster)/[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 
 
@@ -37,15 +38,19 @@ def open_project(options: SourceOptions) -> Project:
 
 
 def open_store(options: SourceOptions, project: Project) -> ConfigStore:
-    if options.source.startswith("snapshot:"):
+    if options.source == "snapshot" or options.source.startswith("snapshot:"):
         from compiler.sources.snapshot import SnapshotStore
 
-        directory = Path(options.source.partition(":")[2])
+        # Bare `snapshot`: where `gitops-compiler snapshot` writes by default.
+        directory = Path(options.source.partition(":")[2] or DEFAULT_SNAPSHOT)
         if not directory.is_absolute():
             directory = options.project_dir / directory
         return SnapshotStore(directory)
     if options.source != "dynamodb":
-        raise UsageError(f"--source is dynamodb or snapshot:<dir>, not {options.source!r}")
+        raise UsageError(
+            f"--source is dynamodb, snapshot (= snapshot:{DEFAULT_SNAPSHOT}) or snapshot:<dir>, "
+            f"not {options.source!r}"
+        )
     from compiler.sources.dynamodb import DynamoDBStore
 
     return DynamoDBStore(

@@ -6,27 +6,58 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from compiler.affected import affected_clusters
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.emit import EmitStats, write_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
+from compiler.layers import StackLoader
 from compiler.pipeline import CompileResult, build_checks, compile_clusters, select_clusters
 from compiler.policy.cue import find_cue
+from compiler.project import Project
 from compiler.report import report_violations
+from compiler.sources import ConfigStore, Pin
+from compiler.yamlio import load_layer_yaml
 
 
 def run_compile_stage(
-    source: SourceOptions, selection: Selection, *, cue: str | None
+    source: SourceOptions,
+    selection: Selection,
+    *,
+    cue: str | None,
+    changed: Sequence[Path] = (),
 ) -> CompileResult:
+    """Compile the selected clusters; with `changed` files (a hook), those they affect."""
     project = open_project(source)
     # Found first: a missing cue fails the run before it reads or writes anything.
     cue_binary = find_cue(cue, os.environ)
     store = open_store(source, project)
     pin = build_pin(selection)
-    names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
+    if changed and not (selection.clusters or selection.all_clusters):
+        names = clusters_affected_by(project, store, pin, changed)
+    else:
+        names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
     checks = build_checks(project, cue=cue_binary)
     return compile_clusters(store, project, names, pin, checks)
+
+
+def clusters_affected_by(
+    project: Project, store: ConfigStore, pin: Pin, changed: Sequence[Path]
+) -> list[str]:
+    """The clusters a hook must recompile for `changed` files; each overlay among them
+    is read strictly first, so a broken file is reported by name and line."""
+    for path in changed:
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            load_layer_yaml(path.read_bytes(), str(path))
+    loader = StackLoader(store, project, pin)
+    facts = []
+    for name in store.list_clusters():
+        record = store.read(f"cluster#{name}", pin)
+        if record is not None:
+            facts.append(loader.facts(record))
+    return affected_clusters(project.root, project.stack, facts, changed)
 
 
 def compile_command(
@@ -74,10 +105,18 @@ def summary_record(
 
 
 def validate_command(
-    *, source: SourceOptions, selection: Selection, fmt: str, cue: str | None
+    *,
+    source: SourceOptions,
+    selection: Selection,
+    fmt: str,
+    cue: str | None,
+    changed: Sequence[Path] = (),
 ) -> int:
-    result = run_compile_stage(source, selection, cue=cue)
+    result = run_compile_stage(source, selection, cue=cue, changed=changed)
     report_violations(result.violations, fmt, sys.stdout)
     if not result.violations and fmt == "text":
-        print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")
+        if changed and not result.clusters:
+            print(f"{len(changed)} file(s) checked: no cluster reads them")
+        else:
+            print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")
     return EXIT_FINDINGS if result.violations else EXIT_OK

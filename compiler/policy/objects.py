@@ -76,6 +76,7 @@ RULES: Mapping[str, str] = {
 # Above this size (characters of JSON) a schema is not compiled: fastjsonschema
 # takes 6 s on the ApplicationSet CRD (370k), and a run has two ApplicationSets.
 _COMPILE_LIMIT = 50_000
+_COMPILE_AFTER = 8  # distinct objects of a kind validated before its validator is compiled
 _MAX_MESSAGE = 200
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
@@ -108,6 +109,11 @@ class _KindSchema:
     schema: dict[str, Any]
     full: jsonschema.protocols.Validator
     fast: Callable[[Any], Any] | None = None
+    uses: int = 0
+
+    @property
+    def compilable(self) -> bool:
+        return len(json.dumps(self.schema)) <= _COMPILE_LIMIT
 
 
 class ObjectSchemas:
@@ -221,11 +227,7 @@ class ObjectSchemas:
             if found is None:
                 return None
             rule, schema = "k8s-schema", found
-        built = _KindSchema(rule, schema, jsonschema.Draft202012Validator(schema))
-        if len(json.dumps(schema)) <= _COMPILE_LIMIT:
-            # use_default=False: fastjsonschema would otherwise write defaults into the object.
-            built.fast = fastjsonschema.compile(schema, use_default=False, use_formats=False)
-        return built
+        return _KindSchema(rule, schema, jsonschema.Draft202012Validator(schema))
 
     # -- schemas ------------------------------------------------------------------
 
@@ -360,6 +362,11 @@ def _python_pattern(pattern: str) -> str:
 
 
 def _schema_findings(kind: _KindSchema, obj: Mapping[str, Any]) -> Iterator[Finding]:
+    kind.uses += 1
+    if kind.uses == _COMPILE_AFTER and kind.compilable:
+        # Compiling costs ~30 ms a kind: worth it for a fleet, not for a hook's few objects.
+        # use_default=False: fastjsonschema would otherwise write defaults into the object.
+        kind.fast = fastjsonschema.compile(kind.schema, use_default=False, use_formats=False)
     if kind.fast is not None:
         try:
             kind.fast(obj)

@@ -21,9 +21,11 @@ from compiler.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     CompilerError,
+    UsageError,
 )
 from compiler.report import FORMATS
 from compiler.secrets import redact, register_from_environment
+from compiler.shard import Shard
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +55,13 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
 def _cue_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
@@ -63,6 +72,12 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clusters and versions")
     group.add_argument("--cluster", action="append", default=[], metavar="NAME")
     group.add_argument("--all", action="store_true", help="every cluster with a record")
+    group.add_argument(
+        "--shard",
+        metavar="I/N",
+        type=_shard,
+        help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4",
+    )
     group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
     group.add_argument(
         "--pin",
@@ -225,6 +240,7 @@ def _selection(args: argparse.Namespace) -> Selection:
         all_clusters=getattr(args, "all", False),
         as_of=args.as_of,
         pins=tuple(args.pin),
+        shard=getattr(args, "shard", None),
     )
 
 

@@ -23,6 +23,7 @@ from compiler.errors import OutsideError, UsageError
 from compiler.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.gitrepo import PushRace, Workspace
 from compiler.prbody import ReviewContext, render_body
+from compiler.shard import Shard
 
 BRANCH_PREFIX = "gitops-compiler"
 TRAILER = "Gitops-Compiler-Branch"  # marks our commits: those we may rebuild
@@ -64,9 +65,14 @@ class PublishOutcome:
     notes: tuple[str, ...] = ()  # things the user should know (foreign commits kept)
 
 
-def scope_branch(base: str, clusters: Sequence[str], *, all_clusters: bool) -> str:
-    """`gitops-compiler/<base>/cluster-<c>`, `.../clusters-<hash>` or `.../all-clusters`."""
+def scope_branch(
+    base: str, clusters: Sequence[str], *, all_clusters: bool, shard: Shard | None = None
+) -> str:
+    """`gitops-compiler/<base>/cluster-<c>`, `.../clusters-<hash>`, `.../all-clusters`
+    or `.../shard-<i>-of-<n>`."""
     where = base.replace("/", "-")
+    if all_clusters and shard is not None:
+        return f"{BRANCH_PREFIX}/{where}/shard-{shard.index}-of-{shard.count}"
     if all_clusters:
         return f"{BRANCH_PREFIX}/{where}/all-clusters"
     if len(clusters) == 1:

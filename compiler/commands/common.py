@@ -10,6 +10,7 @@ from pathlib import Path
 
 from compiler.errors import UsageError
 from compiler.project import Project, load_project, resolve_endpoint
+from compiler.shard import Shard
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import parse_timestamp
 
@@ -31,6 +32,12 @@ class Selection:
     all_clusters: bool = False
     as_of: str | None = None
     pins: Sequence[str] = field(default_factory=tuple)  # "cluster/dev-k3s=3"
+    shard: Shard | None = None
+
+    @property
+    def whole_fleet(self) -> bool:
+        """Every cluster, unsharded: the run owns all of clusters/ (stale ones go)."""
+        return self.all_clusters and self.shard is None
 
 
 def open_project(options: SourceOptions) -> Project:

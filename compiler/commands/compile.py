@@ -39,6 +39,8 @@ def run_compile_stage(
         names = clusters_affected_by(project, store, pin, changed)
     else:
         names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
+    if selection.shard is not None:
+        names = selection.shard.select(names)
     checks = build_checks(project, cue=cue_binary)
     return compile_clusters(store, project, names, pin, checks)
 
@@ -69,7 +71,7 @@ def compile_command(
         report_violations(result.violations, fmt, sys.stdout)
         print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
         return EXIT_FINDINGS
-    owned = ["applicationsets", "clusters"] if selection.all_clusters else result.owned
+    owned = ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
     stats = write_tree(out, result.files, owned=owned)
     elapsed = time.perf_counter() - started
     if fmt == "json":

@@ -47,7 +47,7 @@ def build_publication(
     ]
     return Publication(
         files=result.files,
-        owned=["applicationsets", "clusters"] if selection.all_clusters else result.owned,
+        owned=["applicationsets", "clusters"] if selection.whole_fleet else result.owned,
         clusters=[c.facts.name for c in result.clusters],
         blame=ConfigBlame(result.clusters),
         checks=checks,
@@ -62,8 +62,12 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
         p.name for p in (root / "clusters").iterdir() if p.is_dir() and not p.is_symlink()
     )
     if selection.all_clusters:
-        names = present
-        owned = [SHARED, "clusters"]
+        names = selection.shard.select(present) if selection.shard else present
+        owned = (
+            [SHARED, "clusters"]
+            if selection.whole_fleet
+            else [SHARED, *(cluster_dir(n) for n in names)]
+        )
     else:
         names = sorted(set(selection.clusters))
         if not names:
@@ -128,7 +132,7 @@ def publish_command(
         forge=forge,
         dry_run=dry_run,
         environ=os.environ,
-        diff_command=f"gitops-compiler diff {'--all' if selection.all_clusters else scope} "
+        diff_command=f"gitops-compiler diff {'--all' if selection.whole_fleet else scope} "
         f"--against <clone of the Argo CD repository at {base}>",
     )
     _report(outcome, target, run, fmt)

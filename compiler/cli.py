@@ -88,6 +88,41 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _publish_target_args(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("where to publish")
+    target.add_argument(
+        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
+    )
+    target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
+    target.add_argument(
+        "--branch", help="the branch to push (default: gitops-compiler/<base>/<clusters>)"
+    )
+    target.add_argument(
+        "--forge",
+        choices=("github", "none"),
+        default="github",
+        help="where pull requests are opened; none only pushes the branch (default: github)",
+    )
+    target.add_argument(
+        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
+    )
+    target.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        help="label for the pull request (repeatable; default: gitops-compiler)",
+    )
+    parser.add_argument(
+        "--from", dest="from_dir", type=Path, help="publish this compiled tree, do not compile"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
+    )
+    parser.add_argument("--run-id", help="the run id in trace ids (default: generated)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    _cue_arg(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gitops-compiler",
@@ -155,38 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _source_args(publish)
     _selection_args(publish)
-    target = publish.add_argument_group("where to publish")
-    target.add_argument(
-        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
+    _publish_target_args(publish)
+
+    rollback = commands.add_parser(
+        "rollback", help="publish a cluster compiled from older layer versions, as a rollback PR"
     )
-    target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
-    target.add_argument(
-        "--branch", help="the branch to push (default: gitops-compiler/<base>/<clusters>)"
+    _source_args(rollback)
+    rollback.add_argument("--cluster", required=True, metavar="NAME")
+    when = rollback.add_mutually_exclusive_group(required=True)
+    when.add_argument("--as-of", metavar="TIME", help="the versions current at TIME")
+    when.add_argument(
+        "--versions",
+        metavar="LAYER=N,...",
+        help="explicit versions, e.g. defaults=3,env/prod=2,cluster/prod-eks-1=5",
     )
-    target.add_argument(
-        "--forge",
-        choices=("github", "none"),
-        default="github",
-        help="where pull requests are opened; none only pushes the branch (default: github)",
-    )
-    target.add_argument(
-        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
-    )
-    target.add_argument(
-        "--label",
-        action="append",
-        default=None,
-        help="label for the pull request (repeatable; default: gitops-compiler)",
-    )
-    publish.add_argument(
-        "--from", dest="from_dir", type=Path, help="publish this compiled tree, do not compile"
-    )
-    publish.add_argument(
-        "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
-    )
-    publish.add_argument("--run-id", help="the run id in trace ids (default: generated)")
-    publish.add_argument("--format", choices=("text", "json"), default="text")
-    _cue_arg(publish)
+    _publish_target_args(rollback)
 
     diff = commands.add_parser("diff", help="what a publish would change, object by object")
     _source_args(diff)
@@ -300,6 +318,27 @@ def _dispatch(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             labels=args.label if args.label is not None else ["gitops-compiler"],
             fmt=args.format,
+        )
+    if args.command == "rollback":
+        from compiler.commands.common import parse_versions
+        from compiler.commands.publish import publish_command
+
+        pins = tuple(f"{k}={v}" for k, v in parse_versions(args.versions or "").items())
+        return publish_command(
+            source=_source(args),
+            selection=Selection(clusters=(args.cluster,), as_of=args.as_of, pins=pins),
+            repo=args.repo,
+            base=args.base,
+            branch=args.branch,
+            forge_kind=args.forge,
+            forge_repo=args.forge_repo,
+            from_dir=args.from_dir,
+            dry_run=args.dry_run,
+            cue=args.cue,
+            run_id=args.run_id,
+            labels=args.label if args.label is not None else ["gitops-compiler", "rollback"],
+            fmt=args.format,
+            rollback=True,
         )
     if args.command == "diff":
         from compiler.commands.publish import diff_command

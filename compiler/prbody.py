@@ -31,10 +31,12 @@ class ReviewContext:
     checks: Sequence[str]  # one line per check that passed, e.g. "CUE policies: 12 rules"
     objects: int  # objects compiled
     diff_command: str  # how to see the full diff in a terminal
+    intro: str = ""  # Markdown after the summary (a rollback says what it reverts)
 
 
 def render_body(diff: TreeDiff, context: ReviewContext, limit: int = GITHUB_BODY_LIMIT) -> str:
-    head = _header(diff, context) + _security(diff)
+    intro = f"\n{context.intro}" if context.intro else ""
+    head = _header(diff, context) + intro + _security(diff)
     tail = _policy(diff, context) + _versions(diff) + _footer(context)
     budget = limit - len(head) - len(tail) - 400  # room for the truncation note
     details: list[str] = []

@@ -50,6 +50,7 @@ class Target:
     branch: str
     trace_id: str  # of the git step; the commit and the body carry it
     labels: Sequence[str] = ("gitops-compiler",)
+    rollback: bool = False  # titled and introduced as a return to older versions
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,10 @@ def _attempt(
     wanted = ws.tree_with(base, publication.files, publication.owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
-    title = pull_title(diff)
+    title = rollback_title(diff) if target.rollback else pull_title(diff)
     context = ReviewContext(
         title=title,
+        intro=rollback_intro(diff) if target.rollback else "",
         trace_id=target.trace_id,
         base=target.base,
         checks=publication.checks,
@@ -181,6 +183,31 @@ def pull_title(diff: TreeDiff) -> str:
     if len(names) <= 3:
         return f"Cluster config: {', '.join(names)}"
     return f"Cluster config: {len(names)} clusters"
+
+
+def rollback_title(diff: TreeDiff) -> str:
+    names = ", ".join(c.cluster for c in diff.clusters[:3]) or "clusters"
+    versions = sorted({v for c in diff.clusters for v in c.new_versions if "@" in v})
+    shown = ", ".join(versions[:4]) + (" …" if len(versions) > 4 else "")
+    return f"Rollback {names} to {shown}" if shown else f"Rollback {names}"
+
+
+def rollback_intro(diff: TreeDiff) -> str:
+    """What a rollback reverts, and to which versions, layer by layer."""
+    lines = [
+        "**Rollback.** Merging this returns the clusters below to the configuration "
+        "compiled from older layer versions; Argo CD then syncs them back to it.\n"
+    ]
+    for cluster in diff.clusters:
+        now = {v.split("@")[0]: v for v in cluster.old_versions if "@" in v}
+        back = [v for v in cluster.new_versions if "@" in v and v not in cluster.old_versions]
+        moves = [f"`{now.get(v.split('@')[0], '(none)')}` → `{v}`" for v in back]
+        lines.append(f"- **{cluster.cluster}**: " + (", ".join(moves) or "no layer version moves"))
+    lines.append(
+        "\nOverlays are as in the config repository now (their hashes are in the versions "
+        "table); revert them in git if they are part of the problem.\n"
+    )
+    return "\n".join(lines)
 
 
 def commit_message(title: str, diff: TreeDiff, target: Target) -> str:

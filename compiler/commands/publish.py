@@ -18,7 +18,14 @@ from compiler.forge import Forge
 from compiler.gitrepo import Workspace, check_branch
 from compiler.layout import cluster_dir
 from compiler.prbody import ReviewContext, render_body
-from compiler.publish import Publication, PublishOutcome, Target, publish, scope_branch
+from compiler.publish import (
+    BRANCH_PREFIX,
+    Publication,
+    PublishOutcome,
+    Target,
+    publish,
+    scope_branch,
+)
 from compiler.report import report_violations
 from compiler.trace import Run
 
@@ -111,6 +118,7 @@ def publish_command(
     run_id: str | None,
     labels: list[str],
     fmt: str,
+    rollback: bool = False,
 ) -> int:
     run = Run(run_id) if run_id else Run()
     check_branch(base, "base branch")
@@ -121,10 +129,17 @@ def publish_command(
     if publication is None:
         print("nothing published: fix the violations first", file=sys.stderr)
         return EXIT_FINDINGS
+    if branch is None and rollback:
+        branch = (
+            f"{BRANCH_PREFIX}/{base.replace('/', '-')}/rollback-{'-'.join(publication.clusters)}"
+        )
     branch = check_branch(
-        branch or scope_branch(base, publication.clusters, all_clusters=selection.all_clusters)
+        branch
+        or scope_branch(
+            base, publication.clusters, all_clusters=selection.all_clusters, shard=selection.shard
+        )
     )
-    target = Target(repo, base, branch, run.trace("git"), tuple(labels))
+    target = Target(repo, base, branch, run.trace("git"), tuple(labels), rollback=rollback)
     scope = " ".join(f"--cluster {c}" for c in publication.clusters)
     outcome = publish(
         publication,

@@ -206,6 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _publish_target_args(rollback)
 
+    watch = commands.add_parser(
+        "watch", help="poll the table; publish what new versions and new clusters affect"
+    )
+    _source_args(watch)
+    _publish_target_args(watch)
+    watch.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between polls (default: 60)"
+    )
+    watch.add_argument("--max-polls", type=int, help="stop after N polls (default: never)")
+    watch.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path(".gitops/watch-checkpoint.json"),
+        help="the versions already published (default: .gitops/watch-checkpoint.json)",
+    )
+
     diff = commands.add_parser("diff", help="what a publish would change, object by object")
     _source_args(diff)
     _selection_args(diff)
@@ -339,6 +355,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             labels=args.label if args.label is not None else ["gitops-compiler", "rollback"],
             fmt=args.format,
             rollback=True,
+        )
+    if args.command == "watch":
+        from compiler.commands.watch import watch_command
+
+        return watch_command(
+            source=_source(args),
+            repo=args.repo,
+            base=args.base,
+            forge_kind=args.forge,
+            forge_repo=args.forge_repo,
+            cue=args.cue,
+            labels=args.label if args.label is not None else ["gitops-compiler"],
+            interval=args.interval,
+            max_polls=args.max_polls,
+            checkpoint=args.checkpoint,
         )
     if args.command == "diff":
         from compiler.commands.publish import diff_command

@@ -1,0 +1,130 @@
+"""`watch`: poll the table, compile and publish what new versions or new clusters affect.
+
+The checkpoint file records, per layer (pk), the version last published. A
+poll reads the latest version of every layer the fleet uses, publishes the
+clusters whose layers moved (all of them in one pull request), and only then
+advances the checkpoint, atomically: a restart neither repeats a version nor
+skips one. The clusters are compiled pinned to exactly the versions the poll
+saw, so what is published is what the checkpoint says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.errors import CompilerError, InputError, UsageError
+from compiler.layers import StackLoader
+from compiler.model import layer_name_from_pk, pk_from_layer_name
+from compiler.project import Project
+from compiler.sources import ConfigStore, Pin
+
+MAX_BACKOFF = 600.0  # seconds between polls while an outside system keeps failing
+
+
+@dataclass(frozen=True)
+class Changes:
+    clusters: list[str]  # affected, sorted
+    seen: dict[str, int]  # pk -> latest version, every layer the fleet uses
+
+    def pin(self) -> Pin:
+        """Exactly the versions this poll saw (a newer one waits for the next poll)."""
+        return Pin(versions={layer_name_from_pk(pk): v for pk, v in self.seen.items()})
+
+
+def load_checkpoint(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        versions = data["versions"]
+        if not all(isinstance(k, str) and isinstance(v, int) for k, v in versions.items()):
+            raise TypeError("versions must map pk to int")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(
+            f"checkpoint {path} is not readable ({err}); move it away to start over"
+        ) from None
+    return dict(versions)
+
+
+def save_checkpoint(path: Path, versions: Mapping[str, int]) -> None:
+    """Write-then-rename: a crash leaves the old checkpoint or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"versions": dict(sorted(versions.items()))}, indent=2) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    Path(temporary).replace(path)
+
+
+def poll(store: ConfigStore, project: Project, checkpoint: Mapping[str, int]) -> Changes:
+    """The latest version of every layer the fleet uses, and the clusters whose moved."""
+    loader = StackLoader(store, project, Pin())
+    seen: dict[str, int] = {}
+    uses: dict[str, list[str]] = {}
+    for cluster in store.list_clusters():
+        record = store.read(f"cluster#{cluster}", Pin())
+        if record is None:
+            continue  # listed, then gone: nothing to compile
+        facts = loader.facts(record)
+        pks = []
+        for entry in project.stack:
+            if entry.kind == "dynamodb":
+                pk = pk_from_layer_name(entry.resolve(env=facts.env, cluster=facts.name))
+                if pk not in seen:
+                    latest = record if pk == record.pk else store.read(pk, Pin())
+                    seen[pk] = latest.version if latest is not None else 0
+                pks.append(pk)
+        uses[cluster] = pks
+    moved = {pk for pk, version in seen.items() if checkpoint.get(pk) != version}
+    affected = sorted(c for c, pks in uses.items() if moved.intersection(pks))
+    return Changes(affected, {pk: v for pk, v in seen.items() if v})
+
+
+@dataclass
+class Watcher:
+    """The loop, with its outside effects passed in (publish, sleep, log) so it can be tested."""
+
+    store: ConfigStore
+    project: Project
+    checkpoint_path: Path
+    publish: Callable[[Changes], bool]  # True: published or nothing to do; False: blocked
+    log: Callable[[str], None]
+    interval: float
+    stop: threading.Event
+
+    def run(self, max_polls: int | None = None) -> int:
+        if self.interval <= 0:
+            raise UsageError("--interval must be a positive number of seconds")
+        polls, wait = 0, self.interval
+        while not self.stop.is_set() and (max_polls is None or polls < max_polls):
+            polls += 1
+            try:
+                wait = self._once()
+            except CompilerError as err:
+                if err.exit_code != 3:  # not an outside system: it will not heal by waiting
+                    raise
+                wait = min(wait * 2, MAX_BACKOFF)
+                self.log(f"poll {polls}: {err}; next poll in {wait:g} s")
+            if max_polls is not None and polls >= max_polls:
+                break
+            self.stop.wait(wait)  # returns at once on SIGTERM/SIGINT
+        return polls
+
+    def _once(self) -> float:
+        checkpoint = load_checkpoint(self.checkpoint_path)
+        changes = poll(self.store, self.project, checkpoint)
+        if not changes.clusters:
+            self.log("no new versions or clusters")
+            return self.interval
+        self.log(f"{len(changes.clusters)} cluster(s) affected: {', '.join(changes.clusters)}")
+        if self.publish(changes):
+            save_checkpoint(self.checkpoint_path, {**checkpoint, **changes.seen})
+        return self.interval

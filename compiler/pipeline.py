@@ -20,6 +20,7 @@ from compiler.policy.cue import CuePolicies
 from compiler.policy.cue_input import cue_document
 from compiler.policy.objects import ObjectSchemas
 from compiler.policy.schema import ConfigSchema
+from compiler.progress import Tracker
 from compiler.project import Project
 from compiler.render import Problem, Rendered, render_cluster
 from compiler.sources import ConfigStore, Pin
@@ -101,11 +102,14 @@ def compile_clusters(
     names: Iterable[str],
     pin: Pin,
     checks: Checks | None = None,
+    tracker: Tracker | None = None,
 ) -> CompileResult:
     checks = checks or Checks(ConfigSchema(project.policies_dir))
     loader = StackLoader(store, project, pin)
     result = CompileResult(shared=shared_files(project.argocd))
     for name in names:
+        if tracker is not None:
+            tracker.advance(name)
         try:
             compiled, violations = compile_one(loader.load(name), project, checks)
         except CompilerError as err:

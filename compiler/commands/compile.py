@@ -16,6 +16,7 @@ from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.layers import StackLoader
 from compiler.pipeline import CompileResult, build_checks, compile_clusters, select_clusters
 from compiler.policy.cue import find_cue
+from compiler.progress import tracking
 from compiler.project import Project
 from compiler.report import report_violations
 from compiler.sources import ConfigStore, Pin
@@ -28,6 +29,7 @@ def run_compile_stage(
     *,
     cue: str | None,
     changed: Sequence[Path] = (),
+    show_progress: bool = True,
 ) -> CompileResult:
     """Compile the selected clusters; with `changed` files (a hook), those they affect."""
     project = open_project(source)
@@ -42,7 +44,8 @@ def run_compile_stage(
     if selection.shard is not None:
         names = selection.shard.select(names)
     checks = build_checks(project, cue=cue_binary)
-    return compile_clusters(store, project, names, pin, checks)
+    with tracking("compiling", len(names), enabled=show_progress) as tracker:
+        return compile_clusters(store, project, names, pin, checks, tracker)
 
 
 def clusters_affected_by(
@@ -66,7 +69,7 @@ def compile_command(
     *, source: SourceOptions, selection: Selection, out: Path, fmt: str, cue: str | None
 ) -> int:
     started = time.perf_counter()
-    result = run_compile_stage(source, selection, cue=cue)
+    result = run_compile_stage(source, selection, cue=cue, show_progress=fmt == "text")
     if result.violations:
         report_violations(result.violations, fmt, sys.stdout)
         print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
@@ -114,7 +117,9 @@ def validate_command(
     cue: str | None,
     changed: Sequence[Path] = (),
 ) -> int:
-    result = run_compile_stage(source, selection, cue=cue, changed=changed)
+    result = run_compile_stage(
+        source, selection, cue=cue, changed=changed, show_progress=fmt == "text"
+    )
     report_violations(result.violations, fmt, sys.stdout)
     if not result.violations and fmt == "text":
         if changed and not result.clusters:

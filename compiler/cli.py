@@ -7,6 +7,7 @@ crash log and an exit code (DESIGN.md "Exit codes").
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -14,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler import __version__
+from compiler import __version__, ops
 from compiler.commands.common import DEFAULT_SNAPSHOT, Selection, SourceOptions
 from compiler.errors import (
     EXIT_BAD_INPUT,
@@ -23,6 +24,7 @@ from compiler.errors import (
     CompilerError,
     UsageError,
 )
+from compiler.logs import setup_logging
 from compiler.report import FORMATS
 from compiler.secrets import redact, register_from_environment
 from compiler.shard import Shard
@@ -62,6 +64,12 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
+def _run_id_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--run-id", help="the run id in trace ids ms-<run>-<step>-eNN (default: generated)"
+    )
+
+
 def _cue_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
@@ -72,6 +80,7 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clusters and versions")
     group.add_argument("--cluster", action="append", default=[], metavar="NAME")
     group.add_argument("--all", action="store_true", help="every cluster with a record")
+    _run_id_arg(group)
     group.add_argument(
         "--shard",
         metavar="I/N",
@@ -118,7 +127,6 @@ def _publish_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
     )
-    parser.add_argument("--run-id", help="the run id in trace ids (default: generated)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     _cue_arg(parser)
 
@@ -130,6 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    ops_group = parser.add_argument_group("operations (before the command)")
+    ops_group.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("GITOPS_LOG_FORMAT", "text"),
+        help="step log lines on stderr: text for people, json for machines",
+    )
+    ops_group.add_argument(
+        "--audit-log",
+        type=Path,
+        default=os.environ.get("GITOPS_AUDIT_LOG") or None,
+        help="append one JSON line per step to this file (or $GITOPS_AUDIT_LOG)",
+    )
+    ops_group.add_argument(
+        "--alert",
+        default=os.environ.get("GITOPS_ALERT") or None,
+        metavar="URL|command:PROG",
+        help="called with a JSON event when a run aborts (or $GITOPS_ALERT)",
+    )
+    ops_group.add_argument(
+        "--status-webhook",
+        default=os.environ.get("GITOPS_STATUS_WEBHOOK") or None,
+        metavar="URL|command:PROG",
+        help="sent the final status of every run (or $GITOPS_STATUS_WEBHOOK)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     compile_ = commands.add_parser("compile", help="compile clusters into a Kustomize tree")
@@ -205,12 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="explicit versions, e.g. defaults=3,env/prod=2,cluster/prod-eks-1=5",
     )
     _publish_target_args(rollback)
+    _run_id_arg(rollback)
 
     watch = commands.add_parser(
         "watch", help="poll the table; publish what new versions and new clusters affect"
     )
     _source_args(watch)
     _publish_target_args(watch)
+    _run_id_arg(watch)
     watch.add_argument(
         "--interval", type=float, default=60.0, help="seconds between polls (default: 60)"
     )
@@ -417,25 +452,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     register_from_environment(os.environ)
+    # Step lines: always as JSON (for machines); as text only for a person at a terminal.
+    quiet = args.log_format == "text" and not sys.stderr.isatty()
+    setup_logging(args.log_format, level=logging.WARNING if quiet else logging.INFO)
     try:
-        return _dispatch(args)
+        with ops.opened(
+            run_id=getattr(args, "run_id", None),
+            audit_path=args.audit_log,
+            alert=args.alert,
+            status=args.status_webhook,
+        ) as operations:
+            code = _run(args, operations)
+    except CompilerError as err:  # the operations context itself could not open
+        print(f"error: {redact(str(err))}", file=sys.stderr)
+        return err.exit_code
+    return code
+
+
+def _run(args: argparse.Namespace, operations: ops.Operations) -> int:
+    """Dispatch; every failure becomes a message, an exit code and an alert."""
+    error: str | None = None
+    try:
+        code = _dispatch(args)
     except CompilerError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {redact(str(err))}", file=sys.stderr)
-        return err.exit_code
+        error = redact(str(err))
+        print(f"error: {error}", file=sys.stderr)
+        code = err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        error, code = "interrupted", EXIT_INTERRUPTED
     except Exception as err:
         if args.debug:
             raise
         log = _crash_log()
-        print(
-            f"internal error: {type(err).__name__}: {redact(str(err))} (details in {log})",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        error = f"internal error: {type(err).__name__}: {redact(str(err))}"
+        print(f"{error} (details in {log})", file=sys.stderr)
+        code = EXIT_INTERNAL
+    _notify(args, operations, code, error)
+    return code
+
+
+def _notify(
+    args: argparse.Namespace, operations: ops.Operations, code: int, error: str | None
+) -> None:
+    """Alert on an aborted run; the final status always. Hooks never change the exit code."""
+    if args.command not in _OPERATED:
+        return
+    outcome = operations.outcome
+    status = outcome.get("status") or ("success" if code == 0 else "failed")
+    record = {
+        "command": args.command,
+        "run_id": operations.run.id,
+        "trace_id": outcome.get("trace_id", operations.run.trace("emit")),
+        "status": "failed" if code != 0 else status,
+        "exit_code": code,
+        "clusters": outcome.get("clusters", []),
+        "pull_request": outcome.get("pull_request"),
+    }
+    if error is not None or code == 1:
+        operations.notifier.alert({**record, "error": error or "violations found"})
+    operations.notifier.status(record)
+
+
+# The commands that run as jobs: traced, alerted and reported.
+_OPERATED = frozenset({"compile", "validate", "publish", "rollback", "watch", "golden"})
 
 
 def _crash_log() -> str:

@@ -104,14 +104,39 @@ def compile_clusters(
     checks: Checks | None = None,
     tracker: Tracker | None = None,
 ) -> CompileResult:
-    checks = checks or Checks(ConfigSchema(project.policies_dir))
+    inputs = load_inputs(store, project, names, pin)
+    return compile_inputs(inputs, project, checks, tracker)
+
+
+def load_inputs(
+    store: ConfigStore, project: Project, names: Iterable[str], pin: Pin
+) -> list[ClusterInput]:
+    """Every cluster's layer stack: the reads from the table (each shared layer once)."""
     loader = StackLoader(store, project, pin)
-    result = CompileResult(shared=shared_files(project.argocd))
+    inputs = []
     for name in names:
+        try:
+            inputs.append(loader.load(name))
+        except CompilerError as err:
+            raise err.with_cluster(name) from None
+    return inputs
+
+
+def compile_inputs(
+    inputs: Sequence[ClusterInput],
+    project: Project,
+    checks: Checks | None = None,
+    tracker: Tracker | None = None,
+) -> CompileResult:
+    """Merge, check and render loaded clusters; one CUE run for all of them."""
+    checks = checks or Checks(ConfigSchema(project.policies_dir))
+    result = CompileResult(shared=shared_files(project.argocd))
+    for cluster in inputs:
+        name = cluster.facts.name
         if tracker is not None:
             tracker.advance(name)
         try:
-            compiled, violations = compile_one(loader.load(name), project, checks)
+            compiled, violations = compile_one(cluster, project, checks)
         except CompilerError as err:
             raise err.with_cluster(name) from None
         result.violations.extend(violations)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler import ops
 from compiler.diff import Blame, TreeDiff, diff_trees
 from compiler.errors import OutsideError, UsageError
 from compiler.forge import Forge, PullRequestOutcome, open_or_update
@@ -92,7 +93,10 @@ def publish(
     diff_command: str,
     workspace: Callable[[Path], Workspace] | None = None,
 ) -> PublishOutcome:
-    with tempfile.TemporaryDirectory(prefix="gitops-publish-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="gitops-publish-") as scratch,
+        ops.step("git", branch=target.branch, base=target.base, url=target.url) as pushed,
+    ):
         make = workspace or (lambda d: Workspace(target.url, d, environ=environ))
         ws = make(Path(scratch) / "repo.git")
         for attempt in range(1, PUSH_ATTEMPTS + 1):
@@ -111,9 +115,17 @@ def publish(
                         "the branch kept moving (another run or a person is pushing to it); "
                         "try again when it is quiet"
                     ) from None
+        pushed["status"], pushed["commit"] = outcome.status, outcome.commit
     if forge is None or outcome.status in ("no-change", "dry-run"):
         return outcome
-    pull = open_or_update(
+    with ops.step("argocd", branch=target.branch) as opened:
+        pull = _open_pull(forge, target, outcome)
+        opened["pull_request"], opened["action"] = pull.pull.url, pull.action
+    return dataclasses.replace(outcome, pull=pull)
+
+
+def _open_pull(forge: Forge, target: Target, outcome: PublishOutcome) -> PullRequestOutcome:
+    return open_or_update(
         forge,
         head=target.branch,
         base=target.base,
@@ -123,7 +135,6 @@ def publish(
         # A branch we did not move keeps the body its reviewers are reading.
         update=outcome.status == "pushed",
     )
-    return dataclasses.replace(outcome, pull=pull)
 
 
 def _attempt(

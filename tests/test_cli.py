@@ -137,7 +137,7 @@ def test_internal_error_prints_one_line_and_a_crash_log(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("synthetic fault")
 
-    monkeypatch.setattr(compile_module, "compile_clusters", boom)
+    monkeypatch.setattr(compile_module, "compile_inputs", boom)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     argv = ["compile", "--all", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]
     assert main(argv) == 4

@@ -9,12 +9,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from compiler import ops
 from compiler.affected import affected_clusters
+from compiler.audit import content_hash
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.emit import EmitStats, write_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.layers import StackLoader
-from compiler.pipeline import CompileResult, build_checks, compile_clusters, select_clusters
+from compiler.pipeline import (
+    CompileResult,
+    build_checks,
+    compile_inputs,
+    load_inputs,
+    select_clusters,
+)
 from compiler.policy.cue import find_cue
 from compiler.progress import tracking
 from compiler.project import Project
@@ -44,8 +52,19 @@ def run_compile_stage(
     if selection.shard is not None:
         names = selection.shard.select(names)
     checks = build_checks(project, cue=cue_binary)
-    with tracking("compiling", len(names), enabled=show_progress) as tracker:
-        return compile_clusters(store, project, names, pin, checks, tracker)
+    with ops.step("dynamodb", source=source.source, clusters=len(names)) as read:
+        inputs = load_inputs(store, project, names, pin)
+        read["layers"] = sorted(
+            {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
+            - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
+        )
+    with ops.step("policy", clusters=len(inputs)) as checked:
+        with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
+            result = compile_inputs(inputs, project, checks, tracker)
+        checked["objects"] = result.object_count
+        checked["violations"] = len(result.violations)
+    ops.current().outcome["clusters"] = [c.facts.name for c in result.clusters]
+    return result
 
 
 def clusters_affected_by(
@@ -75,7 +94,10 @@ def compile_command(
         print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
         return EXIT_FINDINGS
     owned = ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
-    stats = write_tree(out, result.files, owned=owned)
+    with ops.step("emit", out=str(out)) as emitted:
+        stats = write_tree(out, result.files, owned=owned)
+        emitted["tree"] = content_hash(result.files)
+        emitted["written"] = stats.written
     elapsed = time.perf_counter() - started
     if fmt == "json":
         json.dump(summary_record(result, stats, elapsed, out), sys.stdout, indent=2, sort_keys=True)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from compiler import ops
+from compiler.audit import content_hash
 from compiler.blame import ConfigBlame
 from compiler.commands.common import Selection, SourceOptions
 from compiler.commands.compile import run_compile_stage
@@ -41,11 +43,16 @@ def build_publication(
     is published from a config that breaks a rule.
     """
     if from_dir is not None:
-        return _read_publication(from_dir, selection)
+        with ops.step("emit", source=str(from_dir)) as read:
+            publication = _read_publication(from_dir, selection)
+            read["tree"] = content_hash(publication.files)
+        return publication
     result = run_compile_stage(source, selection, cue=cue)
     if result.violations:
         report_violations(result.violations, "text", sys.stderr)
         return None
+    with ops.step("emit", clusters=len(result.clusters)) as built:
+        built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
     policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
     checks = [
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
@@ -120,7 +127,7 @@ def publish_command(
     fmt: str,
     rollback: bool = False,
 ) -> int:
-    run = Run(run_id) if run_id else Run()
+    run = ops.current().run if run_id in (None, ops.current().run.id) else Run(run_id)
     check_branch(base, "base branch")
     if repo.startswith("-"):
         raise UsageError(f"--repo {repo!r} is not a repository URL or path")
@@ -151,6 +158,13 @@ def publish_command(
         f"--against <clone of the Argo CD repository at {base}>",
     )
     _report(outcome, target, run, fmt)
+    operations = ops.current().outcome
+    operations["status"] = (
+        "no-change" if outcome.status in ("no-change", "up-to-date") else "success"
+    )
+    operations["trace_id"] = target.trace_id
+    if outcome.pull is not None:
+        operations["pull_request"] = outcome.pull.pull.url
     return EXIT_OK
 
 

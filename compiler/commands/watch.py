@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from compiler import ops
 from compiler.commands.common import Selection, SourceOptions, open_project, open_store
 from compiler.commands.publish import publish_command
 from compiler.errors import EXIT_OK
@@ -34,8 +35,14 @@ def watch_command(
     project = open_project(source)
     store = open_store(source, project)
 
+    poll_numbers = iter(range(1, 2**31))
+
     def publish_changes(changes: Changes) -> bool:
         pins = tuple(f"{layer_name_from_pk(pk)}={v}" for pk, v in sorted(changes.seen.items()))
+        with ops.child_run(f"p{next(poll_numbers)}"):  # each publish is a run of its own
+            return _publish(changes, pins)
+
+    def _publish(changes: Changes, pins: tuple[str, ...]) -> bool:
         code = publish_command(
             source=source,
             selection=Selection(clusters=tuple(changes.clusters), pins=pins),

@@ -1,0 +1,243 @@
+"""Alerts and status: tell a webhook or a command how the run went, never fail because of it.
+
+Issue 6: an aborted run (validation failure, outside-system failure) calls
+the alert hook; the final status (success / failed / no-change, clusters, PR
+URL, trace id) goes to the status hook, the seed's "portal". A hook is
+
+- an http(s) URL: the JSON is POSTed; user:password in the URL becomes Basic
+  auth and is masked wherever the URL is shown;
+- `command:<program> [args]` (split like a shell would, run without one): the
+  JSON arrives on stdin, and GITOPS_NOTIFY says "alert" or "status".
+
+Failures are retried with exponential backoff: connection errors, timeouts,
+408, 429 and 5xx (a Retry-After is honoured up to `max_wait`; a longer one
+ends the attempts), and for a command any failure. Every retry and redirect
+decision is ours (urllib3 with retries=False, redirect=False). Whatever
+happens, `alert` and `status` return True or False and log a warning: a
+webhook never changes the run's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationParseError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+from compiler import __version__, proc
+from compiler.errors import OutsideError, UsageError
+from compiler.logs import get_logger, redacted
+from compiler.secrets import redact, register
+
+COMMAND_PREFIX = "command:"
+_BACKOFF_SECONDS = 1.0  # 1, 2, 4, ... capped by max_wait
+_RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx
+_SHOWN_CHARS = 200
+_DIGITS = re.compile(r"\d+", re.ASCII)
+
+
+@dataclass(frozen=True)
+class _Target:
+    role: str  # "alert" or "status"
+    shown: str  # for messages: credentials masked
+    url: str | None = None  # without its user:password
+    auth: str | None = None
+    argv: tuple[str, ...] = ()
+
+
+class Notifier:
+    """The alert and status hooks of a run; either may be None (not configured)."""
+
+    def __init__(
+        self,
+        *,
+        alert: str | None,
+        status: str | None,
+        timeout: float = 10,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = 60,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        # Parsed now: a mistyped hook is a usage error at the start of the run,
+        # not a warning at its end when the alert was needed.
+        self._alert = _parse("alert", alert) if alert is not None else None
+        self._status = _parse("status", status) if status is not None else None
+        self.timeout = timeout
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False
+        )
+
+    def alert(self, event: Mapping[str, Any]) -> bool:
+        """Send an aborted run's event; True when delivered (or no alert hook is set)."""
+        return self._send(self._alert, event)
+
+    def status(self, record: Mapping[str, Any]) -> bool:
+        """Send the run's final status; True when delivered (or no status hook is set)."""
+        return self._send(self._status, record)
+
+    def close(self) -> None:
+        self._http.clear()
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, target: _Target | None, payload: Mapping[str, Any]) -> bool:
+        if target is None:
+            return True
+        trace_id = payload.get("trace_id")
+        extra = {"trace_id": trace_id if isinstance(trace_id, str) else None}
+        try:
+            body = json.dumps(redacted(payload), sort_keys=True).encode("utf-8")
+            problem = self._deliver(target, body, extra)
+        except Exception as err:  # a bug here must not turn a good run into a crash
+            problem = f"failed unexpectedly: {type(err).__name__}: {err}"
+        if problem is None:
+            return True
+        get_logger().warning("%s %s: %s", target.role, target.shown, problem, extra=extra)
+        return False
+
+    def _deliver(self, target: _Target, body: bytes, extra: Mapping[str, Any]) -> str | None:
+        """None when delivered, else why not."""
+        problem: str | None = None
+        for attempt in range(1, self.attempts + 1):
+            backoff = min(_BACKOFF_SECONDS * 2 ** (attempt - 1), self.max_wait)
+            if target.url is None:
+                problem, wait = self._run_command(target, body), backoff
+            else:
+                problem, wait = self._post(target, body, backoff)
+            if problem is None:
+                return None
+            if wait is None:
+                return problem
+            if wait > self.max_wait:
+                return f"{problem}; asked to wait {wait:.0f} s, longer than {self.max_wait:g} s"
+            if attempt == self.attempts:
+                break
+            get_logger().info(
+                "%s %s: %s; retrying in %g s", target.role, target.shown, problem, wait, extra=extra
+            )
+            self._sleep(wait)
+        return f"{problem}; gave up after {self.attempts} attempts"
+
+    def _post(
+        self, target: _Target, body: bytes, backoff: float
+    ) -> tuple[str | None, float | None]:
+        """(None, None) when delivered; else the problem and the wait before a retry (None: don't)."""
+        assert target.url is not None
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"gitops-compiler/{__version__}",
+        }
+        if target.auth is not None:
+            headers.update(urllib3.util.make_headers(basic_auth=target.auth))
+        try:
+            response = self._http.request(
+                "POST", target.url, body=body, headers=headers, retries=False, redirect=False
+            )
+        except HTTPError as err:
+            return _connection_problem(err, self.timeout), backoff
+        status = response.status
+        if 200 <= status < 300:
+            return None, None
+        said = redact(response.data[:_SHOWN_CHARS].decode("utf-8", "replace")).strip()
+        problem = f"{status} {response.reason or ''}".strip() + (f" ({said})" if said else "")
+        if status in _RETRIED_STATUSES or status >= 500:
+            asked = _retry_after(response.headers.get("Retry-After"))
+            return problem, asked if asked is not None else backoff
+        if 300 <= status < 400:
+            return f"{status} redirected to {redact(response.headers.get('Location', '?'))}", None
+        return problem, None
+
+    def _run_command(self, target: _Target, body: bytes) -> str | None:
+        env = dict(os.environ, GITOPS_NOTIFY=target.role)
+        try:
+            ran = proc.run(target.argv, cwd=None, env=env, timeout=self.timeout, stdin=body)
+        except OutsideError as err:
+            return err.message
+        return None if ran.returncode == 0 else proc.failure(ran)
+
+
+def _parse(role: str, spec: str) -> _Target:
+    if spec.startswith(COMMAND_PREFIX):
+        try:
+            argv = tuple(shlex.split(spec[len(COMMAND_PREFIX) :]))
+        except ValueError as err:  # an unclosed quote
+            raise UsageError(f"{role} hook {redact(spec)!r}: {err}") from None
+        if not argv:
+            raise UsageError(f"{role} hook {spec!r}: name a program after {COMMAND_PREFIX}")
+        if shutil.which(argv[0]) is None:
+            raise UsageError(f"{role} hook {redact(spec)!r}: no such program {argv[0]!r}")
+        return _Target(role, f"command {proc.describe(argv)}", argv=argv)
+    if spec.lower().startswith(("http://", "https://")):
+        try:
+            url = urllib3.util.parse_url(spec)
+        except LocationParseError:
+            url = None
+        if url is None or not url.host:
+            raise UsageError(f"{role} webhook {redact(spec)!r} is not a valid URL")
+        if url.auth:
+            register(url.auth.partition(":")[2])  # masked in every message from now on
+        shown = f"{url.scheme}://{'***@' if url.auth else ''}{url.netloc}{url.path or ''}"
+        # A query often carries a token (?key=...): name the hook without it.
+        shown += "?…" if url.query else ""
+        return _Target(
+            role, f"webhook {redact(shown)}", url=url._replace(auth=None).url, auth=url.auth
+        )
+    raise UsageError(
+        f"{role} hook {redact(spec)!r}: use an http(s):// URL or {COMMAND_PREFIX}<program> [args]"
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _connection_problem(err: HTTPError, timeout: float) -> str:
+    if isinstance(err, NewConnectionError):
+        cause = err.__cause__
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else "failed"
+        return f"cannot connect: {why}"
+    if isinstance(err, ConnectTimeoutError):
+        return f"connecting timed out after {timeout:g} s"
+    if isinstance(err, ReadTimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(err, ProtocolError):
+        return f"the connection was lost ({err.args[-1]!r})"
+    return redact(f"{type(err).__name__}: {err}")

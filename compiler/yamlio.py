@@ -383,7 +383,9 @@ class _Dumper(_BaseDumper):
         if kind is yaml.ScalarNode and implicit[0] and tag == _STR:
             if _GO_OR_YAML12_NUMBER.fullmatch(value.replace("_", "")):
                 return _FLOAT
-            if value in _SINGLE_LETTER_BOOL:
+            if value in _SINGLE_LETTER_BOOL or value.lower() in _YAML11_BOOL_WORDS:
+                # PyYAML resolves yes/Yes/YES but not yEs; the strict loader refuses all
+                # cases of them unquoted, so the dumper quotes all cases.
                 return _BOOL
         return tag
 

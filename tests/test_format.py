@@ -138,6 +138,14 @@ CASES = {
         "\ufeff%YAML 1.1\r\n--- # doc\r\nb: 1\r\na: 2\r\n...\r\n",
         "# doc\na: 2\nb: 1\n",
     ),
+    "an item's dash alone on its line": (
+        "l:\n-   # first\n  k: v\n  a: 1\n",
+        "l:\n  # first\n  - a: 1\n    k: v\n",
+    ),
+    "a key with a line break stays one double-quoted line": (
+        "? |-\n  two\n  lines\n: 1  # one\n",
+        '"two\\nlines": 1  # one\n',
+    ),
     "comments only": ("# nothing yet\n\n# really\n", "# nothing yet\n\n# really\n"),
     "empty file": ("", ""),
 }
@@ -201,11 +209,16 @@ def test_project_overlays(path: Path) -> None:
         ("a: [1, 2\n", 2, "expected ',' or ']'"),
     ],
 )
-def test_refused_input_names_file_and_line(text: str, line: int, says: str) -> None:
+def test_refused_input_names_file_and_line(tmp_path: Path, text: str, line: int, says: str) -> None:
     with pytest.raises(InputError) as err:
         fmt(text, "overlays/prod/bad.yaml")
     assert str(err.value).startswith(f"overlays/prod/bad.yaml:{line}")
     assert says in str(err.value)
+    path = write(tmp_path / "overlays/prod/bad.yaml", text)
+    with pytest.raises(InputError) as err:
+        format_command(files=[path], check=False)
+    assert str(err.value).startswith(f"{path}:{line}")
+    assert path.read_text(encoding="utf-8") == text  # never rewritten
 
 
 # ------------------------------------------------------------------------------ the command

@@ -1,4 +1,4 @@
-"""`format [--check] FILE...`: rewrite overlay YAML into its canonical form (the hook `gitops-format`).
+"""`format [--check] FILE...`: rewrite overlay YAML in its canonical form (hook `gitops-format`).
 
 Every file is processed even when one of them is refused, so that a commit hook fixes
 what it can in one run; the refusals are raised together at the end (exit 2). A refused

@@ -352,32 +352,20 @@ def _dispatch(args: argparse.Namespace) -> int:
             fmt=args.format,
             cue=args.cue,
         )
-    if args.command == "publish":
-        from compiler.commands.publish import publish_command
-
-        return publish_command(
-            source=_source(args),
-            selection=_selection(args),
-            repo=args.repo,
-            base=args.base,
-            branch=args.branch,
-            forge_kind=args.forge,
-            forge_repo=args.forge_repo,
-            from_dir=args.from_dir,
-            dry_run=args.dry_run,
-            cue=args.cue,
-            run_id=args.run_id,
-            labels=args.label if args.label is not None else ["gitops-compiler"],
-            fmt=args.format,
-        )
-    if args.command == "rollback":
+    if args.command in ("publish", "rollback"):
         from compiler.commands.common import parse_versions
         from compiler.commands.publish import publish_command
 
-        pins = tuple(f"{k}={v}" for k, v in parse_versions(args.versions or "").items())
+        rollback = args.command == "rollback"
+        if rollback:
+            pins = tuple(f"{k}={v}" for k, v in parse_versions(args.versions or "").items())
+            selection = Selection(clusters=(args.cluster,), as_of=args.as_of, pins=pins)
+        else:
+            selection = _selection(args)
+        default_labels = ["gitops-compiler", "rollback"] if rollback else ["gitops-compiler"]
         return publish_command(
             source=_source(args),
-            selection=Selection(clusters=(args.cluster,), as_of=args.as_of, pins=pins),
+            selection=selection,
             repo=args.repo,
             base=args.base,
             branch=args.branch,
@@ -387,9 +375,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             cue=args.cue,
             run_id=args.run_id,
-            labels=args.label if args.label is not None else ["gitops-compiler", "rollback"],
+            labels=args.label if args.label is not None else default_labels,
             fmt=args.format,
-            rollback=True,
+            rollback=rollback,
         )
     if args.command == "watch":
         from compiler.commands.watch import watch_command

@@ -20,6 +20,7 @@ import pytest
 from compiler.localdb import LOCAL_CREDENTIALS, local_dynamodb
 from compiler.sources.dynamodb import DynamoDBStore, client_config
 from tests.fake_github import fake_github  # noqa: F401  (a fixture)
+from tests.gitrepos import remote  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The WebAssembly cue that `make test` installs, unless the caller names a cue of its own.

@@ -13,7 +13,6 @@ import pytest
 from compiler.cli import main
 from tests.conftest import ROOT
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, FakeGitHub
-from tests.test_publish import commit_files, git
 
 ARGS = ["--project", str(ROOT), "--source", "snapshot:examples"]
 
@@ -56,17 +55,6 @@ def hooks() -> Iterator[Hooks]:
     receiver = Hooks()
     yield receiver
     receiver.stop()
-
-
-@pytest.fixture
-def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    bare = tmp_path / "argocd.git"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    commit_files(bare, "main", {"README.md": b"# Argo CD\n"}, "init", author="Alice")
-    return bare
 
 
 def test_a_full_publish_leaves_one_audit_line_per_step_with_trace_ids(

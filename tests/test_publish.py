@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,11 @@ import pytest
 from compiler.cli import main
 from tests.conftest import ROOT
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
+from tests.gitrepos import commit_files, files_at, git, has_branch
 
 GOLDEN_BODY = Path(__file__).parent / "golden" / "pr-body-prod-quota.md"
 BRANCH_ALL = "gitops-compiler/main/all-clusters"
 BRANCH_PROD = "gitops-compiler/main/cluster-prod-eks-1"
-
-
-def git(*args: str, cwd: Path | None = None, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture(autouse=True)
@@ -43,80 +35,6 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GIT_CONFIG_COUNT", raising=False)
     for key in ("GITOPS_GIT_TOKEN", "GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"):
         monkeypatch.delenv(key, raising=False)
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    """A bare Argo CD repository whose main holds a README."""
-    bare = tmp_path / "argocd.git"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    commit_files(bare, "main", {"README.md": b"# Argo CD\n"}, "init", author="Alice")
-    return bare
-
-
-def commit_files(
-    bare: Path, branch: str, files: dict[str, bytes], message: str, *, author: str
-) -> str:
-    """A commit by someone else on `branch` of the bare repository (created if absent)."""
-    env = {
-        **os.environ,
-        "GIT_DIR": str(bare),
-        "GIT_INDEX_FILE": str(bare / "test.index"),
-        "GIT_AUTHOR_NAME": author,
-        "GIT_AUTHOR_EMAIL": f"{author.lower()}@example.com",
-        "GIT_COMMITTER_NAME": author,
-        "GIT_COMMITTER_EMAIL": f"{author.lower()}@example.com",
-    }
-
-    def run(*args: str, stdin: bytes | None = None) -> str:
-        done = subprocess.run(["git", *args], env=env, input=stdin, capture_output=True)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.decode().strip()
-
-    parent = (
-        run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
-        if _has(bare, branch)
-        else ""
-    )
-    if parent:
-        run("read-tree", parent)
-    else:
-        run("read-tree", "--empty")
-    for path, data in files.items():
-        blob = run("hash-object", "-w", "--stdin", stdin=data)
-        run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
-    tree = run("write-tree")
-    args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
-    sha = run(*args)
-    run("update-ref", f"refs/heads/{branch}", sha)
-    (bare / "test.index").unlink()
-    return sha
-
-
-def _has(bare: Path, branch: str) -> bool:
-    done = subprocess.run(
-        ["git", f"--git-dir={bare}", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-        capture_output=True,
-    )
-    return done.returncode == 0
-
-
-def files_at(bare: Path, ref: str, prefix: str = "") -> dict[str, bytes]:
-    listing = git(
-        f"--git-dir={bare}",
-        "ls-tree",
-        "-r",
-        "--name-only",
-        ref,
-        "--",
-        *([prefix] if prefix else []),
-    )
-    return {
-        path: subprocess.run(
-            ["git", f"--git-dir={bare}", "show", f"{ref}:{path}"], capture_output=True, check=True
-        ).stdout
-        for path in listing.splitlines()
-    }
 
 
 def golden_files() -> dict[str, bytes]:
@@ -309,7 +227,7 @@ def test_violations_publish_nothing(
     captured = capsys.readouterr()
     assert code == 1
     assert "overlays/prod/30-bad.yaml" in captured.err and "nothing published" in captured.err
-    assert not _has(remote, BRANCH_ALL)
+    assert not has_branch(remote, BRANCH_ALL)
 
 
 def _merge_into_main(remote: Path, branch: str) -> None:
@@ -356,7 +274,7 @@ def test_pr_body_for_prod_quota_change_and_new_rolebinding_matches_golden(
     assert "overlays/prod/10-quotas.yaml:6" in security
     assert "grants ClusterRole `edit` to Group `payments-deployers`" in security
     assert "Trace id `ms-golden-git-e40`" in body
-    assert not _has(remote, BRANCH_PROD)  # a dry run pushes nothing
+    assert not has_branch(remote, BRANCH_PROD)  # a dry run pushes nothing
     assert f"branch: {BRANCH_PROD}" in out and "Trace-Id: ms-golden-git-e40" in out
 
 
@@ -441,7 +359,7 @@ def test_forge_failures_exit_3_after_the_push_with_a_clear_message(
     err = capsys.readouterr().err
     assert "403" in err and "Pull requests" in err and FAKE_TOKEN not in err
     # The branch was pushed; a re-run once the token is fixed opens the pull request.
-    assert _has(remote, BRANCH_ALL)
+    assert has_branch(remote, BRANCH_ALL)
     assert _publish_github(remote, ROOT / "golden") == 0
     assert len(github_env.pulls()) == 1
 
@@ -451,7 +369,7 @@ def test_missing_github_token_is_bad_usage_before_any_work(
 ) -> None:
     assert _publish_github(remote, ROOT / "golden") == 2
     assert "GITOPS_GITHUB_TOKEN or GITHUB_TOKEN" in capsys.readouterr().err
-    assert not _has(remote, BRANCH_ALL)
+    assert not has_branch(remote, BRANCH_ALL)
 
 
 def test_no_byte_produced_by_a_full_publish_holds_the_token(

@@ -12,7 +12,7 @@ from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, FakeGitHub
-from tests.test_publish import commit_files, files_at, git
+from tests.gitrepos import files_at, git
 
 ROLLBACK_BRANCH = "gitops-compiler/main/rollback-dev-k3s"
 V3 = """\
@@ -23,18 +23,6 @@ addons:
   ingress-nginx:
     values: {controller: {replicaCount: 3}}
 """
-
-
-@pytest.fixture
-def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A bare Argo CD repository, and git without the user's configuration."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    bare = tmp_path / "argocd.git"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    commit_files(bare, "main", {"README.md": b"# Argo CD\n"}, "init", author="Alice")
-    return bare
 
 
 @pytest.fixture

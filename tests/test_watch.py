@@ -14,7 +14,7 @@ from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.watch import Watcher, load_checkpoint, save_checkpoint
 from tests.conftest import ROOT
-from tests.test_publish import commit_files, git
+from tests.gitrepos import git
 
 NEW_CLUSTER = """\
 cluster: {name: dev-k3s-2, env: dev, region: eu-west-1, server: "https://dev-k3s-2:6443"}
@@ -23,17 +23,6 @@ config:
     ipPools:
       dev-pool-2: {cidr: 192.168.0.0/16, ipipMode: Always, natOutgoing: true}
 """
-
-
-@pytest.fixture
-def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    bare = tmp_path / "argocd.git"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    commit_files(bare, "main", {"README.md": b"# Argo CD\n"}, "init", author="Alice")
-    return bare
 
 
 @pytest.fixture

@@ -33,16 +33,13 @@ from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
-    ConnectTimeoutError,
     HTTPError,
     LocationParseError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
 )
 
 from compiler import __version__, proc
 from compiler.errors import OutsideError, UsageError
+from compiler.httperrors import connection_problem
 from compiler.logs import get_logger, redacted
 from compiler.secrets import redact, register
 
@@ -160,7 +157,7 @@ class Notifier:
                 "POST", target.url, body=body, headers=headers, retries=False, redirect=False
             )
         except HTTPError as err:
-            return _connection_problem(err, self.timeout), backoff
+            return connection_problem(err, self.timeout), backoff
         status = response.status
         if 200 <= status < 300:
             return None, None
@@ -227,17 +224,3 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def _connection_problem(err: HTTPError, timeout: float) -> str:
-    if isinstance(err, NewConnectionError):
-        cause = err.__cause__
-        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else "failed"
-        return f"cannot connect: {why}"
-    if isinstance(err, ConnectTimeoutError):
-        return f"connecting timed out after {timeout:g} s"
-    if isinstance(err, ReadTimeoutError):
-        return f"no answer within {timeout:g} s"
-    if isinstance(err, ProtocolError):
-        return f"the connection was lost ({err.args[-1]!r})"
-    return redact(f"{type(err).__name__}: {err}")

@@ -29,15 +29,12 @@ import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
 )
 
 from compiler import __version__
 from compiler.errors import OutsideError, UsageError
 from compiler.forge import PullRequest, PullRequestExists
+from compiler.httperrors import connection_problem
 from compiler.secrets import register
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -205,7 +202,7 @@ class GitHubForge:
                     redirect=False,
                 )
             except HTTPError as err:
-                problem = f"{call} failed: {self._connection_problem(err)}"
+                problem = f"{call} failed: {connection_problem(err, self.timeout, self.api_url)}"
                 wait = self._backoff(attempt)
                 # Refused or never connected: the request did not go out.
                 unknown = not isinstance(err, ConnectTimeoutError)
@@ -295,21 +292,6 @@ class GitHubForge:
 
     def _backoff(self, attempt: int) -> float:
         return min(_BACKOFF_SECONDS * 2 ** (attempt - 1), self.max_wait)
-
-    def _connection_problem(self, err: HTTPError) -> str:
-        if isinstance(err, NameResolutionError):
-            return f"cannot resolve the host of {self.api_url}"
-        if isinstance(err, NewConnectionError):
-            cause = err.__cause__
-            why = cause.strerror if isinstance(cause, OSError) and cause.strerror else "failed"
-            return f"cannot connect to {self.api_url}: {why}"
-        if isinstance(err, ConnectTimeoutError):
-            return f"connecting to {self.api_url} timed out after {self.timeout:g} s"
-        if isinstance(err, ReadTimeoutError):
-            return f"no answer from {self.api_url} within {self.timeout:g} s"
-        if isinstance(err, ProtocolError):
-            return f"the connection to {self.api_url} was lost ({err.args[-1]!r})"
-        return f"{type(err).__name__}: {err}"
 
 
 def _json(response: urllib3.BaseHTTPResponse, call: str) -> Any:

@@ -22,7 +22,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +72,7 @@ def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -
                 stats = _stage(out, staging, files, owned)
                 _swap(staging, out)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                _discard(staging)
     except OSError as err:
         raise OutsideError(f"cannot write {out}: {err.strerror or err}") from None
     return stats
@@ -84,6 +84,7 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
 
     old_owned: set[str] = set()
     links: set[str] = set()  # symbolic links carried over from `out`
+    modes: list[tuple[Path, int]] = []  # of carried-over directories, set once they are full
     if out.is_dir():
         for rel, kind in walk_tree(out):
             if is_owned(rel):
@@ -93,6 +94,7 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
             target = staging / rel
             if kind == "dir":
                 target.mkdir(exist_ok=True)
+                modes.append((target, stat.S_IMODE((out / rel).lstat().st_mode)))
             elif kind == "link":
                 target.symlink_to((out / rel).readlink())
                 links.add(rel)
@@ -119,6 +121,8 @@ def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence
         with target.open("xb") as handle:  # "x": never follow or reuse anything there
             handle.write(data)
         written += 1
+    for directory, mode in reversed(modes):  # deepest first: a read-only parent comes last
+        directory.chmod(mode)
     return EmitStats(written=written, unchanged=unchanged, removed=len(old_owned - set(files)))
 
 
@@ -167,14 +171,14 @@ def _swap(staging: Path, out: Path) -> None:
     if _exchange(staging, out):
         return  # `staging` now holds the old tree; the caller removes it
     aside = out.with_name(f".{out.name}.old")
-    shutil.rmtree(aside, ignore_errors=True)
+    _discard(aside)
     out.rename(aside)
     try:
         staging.rename(out)  # a kill between these two renames is completed by `_recover`
     except BaseException:
         aside.rename(out)  # a failure (not a kill) puts the old tree back at once
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    _discard(aside)
 
 
 def _recover(out: Path) -> None:
@@ -182,9 +186,28 @@ def _recover(out: Path) -> None:
     aside = out.with_name(f".{out.name}.old")
     if aside.is_dir() and not out.exists():
         aside.rename(out)
-    shutil.rmtree(aside, ignore_errors=True)
+    _discard(aside)
     for stale in out.parent.glob(f".{out.name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        _discard(stale)
+
+
+def _discard(tree: Path) -> None:
+    """Remove a directory of ours (a staging dir, an old tree), best effort.
+
+    The old tree holds the user's directories as they were, read-only ones
+    too, whose entries cannot be removed: make those writable and try again,
+    rather than leave a copy of the old tree beside `out` for good.
+    """
+    shutil.rmtree(tree, ignore_errors=True)
+    if tree.is_symlink() or not tree.exists():
+        return
+    for dirpath, dirnames, _ in os.walk(tree):  # never follows links
+        base = Path(dirpath)
+        for path in (base, *(base / name for name in dirnames)):
+            if not path.is_symlink():
+                with suppress(OSError):
+                    path.chmod(stat.S_IRWXU)
+    shutil.rmtree(tree, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:

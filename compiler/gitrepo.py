@@ -18,12 +18,22 @@ from pathlib import Path
 
 from compiler import proc
 from compiler.errors import OutsideError, UsageError
-from compiler.secrets import register
+from compiler.secrets import register, register_url
 
 GIT_TIMEOUT = 300.0  # a clone of a large repository on a slow link; local calls take ms
 _BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]+(?<![./])$")
 # What git says when the remote branch moved under us (a race, worth a retry).
 _RACE = ("stale info", "fetch first", "non-fast-forward", "failed to update ref", "cannot lock ref")
+# What git says when the remote itself refuses to move a branch backwards or sideways
+# (receive.denyNonFastForwards, a protection rule): no retry can help.
+_DENIED_NON_FAST_FORWARD = "[remote rejected] (non-fast-forward)"
+# What git says when credentials are missing or refused: in its words, about a terminal.
+_REFUSED_CREDENTIALS = (
+    b"terminal prompts disabled",
+    b"Authentication failed",
+    b"returned error: 401",
+    b"returned error: 403",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ def git_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
     """Ours, plus: never prompt (CI has no terminal), C messages (we parse some),
     and a token from GITOPS_GIT_TOKEN as an HTTP header, passed in the
     environment so it is never on a command line."""
+    register_url(url)  # a token in the URL's user info is masked as one from the environment
     env = dict(environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never", "LC_ALL": "C"})
     token = environ.get("GITOPS_GIT_TOKEN")
@@ -133,9 +144,17 @@ class Workspace:
         if ran.returncode == 0:
             return
         text = (ran.stdout + ran.stderr).decode("utf-8", "replace")
+        if _DENIED_NON_FAST_FORWARD in text:
+            raise OutsideError(
+                f"the remote refuses to replace {branch}: it denies non-fast-forward "
+                "updates there (receive.denyNonFastForwards or a branch protection rule), "
+                "and a publish rebuilds its branch on the current base: allow force pushes "
+                "to it, or delete it so that the next publish creates it afresh"
+                f"{proc.indented(ran.stderr)}"
+            )
         if any(reason in text for reason in _RACE):
             raise PushRace(branch)
-        raise OutsideError(f"push to {branch} failed: {proc.failure(ran)}")
+        raise OutsideError(f"push to {branch} failed: {proc.failure(ran)}{_credentials_hint(ran)}")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -249,5 +268,14 @@ class Workspace:
         ran = self._run(argv, env=env, stdin=stdin, bare_dir=bare_dir)
         if ran.returncode != 0:
             doing = f"cannot {what} {self.url}: " if what else ""
-            raise OutsideError(f"{doing}{proc.failure(ran)}")
+            raise OutsideError(f"{doing}{proc.failure(ran)}{_credentials_hint(ran)}")
         return ran.stdout
+
+
+def _credentials_hint(ran: proc.Completed) -> str:
+    if not any(words in ran.stderr for words in _REFUSED_CREDENTIALS):
+        return ""
+    return (
+        "\nthe remote wants credentials that may read and push: set GITOPS_GIT_TOKEN to such "
+        "a token (sent as an HTTP header), or configure a git credential helper or SSH key"
+    )

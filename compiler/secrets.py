@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
 
 # Variables that hold credentials: read by the forge, by git, or by boto3.
 TOKEN_VARIABLES = (
@@ -35,6 +36,22 @@ def register(value: str | None) -> None:
     _known.add(value)
     for user in ("x-access-token", "oauth2", "git"):
         _known.add(base64.b64encode(f"{user}:{value}".encode()).decode())
+
+
+def register_url(url: str) -> None:
+    """Mask the password of a URL's user info (`https://user:TOKEN@host/`) from now on,
+    also where it shows without its URL, and in the Basic credentials made of it."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:  # not a URL a tool could use either
+        return
+    if not password or len(unquote(password)) < _MIN_SECRET:
+        return
+    for form in {password, unquote(password)}:
+        register(form)
+        if user:
+            _known.add(base64.b64encode(f"{unquote(user)}:{form}".encode()).decode())
 
 
 def register_from_environment(environ: Mapping[str, str]) -> None:

@@ -275,9 +275,12 @@ def load_layer_json(data: bytes | str, source: str, *, max_depth: int = 200) -> 
     except RecursionError:
         problem = "nested too deeply"
     else:
-        if _json_depth(value) <= max_depth:
+        if _json_depth(value) > max_depth:
+            problem = f"nested deeper than {max_depth} levels"
+        elif _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+            problem = "a \\u escape names half of a UTF-16 surrogate pair, not a character"
+        else:
             return value
-        problem = f"nested deeper than {max_depth} levels"
     # The fast C parser cannot say where the problem is; find it the slow way.
     raise _locate_json_problem(text, source, max_depth, problem)
 
@@ -307,6 +310,28 @@ def _json_depth(value: Any) -> int:
         children = item.values() if isinstance(item, dict) else item
         todo.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+
+
+# json.loads turns a lone "\\ud800" (half a surrogate pair) into a str that no encoder
+# writes, so the dump of the tree would fail: refuse it here, as the YAML reader does.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a key or string of `value` holds a lone surrogate; iterative, any depth."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            todo.extend(item)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')

@@ -30,6 +30,17 @@ def test_short_values_are_not_registered_so_ordinary_words_stay() -> None:
     assert secrets.redact("abc def") == "abc def"
 
 
+def test_a_password_in_a_url_is_masked_also_where_it_shows_without_its_url() -> None:
+    secrets.register_url("https://robot:pw%2Fwith-slash-0123@git.example.com/org/r.git")
+    shown = secrets.redact("git said: pw/with-slash-0123 and pw%2Fwith-slash-0123")
+    assert shown == "git said: *** and ***"
+    basic = base64.b64encode(b"robot:pw/with-slash-0123").decode()
+    assert secrets.redact(f"Authorization: Basic {basic}") == "Authorization: Basic ***"
+    for harmless in ("/srv/argocd.git", "https://host/r.git", "https://u:abc@host/", "http://[x"):
+        secrets.register_url(harmless)  # no password, a short one, not a URL: nothing to mask
+    assert secrets.redact("abc /srv host") == "abc /srv host"
+
+
 def test_git_token_travels_in_the_environment_never_on_the_command_line() -> None:
     env = git_environment({"GITOPS_GIT_TOKEN": TOKEN, "GIT_CONFIG_COUNT": "1"}, "https://h/r.git")
     assert env["GIT_CONFIG_KEY_1"] == "http.extraHeader"

@@ -29,6 +29,7 @@ from compiler.publish import (
     scope_branch,
 )
 from compiler.report import report_violations
+from compiler.secrets import register_url
 from compiler.trace import Run
 
 SHARED = "applicationsets"
@@ -128,6 +129,7 @@ def publish_command(
     rollback: bool = False,
 ) -> int:
     run = ops.current().run if run_id in (None, ops.current().run.id) else Run(run_id)
+    register_url(repo)  # masked from the start, not only once git runs
     check_branch(base, "base branch")
     if repo.startswith("-"):
         raise UsageError(f"--repo {repo!r} is not a repository URL or path")

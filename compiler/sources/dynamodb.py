@@ -79,7 +79,8 @@ class DynamoDBStore:
         with self._errors("listing clusters"):
             while True:
                 page = self._client.scan(**request)
-                names.update(item["pk"]["S"].partition("#")[2] for item in page["Items"])
+                items = self._items(page, "listing clusters")
+                names.update(item["pk"]["S"].partition("#")[2] for item in items)
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -114,7 +115,8 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = start
         with self._errors(f"reading {pk}"):
             page = self._client.query(**request)
-        return [_convert(item) for item in page["Items"]], page.get("LastEvaluatedKey")
+        items = self._items(page, f"reading {pk}")
+        return [_convert(item) for item in items], page.get("LastEvaluatedKey")
 
     def _iter_versions(self, pk: str) -> Iterator[LayerVersion]:
         start: Mapping[str, Any] | None = None
@@ -212,6 +214,16 @@ class DynamoDBStore:
             raise self._client_error(err, doing) from None
         except BotoCoreError as err:
             raise self._botocore_error(err, doing) from None
+
+    def _items(self, page: Mapping[str, Any], doing: str) -> list[Any]:
+        """The items of an answer; one without them did not come from a DynamoDB."""
+        items = page.get("Items")
+        if not isinstance(items, list):
+            raise OutsideError(
+                f"DynamoDB{self._at()} answered without items while {doing}: is the "
+                "endpoint a DynamoDB, not a proxy or a web server?"
+            )
+        return items
 
     def _client_error(self, err: ClientError, doing: str) -> OutsideError:
         error = err.response.get("Error", {})

@@ -11,13 +11,19 @@ DocPath = tuple[str | int, ...]
 
 
 def format_path(path: DocPath) -> str:
-    """`("namespaces", "dev", "users", 0)` -> `namespaces.dev.users[0]`."""
+    """`("namespaces", "dev", "users", 0)` -> `namespaces.dev.users[0]`.
+
+    A key holding characters that a terminal hides or reorders (controls, bidi
+    overrides, zero-width spaces) is shown escaped: a message must not disguise it.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            key = str(part)
+            key = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+            out += f".{key}" if out else key
     return out or "(root)"
 
 

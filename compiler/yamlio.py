@@ -51,6 +51,11 @@ _KIND = {_INT: "an int", _FLOAT: "a float", _BOOL: "a boolean", _NULL: "null", _
 # YAML 1.1 booleans besides true/false. PyYAML resolves all but y/n; Go's yaml.v2 all.
 _YAML11_BOOL_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _ALIASES = "aliases and anchors are not allowed in layer documents; write the values out"
+# Plain numbers that YAML 1.1 (this loader, Go's yaml.v2) and YAML 1.2 read differently:
+# 0755 is 493 (octal) or 755, and 0b1, 1:30 (base 60) and 1_000 are numbers or strings.
+# Hexadecimal means the same to both.
+_AMBIGUOUS_NUMBER = re.compile(r"[-+]?0[0-9bB_]|.*[_:]")
+_SHOWN = 60  # characters of a scalar quoted in a message
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,7 @@ class _Walk:
             raise self.error(
                 line,
                 parent.path,
-                f"key {event.value!r} is read as {kind}; keys must be strings, quote it",
+                f"key {_shown(event.value)} is read as {kind}; keys must be strings, quote it",
             )
         key = event.value
         self.refuse_bool_word(event, line, (*parent.path, key))
@@ -206,12 +211,12 @@ class _Walk:
         tag = self.tag_of(event)
         explicit = event.tag not in (None, "!")
         if tag in _QUOTE_IT:
-            raise self.error(line, path, f"{event.value!r} is {_QUOTE_IT[tag]}; quote it")
+            raise self.error(line, path, f"{_shown(event.value)} is {_QUOTE_IT[tag]}; quote it")
         if tag not in _SCALAR_TAGS:
             if explicit:
                 raise self.error(line, path, f"tag {tag} is not allowed")
             raise self.error(
-                line, path, f"{event.value!r} is read as {_KIND.get(tag, tag)}; quote it"
+                line, path, f"{_shown(event.value)} is read as {_KIND.get(tag, tag)}; quote it"
             )
         self.refuse_bool_word(event, line, path)
         if tag == _STR:
@@ -220,10 +225,17 @@ class _Walk:
         try:
             value = self.loader.yaml_constructors[tag](self.loader, node)
         except (ValueError, KeyError):
-            raise self.error(line, path, f"{event.value!r} is not {_KIND[tag]}") from None
+            raise self.error(line, path, f"{_shown(event.value)} is not {_KIND[tag]}") from None
         if isinstance(value, float) and not math.isfinite(value):
             # JSON and the merge cannot carry NaN or infinities; refused as in load_layer_json.
-            raise self.error(line, path, f"{event.value!r} is not a finite number; quote it")
+            raise self.error(line, path, f"{_shown(event.value)} is not a finite number; quote it")
+        if not explicit and tag in (_INT, _FLOAT) and _AMBIGUOUS_NUMBER.match(event.value):
+            raise self.error(
+                line,
+                path,
+                f"{_shown(event.value)} is read as {value} by YAML 1.1 and differently by "
+                "other readers; quote it, or write the number in decimal",
+            )
         return value
 
     def tag_of(self, event: yaml.ScalarEvent) -> str:
@@ -256,6 +268,13 @@ class _Walk:
         return InputError(f"{self.source}:{line}: {_where(path)}{message}")
 
 
+def _shown(text: str) -> str:
+    """A scalar as a message quotes it: a very long one is cut, as the line says where."""
+    if len(text) <= _SHOWN:
+        return repr(text)
+    return f"{text[:_SHOWN]!r}... ({len(text)} characters)"
+
+
 def _where(path: Path_, shown: int = 16) -> str:
     """The path for a message; a very deep one is cut, as the line already says where."""
     if not path:
@@ -267,7 +286,13 @@ def load_layer_json(data: bytes | str, source: str, *, max_depth: int = 200) -> 
     """One JSON layer document: duplicate keys, NaN/Infinity and deep nesting refused."""
     text = _decode(data, source)
     try:
-        value = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_pairs,
+            parse_constant=_no_constant,
+            parse_int=_json_int,
+            parse_float=_json_float,
+        )
     except json.JSONDecodeError as err:
         raise InputError(f"{source}:{err.lineno}:{err.colno}: {err.msg}") from None
     except _Refused as err:
@@ -298,6 +323,20 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
+
+
+def _json_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        raise _Refused(f"a number of {len(text)} digits is too long") from None
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 is valid JSON, and inf to Python
+        raise _Refused(f"{_shown(text)} is not a finite number")
+    return value
 
 
 def _json_depth(value: Any) -> int:

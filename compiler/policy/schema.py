@@ -126,10 +126,21 @@ def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
 def _message(error: jsonschema.ValidationError, *, name: bool = False) -> str:
     """jsonschema's message, shortened; names get the rule they break."""
     if name:
-        text = f"name {error.instance!r} is not allowed: {error.message}"
+        text = f"name {error.instance!r} is not allowed: {_odd_character(error)}{error.message}"
     elif error.validator in ("oneOf", "anyOf"):
         described = error.schema.get("description") if isinstance(error.schema, dict) else None
         text = f"does not match the allowed forms{': ' + described if described else ''}"
     else:
-        text = error.message
+        text = _odd_character(error) + error.message
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _odd_character(error: jsonschema.ValidationError) -> str:
+    """Why a string that looks right does not match: its first character outside
+    printable ASCII (a Cyrillic look-alike, a zero-width space), ahead of the pattern."""
+    if error.validator != "pattern" or not isinstance(error.instance, str):
+        return ""
+    for index, char in enumerate(error.instance):
+        if not " " <= char <= "~":
+            return f"character {index + 1} is U+{ord(char):04X}, not printable ASCII; "
+    return ""

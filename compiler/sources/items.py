@@ -18,6 +18,7 @@ from compiler.model import LayerVersion, sort_key_for
 _SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 _KNOWN = {"pk", "sk", "version", "config", "created_at", "author", "comment", "cluster"}
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB refuses larger items; a snapshot must not hold one
 
 
 def plain(value: Any, where: str) -> Any:
@@ -58,6 +59,12 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     match = _SK.match(sk) if isinstance(sk, str) else None
     if match is None:
         raise InputError(f"{where}: field sk must look like v#0000000042")
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise InputError(
+            f"{where}: the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES}; "
+            "split the layer"
+        )
     unknown = sorted(set(item) - _KNOWN)
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -92,6 +99,34 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         comment=item.get("comment", ""),
         cluster=cluster,
     )
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size by DynamoDB's rules, from plain data: names and strings in UTF-8
+    bytes, numbers 1 byte per two digits plus 1, maps and lists 3 bytes plus 1 per entry.
+
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+    """
+    return sum(len(str(name).encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | float):
+        # Significant digits, leading and trailing zeros trimmed; DynamoDB keeps at most 38.
+        if isinstance(value, int):
+            text = str(abs(value)).strip("0") if value.bit_length() < 128 else "9" * 38
+        else:
+            text = repr(abs(value)).partition("e")[0].replace(".", "").strip("0")
+        return (max(len(text), 1) + 1) // 2 + 1
+    if isinstance(value, dict):
+        return 3 + sum(1 + len(str(k).encode()) + _value_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    return 0
 
 
 def _config(raw: Any, where: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ items are the table's.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,13 @@ def _read_file(path: Path, pk: str) -> list[LayerVersion]:
         except InputError as err:
             raise InputError(f"{path}: {err.message}") from None
     numbers = [v.version for v in versions]
-    if len(set(numbers)) != len(numbers):
-        raise InputError(f"{path}: two items claim the same version")
+    twice = sorted(n for n, count in Counter(numbers).items() if count > 1)
+    if twice:
+        sk = sort_key_for(twice[0])
+        raise InputError(
+            f"{path}: two items claim version {twice[0]} (pk={pk!r} sk={sk!r}); "
+            "a version is written once"
+        )
     return sorted(versions, key=lambda v: v.version, reverse=True)
 
 

@@ -13,7 +13,7 @@ export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
 WHEELHOUSE := .wheelhouse
 WHEEL_STAMP := $(WHEELHOUSE)/.built
 
-.PHONY: demo test lint format golden clean
+.PHONY: demo test bench lint format golden clean
 
 # (Re)install when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -37,6 +37,11 @@ demo: $(STAMP) $(CUE_STAMP)
 
 test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP)
 	$(BIN)/python -m pytest
+
+# The benchmark (bench/): seeds the local DynamoDB server with synthetic fleets and
+# prints per-stage timings against the YAML floor. BENCH_ARGS="--size 100x10" for one size.
+bench: $(STAMP) $(CUE_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

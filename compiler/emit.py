@@ -65,65 +65,188 @@ def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -
         parent.mkdir(parents=True, exist_ok=True)
         with _locked(parent):
             _recover(out)
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=parent))
-            try:
-                # mkdtemp makes it 0700; the swapped-in tree keeps the mode `out` had.
-                staging.chmod(_dir_mode(out))
-                stats = _stage(out, staging, files, owned)
-                _swap(staging, out)
-            finally:
-                _discard(staging)
+            change = _compare(out, files, owned)
+            stats = EmitStats(
+                written=len(change.differ),
+                unchanged=len(files) - len(change.differ),
+                removed=len(change.removed),
+            )
+            if not out.is_dir():
+                base = ""  # a first write: the whole tree appears at once
+            elif not change.paths:
+                return stats  # nothing to do: the tree stays as it is, mtimes and all
+            else:
+                base = _narrowest(out, change.paths)
+            if not (base and _replace(out, base, files, owned, change)):
+                _replace(out, "", files, owned, change)
     except OSError as err:
         raise OutsideError(f"cannot write {out}: {err.strerror or err}") from None
     return stats
 
 
-def _stage(out: Path, staging: Path, files: Mapping[str, bytes], owned: Sequence[str]) -> EmitStats:
+@dataclass(frozen=True)
+class _Change:
+    old_owned: frozenset[str]  # files under the owned directories now
+    differ: frozenset[str]  # files to write: new ones and ones whose bytes changed
+    removed: frozenset[str]  # files of owned directories that the compile no longer makes
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return self.differ | self.removed
+
+
+def _compare(out: Path, files: Mapping[str, bytes], owned: Sequence[str]) -> _Change:
+    old_owned: set[str] = set()  # files and links: a link planted there is stale too
+    for entry in owned:  # a directory (`clusters`) or a single file (`defaults.yaml`)
+        if _real_directories(out, entry):
+            old_owned.update(
+                f"{entry}/{rel}" for rel, kind in walk_tree(out / entry) if kind != "dir"
+            )
+        elif _real_directories(out, entry.rpartition("/")[0]) and os.path.lexists(out / entry):
+            old_owned.add(entry)
+    differ = {
+        rel
+        for rel, data in files.items()
+        if rel not in old_owned or not _same_bytes(out / rel, data)
+    }
+    return _Change(frozenset(old_owned), frozenset(differ), frozenset(old_owned - files.keys()))
+
+
+def _narrowest(out: Path, paths: frozenset[str]) -> str:
+    """The deepest directory of `out` that holds every changed path, "" for `out` itself.
+
+    Replacing it alone is as atomic as replacing the tree, and costs only what it
+    holds: a one-cluster compile into a fleet's tree swaps `clusters/<name>`. It
+    must be a real directory (no link on the way) or, when new, have one as parent.
+    """
+    parents = [rel.split("/")[:-1] for rel in paths]
+    common = parents[0]
+    for parts in parents[1:]:
+        while parts[: len(common)] != common:
+            common = common[:-1]
+    while common:
+        base = "/".join(common)
+        if _real_directories(out, base):
+            return base
+        above = "/".join(common[:-1])
+        if not os.path.lexists(out / base) and (not above or _real_directories(out, above)):
+            return base
+        common = common[:-1]
+    return ""
+
+
+def _real_directories(out: Path, rel: str) -> bool:
+    """Whether every name of `rel` under `out` is a directory, none a symbolic link."""
+    path = out
+    for part in rel.split("/"):
+        path = path / part
+        try:
+            if not stat.S_ISDIR(path.lstat().st_mode):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _replace(
+    out: Path, base: str, files: Mapping[str, bytes], owned: Sequence[str], change: _Change
+) -> bool:
+    """Stage `out/base` beside `out` and swap it in; False where the kernel cannot
+    exchange two directories or they lie on two file systems (then only `out` itself
+    can be swapped, with the two-rename fallback)."""
+    target = out / base if base else out
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.absolute().parent))
+    try:
+        # mkdtemp makes it 0700; the swapped-in directory keeps the mode it had.
+        staging.chmod(_dir_mode(target))
+        _stage(out, base, staging, files, owned, change)
+        if not base:
+            _swap(staging, out)
+        elif not target.exists():
+            staging.rename(target)  # a new directory appears whole
+        else:
+            try:
+                if not _exchange(staging, target):
+                    return False
+            except OSError as err:
+                if err.errno == errno.EXDEV:
+                    return False
+                raise
+            _drop_empty(out, base, owned)
+    finally:
+        _discard(staging)
+    return True
+
+
+def _drop_empty(out: Path, base: str, owned: Sequence[str]) -> None:
+    """Remove `base` and the directories above it that the swap left empty, inside
+    the owned directories only, as the whole-tree swap would not have made them."""
+    parts = base.split("/")
+    while parts and any("/".join(parts) == o or "/".join(parts).startswith(o + "/") for o in owned):
+        try:
+            (out / "/".join(parts)).rmdir()
+        except OSError:  # not empty (or gone): the directories above are not empty either
+            return
+        parts.pop()
+
+
+def _stage(
+    out: Path,
+    base: str,
+    staging: Path,
+    files: Mapping[str, bytes],
+    owned: Sequence[str],
+    change: _Change,
+) -> None:
+    """Fill `staging` with what `out/base` must hold."""
+    prefix = f"{base}/" if base else ""
+
     def is_owned(rel: str) -> bool:
         return any(rel == o or rel.startswith(o + "/") for o in owned)
 
-    old_owned: set[str] = set()
-    links: set[str] = set()  # symbolic links carried over from `out`
+    links: set[str] = set()  # symbolic links carried over, relative to `staging`
     modes: list[tuple[Path, int]] = []  # of carried-over directories, set once they are full
-    if out.is_dir():
-        for rel, kind in walk_tree(out):
+    made: set[str] = {""}  # directories of `staging` that exist
+    source = out / base if base else out
+    if source.is_dir():
+        for local, kind in walk_tree(source):
+            rel = prefix + local
             if is_owned(rel):
-                if kind == "file":
-                    old_owned.add(rel)
                 continue
-            target = staging / rel
+            target = staging / local
             if kind == "dir":
-                target.mkdir(exist_ok=True)
-                modes.append((target, stat.S_IMODE((out / rel).lstat().st_mode)))
+                target.mkdir()
+                made.add(local)
+                modes.append((target, stat.S_IMODE((source / local).lstat().st_mode)))
             elif kind == "link":
-                target.symlink_to((out / rel).readlink())
-                links.add(rel)
+                target.symlink_to((source / local).readlink())
+                links.add(local)
             else:
-                _link_or_copy(out / rel, target)
-    for rel in files:  # a carried-over link above an owned file would be written through
-        parts = rel.split("/")
+                _link_or_copy(source / local, target)
+    mine = sorted(rel[len(prefix) :] for rel in files if rel.startswith(prefix))
+    for local in mine:  # a carried-over link above an owned file would be written through
+        parts = local.split("/")
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
             if above in links:
                 raise InputError(
-                    f"refusing to write {rel!r}: {above!r} in {out} is a symbolic link"
+                    f"refusing to write {prefix + local!r}: {prefix + above!r} in {out} "
+                    "is a symbolic link"
                 )
-    written = unchanged = 0
-    for rel in sorted(files):
-        data = files[rel]
-        target = staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old = out / rel
-        if rel in old_owned and _same_bytes(old, data):
-            _link_or_copy(old, target)
-            unchanged += 1
+    for local in mine:
+        folder = local.rpartition("/")[0]
+        if folder not in made:
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        rel = prefix + local
+        target = staging / local
+        if rel not in change.differ:
+            _link_or_copy(out / rel, target)
             continue
         with target.open("xb") as handle:  # "x": never follow or reuse anything there
-            handle.write(data)
-        written += 1
+            handle.write(files[rel])
     for directory, mode in reversed(modes):  # deepest first: a read-only parent comes last
         directory.chmod(mode)
-    return EmitStats(written=written, unchanged=unchanged, removed=len(old_owned - set(files)))
 
 
 def _dir_mode(out: Path) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from compiler.errors import InputError
+from compiler.errors import CompilerError, InputError
 from compiler.model import (
     ClusterFacts,
     Layer,
@@ -62,7 +64,46 @@ class StackLoader:
         self.project = project
         self.pin = pin
         self._versions: dict[str, LayerVersion | None] = {}
+        self._failed: dict[str, CompilerError] = {}
         self._overlays: dict[str, list[Layer]] = {}
+
+    def prefetch(self, clusters: Sequence[str]) -> None:
+        """Read the table items of these clusters' stacks at once, as many at a time as
+        the store allows: first the cluster records, then the layers they name.
+
+        Nothing is raised here: a failed read is kept and raised by `load` of the
+        cluster that needs it, so errors name the same cluster as without prefetch.
+        """
+        self._read_all(f"cluster#{name}" for name in clusters)
+        shared = []
+        for name in clusters:
+            record = self._versions.get(f"cluster#{name}")
+            if record is None:
+                continue
+            try:
+                facts = self.facts(record)
+            except CompilerError:
+                continue
+            for entry in self.project.stack:
+                if entry.kind != "files":
+                    shared.append(pk_from_layer_name(entry.resolve(env=facts.env, cluster=name)))
+        self._read_all(shared)
+
+    def _read_all(self, pks: Iterable[str]) -> None:
+        wanted = sorted(set(pks) - self._versions.keys() - self._failed.keys())
+        workers = min(len(wanted), getattr(self.store, "read_concurrency", 1))
+        if workers <= 1:
+            for pk in wanted:
+                self._read_or_keep(pk)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read") as pool:
+            list(pool.map(self._read_or_keep, wanted))
+
+    def _read_or_keep(self, pk: str) -> None:
+        try:
+            self._versions[pk] = self.store.read(pk, self.pin)
+        except CompilerError as err:
+            self._failed[pk] = err
 
     def load(self, cluster: str) -> ClusterInput:
         record = self._read(f"cluster#{cluster}")
@@ -110,6 +151,8 @@ class StackLoader:
         )
 
     def _read(self, pk: str) -> LayerVersion | None:
+        if pk in self._failed:
+            raise self._failed[pk]
         if pk not in self._versions:
             self._versions[pk] = self.store.read(pk, self.pin)
         return self._versions[pk]

@@ -13,6 +13,8 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from compiler.secrets import redact
 _SHOWN_LINES = 20
 _SHOWN_LINE_CHARS = 300
 _SHOWN_COMMAND_CHARS = 200
+_POLL_SECONDS = 0.2  # how soon a cancelled command is killed
 _REAP_SECONDS = 5.0  # after SIGKILL: long enough to read what is left in the pipes
 
 
@@ -41,37 +44,107 @@ def run(
     env: Mapping[str, str] | None,
     timeout: float,
     stdin: bytes | None = None,
+    cancel: threading.Event | None = None,
 ) -> Completed:
-    """Run `argv` to its end; `env=None` inherits ours, `cwd=None` keeps ours."""
+    """Run `argv` to its end; `env=None` inherits ours, `cwd=None` keeps ours.
+
+    A run in a worker thread passes `cancel`: when the main thread sets it (an
+    interrupt, a failure), the command is killed within _POLL_SECONDS and
+    `Cancelled` is raised.
+    """
+    running = start(argv, cwd=cwd, env=env, takes_stdin=stdin is not None)
+    return running.finish(stdin, timeout=timeout, cancel=cancel)
+
+
+def start(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    takes_stdin: bool,
+) -> Running:
+    """Start `argv` now and give it its input later (`Running.finish`): a command that
+    is slow to start (the WebAssembly cue) starts while its input is being made."""
     args = tuple(os.fspath(a) for a in argv)
     try:
         process = subprocess.Popen(
             args,
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if takes_stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # a group of its own: a timeout kills its children too
         )
     except OSError as err:
         raise OutsideError(f"{describe(args)} cannot run: {_why_not(args[0], cwd, err)}") from None
-    try:
-        stdout, stderr = process.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _, stderr = _stop(process)
-        raise OutsideError(
-            f"{describe(args)} timed out after {timeout:g} s and was killed{indented(stderr)}"
-        ) from None
-    except BaseException:  # interrupted: leave nothing running behind us
-        _stop(process)
-        raise
-    if process.returncode < 0:
-        raise OutsideError(
-            f"{describe(args)} died by signal {_signal(-process.returncode) or -process.returncode}"
-            f"{indented(stderr or stdout)}"
-        )
-    return Completed(args, process.returncode, stdout, stderr)
+    return Running(args, process)
+
+
+class Running:
+    """A started command; `finish` it, or `stop` it (a no-op once it finished)."""
+
+    def __init__(self, args: tuple[str, ...], process: subprocess.Popen[bytes]) -> None:
+        self.args = args
+        self._process = process
+
+    def finish(
+        self,
+        stdin: bytes | None = None,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> Completed:
+        """Write `stdin`, wait at most `timeout` seconds for the end, return what it printed."""
+        process, args = self._process, self.args
+        try:
+            stdout, stderr = _communicate(process, args, stdin, timeout, cancel)
+        except subprocess.TimeoutExpired:
+            _, stderr = _stop(process)
+            raise OutsideError(
+                f"{describe(args)} timed out after {timeout:g} s and was killed{indented(stderr)}"
+            ) from None
+        except BaseException:  # interrupted or cancelled: leave nothing running behind us
+            _stop(process)
+            raise
+        if process.returncode < 0:
+            raise OutsideError(
+                f"{describe(args)} died by signal "
+                f"{_signal(-process.returncode) or -process.returncode}"
+                f"{indented(stderr or stdout)}"
+            )
+        return Completed(args, process.returncode, stdout, stderr)
+
+    def stop(self) -> None:
+        if self._process.returncode is None:
+            _stop(self._process)
+
+
+class Cancelled(Exception):
+    """The caller set `cancel` while the command ran; the command was killed."""
+
+
+def _communicate(
+    process: subprocess.Popen[bytes],
+    args: tuple[str, ...],
+    stdin: bytes | None,
+    timeout: float,
+    cancel: threading.Event | None,
+) -> tuple[bytes, bytes]:
+    if cancel is None:
+        return process.communicate(stdin, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:  # bounded by the deadline
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(args, timeout)
+        try:
+            # communicate() may be called again after a timeout without losing output.
+            return process.communicate(stdin, timeout=min(left, _POLL_SECONDS))
+        except subprocess.TimeoutExpired:
+            stdin = None  # written on the first call
+            if cancel.is_set():
+                raise Cancelled(describe(args)) from None
 
 
 def _why_not(program: str, cwd: Path | None, err: OSError) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -398,6 +399,8 @@ def _locate_json_problem(text: str, source: str, max_depth: int, fallback: str) 
             stack.append((path, {} if token == "{" else None, [0]))
             expect_key = token == "{"
         elif token in ("}", "]"):
+            if not stack:  # a stray closer: json.loads met a refused number before it
+                break
             stack.pop()
         elif token == ",":
             if keys is None and stack:
@@ -415,7 +418,23 @@ def _locate_json_problem(text: str, source: str, max_depth: int, fallback: str) 
             expect_key = False
         elif token in ("NaN", "Infinity", "-Infinity"):
             return error(pos, path, f"{token} is not a JSON number")
+        elif token[0] in "-0123456789" and (refused := _refused_number(token)):
+            return error(pos, path, refused)
     return InputError(f"{source}: {fallback}")
+
+
+def _refused_number(token: str) -> str | None:
+    """Why the JSON number `token` is refused (too long, not finite), or None."""
+    try:
+        if any(c in token for c in ".eE"):
+            _json_float(token)
+        else:
+            _json_int(token)
+    except _Refused as err:
+        return str(err)
+    except ValueError:
+        return None  # not a number at all: json.loads said so already
+    return None
 
 
 # ---------------------------------------------------------------------------- dump
@@ -492,8 +511,31 @@ def _ordered(obj: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
     return {key: _sorted(obj[key]) for key in (*head, *rest)}
 
 
+# Most objects of a fleet repeat from cluster to cluster (a namespace's LimitRange,
+# Role and default-deny policy come from the same layers everywhere; kustomize adds
+# the cluster labels later), so each distinct object is serialised once. The key is
+# the object's pickle: equal bytes mean equal types, values and key order, hence
+# equal YAML; an equal object pickled differently is only a miss.
+_MANIFEST_CACHE: dict[bytes, bytes] = {}
+_MANIFEST_CACHE_SIZE = 20_000
+
+
 def dump_manifest(obj: Mapping[str, Any]) -> bytes:
     """One Kubernetes object: apiVersion, kind, metadata (name, namespace first), rest sorted."""
+    try:
+        key = pickle.dumps(obj, protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return _dump_manifest(obj)
+    found = _MANIFEST_CACHE.get(key)
+    if found is None:
+        found = _dump_manifest(obj)
+        if len(_MANIFEST_CACHE) >= _MANIFEST_CACHE_SIZE:
+            _MANIFEST_CACHE.clear()
+        _MANIFEST_CACHE[key] = found
+    return found
+
+
+def _dump_manifest(obj: Mapping[str, Any]) -> bytes:
     out = _ordered(obj, ("apiVersion", "kind", "metadata"))
     if isinstance(obj.get("metadata"), Mapping):
         out["metadata"] = _ordered(obj["metadata"], ("name", "namespace"))

@@ -47,6 +47,19 @@ def _isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITOPS_PROJECT", raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The compiler's cache (compiler/cachedir.py) in the session's temp dir, not the
+    caller's home; subprocesses inherit it."""
+    before = os.environ.get("GITOPS_CACHE_DIR")
+    os.environ["GITOPS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("GITOPS_CACHE_DIR", None)
+    else:
+        os.environ["GITOPS_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def dynamodb_server() -> Iterator[str]:
     """moto's server on 127.0.0.1:<free port>, for the whole session; its endpoint URL."""

@@ -703,6 +703,18 @@ if mode == "rename":
     emit._exchange = lambda a, b: False  # as where renameat2 is missing
 owned = ["applicationsets", "clusters"]
 emit.write_tree(out, trees["new"], owned=owned)
+replace = emit._replace
+
+
+def announced(*args, **kwargs):
+    # One byte as each swap begins (a write that found changes), so that the parent
+    # aims its kill at the swap rather than at the read-only comparison before it.
+    sys.stdout.write("s")
+    sys.stdout.flush()
+    return replace(*args, **kwargs)
+
+
+emit._replace = announced
 print("ready", flush=True)  # from here on, writing without a pause
 deadline = time.monotonic() + 60  # bounded, should the parent die before killing us
 while time.monotonic() < deadline:
@@ -752,16 +764,31 @@ def sigkill_during_emit(case: Case, row: dict[str, Any], kills: int, seed: int, 
         (case.dir / f"expected-{key}/README.md").write_bytes(USER_FILE)
         expected[tree_hash(case.dir / f"expected-{key}")] = key
     out = case.out
-    started = time.perf_counter()
     emit.write_tree(out, trees["old"], owned=OWNED)
-    one_write = time.perf_counter() - started
     (out / "README.md").write_bytes(USER_FILE)
+    # How long a swap takes here (staging, exchange, clean-up): the window to kill in.
+    swaps: list[float] = []
+    real_replace = emit._replace
+
+    def timed_replace(*args: Any, **kwargs: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            return real_replace(*args, **kwargs)
+        finally:
+            swaps.append(time.perf_counter() - started)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(emit, "_replace", timed_replace)
+        emit.write_tree(out, trees["new"], owned=OWNED)
+        emit.write_tree(out, trees["old"], owned=OWNED)
+    one_swap = max(swaps)
     rng = random.Random(seed)
     seen: list[str] = []
     cut = 0
     for _ in range(kills):
         child = subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(ROOT), str(out), str(source), mode],
+            bufsize=0,  # unbuffered reads: select() then sees every byte not yet read
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -769,7 +796,12 @@ def sigkill_during_emit(case: Case, row: dict[str, Any], kills: int, seed: int, 
             assert child.stdout is not None
             ready, _, _ = select.select([child.stdout], [], [], 30)
             assert ready and child.stdout.readline() == b"ready\n", "the writer did not start"
-            time.sleep(rng.uniform(0, 4) * one_write)  # the child writes without pause
+            # After a random number of swaps (the child writes without pause), at a
+            # random moment of the next one or just after it.
+            for _ in range(rng.randrange(1, 4)):
+                ready, _, _ = select.select([child.stdout], [], [], 30)
+                assert ready and child.stdout.read(1) == b"s", "the writer stopped swapping"
+            time.sleep(rng.uniform(0, 1.5) * one_swap)
             child.send_signal(signal.SIGKILL)
         finally:
             child.kill()

@@ -189,6 +189,70 @@ def test_compile_one_cluster_keeps_the_others_and_the_users_files(
     assert leftovers(out) == []
 
 
+# ------------------------------------------------------------- only what changed
+
+
+def _fleet(clusters: int, variant: dict[str, str] | None = None) -> dict[str, bytes]:
+    variant = variant or {}
+    files = {"applicationsets/cluster-bootstrap.yaml": b"kind: ApplicationSet\n"}
+    for i in range(clusters):
+        name = f"c{i}"
+        for ns in ("a", "b"):
+            text = f"{name}/{ns} {variant.get(name, 'v1')}\n"
+            files[f"clusters/{name}/namespaces/{ns}/namespace.yaml"] = text.encode()
+    return files
+
+
+def test_an_unchanged_tree_is_not_touched(out: Path) -> None:
+    write_tree(out, _fleet(3), owned=["applicationsets", "clusters"])
+    before = {p: p.stat() for p in [out, *out.rglob("*")]}
+    stats = write_tree(out, _fleet(3), owned=["applicationsets", "clusters"])
+    assert (stats.written, stats.unchanged, stats.removed) == (0, 7, 0)
+    after = {p: p.stat() for p in [out, *out.rglob("*")]}
+    assert {p: (s.st_ino, s.st_mtime_ns) for p, s in before.items()} == {
+        p: (s.st_ino, s.st_mtime_ns) for p, s in after.items()
+    }
+    assert leftovers(out) == []
+
+
+def test_one_changed_cluster_swaps_only_its_directory(out: Path) -> None:
+    owned = ["applicationsets", "clusters"]
+    write_tree(out, _fleet(3), owned=owned)
+    (out / "README.md").write_bytes(b"user\n")
+    inodes = {rel: (out / rel).stat().st_ino for rel in ("", "clusters", "clusters/c0")}
+    stats = write_tree(out, _fleet(3, {"c1": "v2"}), owned=owned)
+    assert (stats.written, stats.unchanged, stats.removed) == (2, 5, 0)
+    assert files_of(out) == {**_fleet(3, {"c1": "v2"}), "README.md": b"user\n"}
+    # the tree, its clusters/ and the other clusters stay the same directories
+    assert {rel: (out / rel).stat().st_ino for rel in inodes} == inodes
+    assert leftovers(out) == []
+
+
+def test_a_new_cluster_appears_and_a_gone_one_leaves_no_empty_directory(out: Path) -> None:
+    owned = ["applicationsets", "clusters"]
+    write_tree(out, _fleet(2), owned=owned)
+    grown = {**_fleet(2), "clusters/new/namespaces/a/namespace.yaml": b"new\n"}
+    write_tree(out, grown, owned=owned)
+    assert files_of(out) == grown
+    shrunk = {k: v for k, v in _fleet(2).items() if not k.startswith("clusters/c1/")}
+    stats = write_tree(out, shrunk, owned=owned)
+    assert stats.removed == 2 + 1
+    assert files_of(out) == shrunk
+    assert sorted(p.name for p in (out / "clusters").iterdir()) == ["c0"]
+    assert leftovers(out) == []
+
+
+def test_without_renameat2_a_change_swaps_the_whole_tree(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owned = ["applicationsets", "clusters"]
+    write_tree(out, _fleet(3), owned=owned)
+    monkeypatch.setattr(emit, "_exchange", lambda a, b: False)
+    write_tree(out, _fleet(3, {"c2": "v2"}), owned=owned)
+    assert files_of(out) == _fleet(3, {"c2": "v2"})
+    assert leftovers(out) == []
+
+
 # ------------------------------------------------------------------ failing midway
 
 
@@ -457,7 +521,8 @@ exec(sys.argv[4])  # defines build(variant)
 out, mode = Path(sys.argv[1]), sys.argv[2]
 if mode == "rename":
     emit._exchange = lambda a, b: False
-trees = {"A": build("A"), "B": build("B")}
+only = "c1" if mode == "narrow" else None
+trees = {"A": build("A", only), "B": build("B", only)}
 owned = ["applicationsets", "clusters"]
 print("ready", flush=True)
 while True:
@@ -469,14 +534,18 @@ _BUILD = r"""
 FILES = 1500
 
 
-def build(variant):
-    files = {"applicationsets/appset.yaml": f"variant {variant}\n".encode()}
-    skip = 7 if variant == "B" else 0  # B also drops some files: stale removal is cut too
+def build(variant, only=None):
+    # Variant B differs in every file, or (`only`) in one cluster's files alone:
+    # the write then swaps just that cluster's directory.
+    files = {"applicationsets/appset.yaml": f"variant {variant if only is None else 'A'}\n".encode()}
     for i in range(FILES):
-        if skip and i % skip == 0:
+        # With `only`, four files in five are that cluster's: a kill mostly lands in its write.
+        cluster = f"c{i % 5}" if only is None else (only if i % 5 else "c0")
+        own = variant if only in (None, cluster) else "A"
+        if own == "B" and i % 7 == 0:  # B also drops some files: stale removal is cut too
             continue
-        rel = f"clusters/c{i % 5}/namespaces/ns{i % 40}/object-{i:05d}.yaml"
-        files[rel] = f"kind: ConfigMap\nvariant: {variant}\nindex: {i}\n".encode()
+        rel = f"clusters/{cluster}/namespaces/ns{i % 40}/object-{i:05d}.yaml"
+        files[rel] = f"kind: ConfigMap\nvariant: {own}\nindex: {i}\n".encode()
     return files
 """
 
@@ -489,13 +558,14 @@ def _wait_ready(proc: subprocess.Popen[bytes], deadline: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 2)])
+@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 2), ("narrow", 6)])
 def test_sigkill_during_emit_leaves_one_whole_tree(tmp_path: Path, mode: str, kills: int) -> None:
     """A writer loops A, B, A, ... over a 1500-file tree; SIGKILL it at random moments."""
     namespace: dict[str, object] = {}
     exec(_BUILD, namespace)
     build = namespace["build"]
-    trees = {key: build(key) for key in ("A", "B")}  # type: ignore[operator]
+    only = "c1" if mode == "narrow" else None
+    trees = {key: build(key, only) for key in ("A", "B")}  # type: ignore[operator]
     out = tmp_path / "out"
     out.mkdir()
     readme = b"the user's, outside the owned dirs\n"

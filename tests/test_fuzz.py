@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from compiler.cli import main
@@ -105,6 +105,7 @@ def test_fuzz_the_yaml_loader(data: bytes) -> None:
 
 @FUZZ
 @given(payloads)
+@example(b"1e310}")  # found: a refused number before a stray `}` crashed the locator
 def test_fuzz_the_json_loader(data: bytes) -> None:
     try:
         value = load_layer_json(data, SOURCE)
@@ -178,6 +179,12 @@ FOUND = [
         b'{"namespaces": {"dev-team": {"annotations": {"purpose": "\\ud800"}}}}',
         "90-fuzz.json",
         id="lone-surrogate-in-a-json-overlay",
+    ),
+    pytest.param(
+        "overlays/dev/90-fuzz.json",
+        b'{"namespaces": {"dev-team": {"annotations": {"n": 1e310}}}}}',
+        "90-fuzz.json:1:51: namespaces.dev-team.annotations.n: '1e310' is not a finite number",
+        id="non-finite-number-then-a-stray-brace-in-a-json-overlay",
     ),
     pytest.param(
         "examples/cluster/dev-k3s.yaml",

@@ -118,3 +118,76 @@ def test_long_commands_and_lines_are_shortened() -> None:
     shown = proc.describe(["cue", *(f"/policies/file-{n}.cue" for n in range(50))])
     assert len(shown) <= 202 and shown.endswith("…`")
     assert proc.indented(b"x" * 1000) == "\n    " + "x" * 300 + "…"
+
+
+def test_started_before_its_input_exists(tmp_path: Path) -> None:
+    """`start` now, `finish` with the input later: what the warm cue start relies on."""
+    marker = tmp_path / "started"
+    code = (
+        f"import sys, pathlib; pathlib.Path({str(marker)!r}).touch(); print(sys.stdin.read()[::-1])"
+    )
+    running = proc.start([PY, "-c", code], cwd=None, env=None, takes_stdin=True)
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:  # it runs before any input
+        time.sleep(0.02)
+    assert marker.exists()
+    ran = running.finish(b"abc", timeout=30)
+    assert (ran.returncode, ran.stdout) == (0, b"cba\n")
+    running.stop()  # a no-op once finished
+
+
+def test_a_started_command_that_is_never_finished_is_stopped(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    tool = script(tmp_path, f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
+    running = proc.start([tool], cwd=None, env=None, takes_stdin=True)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    running.stop()
+    assert ended(int(pid_file.read_text()))
+
+
+def test_cancel_kills_the_command_and_raises(tmp_path: Path) -> None:
+    import threading
+
+    pid_file = tmp_path / "pid"
+    tool = script(tmp_path, f"#!/bin/sh\nsleep 30 & echo $! > {pid_file}\nwait\n")
+    cancel = threading.Event()
+    cancelled_at = []
+
+    def cancel_once_running() -> None:  # as the main thread does on a failure
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancelled_at.append(time.monotonic())
+        cancel.set()
+
+    canceller = threading.Thread(target=cancel_once_running)
+    canceller.start()
+    try:
+        with pytest.raises(proc.Cancelled):
+            proc.run([tool], cwd=None, env=None, timeout=60, stdin=b"", cancel=cancel)
+    finally:
+        canceller.join()
+    # Killed at the next poll after the event, not at the 60 s timeout (loose: a busy CI).
+    assert time.monotonic() - cancelled_at[0] < 20
+    assert ended(int(pid_file.read_text()))
+
+
+def test_a_cancellable_run_still_times_out(tmp_path: Path) -> None:
+    import threading
+
+    tool = script(tmp_path, "#!/bin/sh\necho started >&2\nexec sleep 30\n")
+    with pytest.raises(OutsideError, match=r"timed out after 0\.5 s and was killed\n    started"):
+        proc.run([tool], cwd=None, env=None, timeout=0.5, cancel=threading.Event())
+
+
+def test_a_cancellable_run_returns_all_output(tmp_path: Path) -> None:
+    """Output is kept across the polls: nothing is lost between two waits."""
+    import threading
+
+    code = (
+        "import sys, time\nfor i in range(5):\n    print('x' * 70000, flush=True); time.sleep(0.15)"
+    )
+    ran = proc.run([PY, "-c", code], cwd=None, env=None, timeout=60, cancel=threading.Event())
+    assert ran.stdout == b"".join(b"x" * 70000 + b"\n" for _ in range(5))

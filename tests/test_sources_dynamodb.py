@@ -415,6 +415,50 @@ def test_a_large_config_is_stored_as_json_and_reads_back_identically(
     assert set(raw_get(store, "defaults", "v#0000000002")["config"]) == {"M"}
 
 
+def test_a_config_too_big_to_read_as_a_map_is_stored_as_json(store: DynamoDBStore) -> None:
+    """Small in bytes but many attributes, or deep: a JSON string too (cheap to parse,
+    and DynamoDB nests maps 32 levels at most); it reads back the same."""
+    many = {"namespaces": {f"ns-{i}": {"labels": {"team": "t"}} for i in range(120)}}
+    deep: dict[str, Any] = {"leaf": 1}
+    for level in range(20):
+        deep = {f"l{level}": deep}
+    fits = {"namespaces": {f"ns-{i}": {"labels": {"team": "t"}} for i in range(60)}}
+    for config in (many, deep, fits):
+        put(store, "defaults", config)
+        found = store.read("defaults", Pin())
+        assert found is not None and found.config == config
+    assert set(raw_get(store, "defaults", "v#0000000001")["config"]) == {"S"}  # 240 values
+    assert set(raw_get(store, "defaults", "v#0000000002")["config"]) == {"S"}  # 21 deep
+    assert set(raw_get(store, "defaults", "v#0000000003")["config"]) == {"M"}  # 120 values
+
+
+def test_prefetched_reads_fail_for_the_cluster_that_needs_them(store: DynamoDBStore) -> None:
+    """StackLoader.prefetch reads in parallel but raises nothing itself: each cluster's
+    load sees its own layers, or the error of the item it needs, as without prefetch."""
+    project = load_project(ROOT)
+    put(store, "defaults", {})
+    put(store, "env#dev", {"namespaces": {"shared": {"labels": {"team": "t"}}}})
+    names = [f"dev-{i:02d}" for i in range(20)]
+    for name in names:
+        put(store, f"cluster#{name}", {"namespaces": {name: {}}}, cluster=facts(name, env="dev"))
+    write_raw(store, raw_item("cluster#broken", 1, config={"L": []}))
+    loader = StackLoader(store, project, Pin())
+    loader.prefetch([*names, "broken", "absent"])
+    reads: list[str] = []
+    real_read = store.read
+    store.read = lambda pk, pin: reads.append(pk) or real_read(pk, pin)  # type: ignore[method-assign]
+    stacks = {name: loader.load(name) for name in names}
+    assert reads == []  # every item came from the prefetch
+    store.read = real_read  # type: ignore[method-assign]
+    for name, stack in stacks.items():
+        assert stack.layers[-1].document == {"namespaces": {name: {}}}
+        assert StackLoader(store, project, Pin()).load(name) == stack
+    with pytest.raises(InputError, match=r"pk='cluster#broken' sk='v#0000000001'.*field config"):
+        loader.load("broken")
+    with pytest.raises(InputError, match="absent"):
+        loader.load("absent")
+
+
 def test_a_config_written_as_a_json_string_by_hand_reads_back(store: DynamoDBStore) -> None:
     document = {"namespaces": {"dev-team": {"labels": {"team": "backend"}}}, "n": [1, 2.5]}
     write_raw(store, raw_item("env#dev", 1, config={"S": json.dumps(document)}))

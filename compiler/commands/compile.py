@@ -23,11 +23,12 @@ from compiler.pipeline import (
     load_inputs,
     select_clusters,
 )
-from compiler.policy.cue import find_cue
+from compiler.policy.cue import CuePolicies, find_cue
 from compiler.progress import tracking
 from compiler.project import Project
 from compiler.report import report_violations
 from compiler.sources import ConfigStore, Pin
+from compiler.stageclock import timed
 from compiler.yamlio import load_layer_yaml
 
 
@@ -40,29 +41,39 @@ def run_compile_stage(
     show_progress: bool = True,
 ) -> CompileResult:
     """Compile the selected clusters; with `changed` files (a hook), those they affect."""
-    project = open_project(source)
-    # Found first: a missing cue fails the run before it reads or writes anything.
-    cue_binary = find_cue(cue, os.environ)
-    store = open_store(source, project)
-    pin = build_pin(selection)
-    if changed and not (selection.clusters or selection.all_clusters):
-        names = clusters_affected_by(project, store, pin, changed)
-    else:
-        names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
-    if selection.shard is not None:
-        names = selection.shard.select(names)
-    checks = build_checks(project, cue=cue_binary)
-    with ops.step("dynamodb", source=source.source, clusters=len(names)) as read:
-        inputs = load_inputs(store, project, names, pin)
-        read["layers"] = sorted(
-            {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
-            - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
-        )
-    with ops.step("policy", clusters=len(inputs)) as checked:
-        with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
-            result = compile_inputs(inputs, project, checks, tracker)
-        checked["objects"] = result.object_count
-        checked["violations"] = len(result.violations)
+    with timed("setup"):
+        project = open_project(source)
+        # Found first: a missing cue fails the run before it reads or writes anything.
+        policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ))
+        policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
+    try:
+        with timed("setup"):
+            store = open_store(source, project)
+            pin = build_pin(selection)
+        with timed("fetch"):
+            if changed and not (selection.clusters or selection.all_clusters):
+                names = clusters_affected_by(project, store, pin, changed)
+            else:
+                names = select_clusters(
+                    store, selection.clusters, all_clusters=selection.all_clusters
+                )
+        if selection.shard is not None:
+            names = selection.shard.select(names)
+        with timed("setup"):
+            checks = build_checks(project, policies=policies)
+        with ops.step("dynamodb", source=source.source, clusters=len(names)) as read:
+            inputs = load_inputs(store, project, names, pin)
+            read["layers"] = sorted(
+                {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
+                - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
+            )
+        with ops.step("policy", clusters=len(inputs)) as checked:
+            with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
+                result = compile_inputs(inputs, project, checks, tracker)
+            checked["objects"] = result.object_count
+            checked["violations"] = len(result.violations)
+    finally:
+        policies.close()
     ops.current().outcome["clusters"] = [c.facts.name for c in result.clusters]
     return result
 
@@ -94,7 +105,7 @@ def compile_command(
         print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
         return EXIT_FINDINGS
     owned = ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
-    with ops.step("emit", out=str(out)) as emitted:
+    with ops.step("emit", out=str(out)) as emitted, timed("write"):
         stats = write_tree(out, result.files, owned=owned)
         emitted["tree"] = content_hash(result.files)
         emitted["written"] = stats.written

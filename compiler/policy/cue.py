@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,12 @@ from typing import Any
 from compiler import proc
 from compiler.errors import InputError, OutsideError
 
-DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_CLUSTER_TIMEOUT for each cluster
-# The WebAssembly cue needs ~0.5 s to start and ~6 ms a cluster (1000 clusters:
-# 6.7 s, 0.5 GB); allow it a few times that, so a large fleet is not a timeout.
-PER_CLUSTER_TIMEOUT = 0.02
+DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_MB_TIMEOUT for each MB of documents
+# The WebAssembly cue needs ~0.5 s to start, then its time follows the size of the
+# documents it reads: ~5 s a MB of compact JSON (bench/: 1000 clusters, 6.1 MB, 33 s
+# on 2 cores). Allow it several times that, so that a large fleet on a busy machine
+# is not a timeout.
+PER_MB_TIMEOUT = 30.0
 CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
 HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "
@@ -97,27 +100,38 @@ class CuePolicies:
             sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
         )
 
-    def check(self, inputs: Mapping[str, Any]) -> list[CueFinding]:
-        """Every finding of every cluster (name -> its input document), sorted; one cue call."""
+        self._warm: _CueRun | None = None
+
+    def warm_up(self) -> None:
+        """Start cue now, before the documents exist: node and the WebAssembly module take
+        ~0.25 s to load, which then overlaps with reading and merging the layers. The
+        next `check` hands it the documents; `close` stops it if no check came."""
+        if self.files and self._warm is None:
+            self._warm = self._start()
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
+            self._warm = None
+
+    def check(
+        self, inputs: Mapping[str, Any], *, cancel: threading.Event | None = None
+    ) -> list[CueFinding]:
+        """Every finding of every cluster (name -> its input document), sorted; one cue call.
+
+        The pipeline runs this in a worker thread beside the rendering, and sets
+        `cancel` to stop cue when the run is interrupted (see `proc.run`).
+        """
         if not self.files or not inputs:
             return []
-        with tempfile.TemporaryDirectory(prefix="gitops-cue-") as work:
-            data = Path(work) / "clusters.json"
-            data.write_text(json.dumps({"clusters": inputs}, sort_keys=True), "utf-8")
-            policies = [p.absolute() for p in self.files]
-            argv: list[str | Path] = [
-                self.cue,
-                "export",
-                "--out",
-                "json",
-                "-e",
-                "violations",
-                *policies,
-                data,
-            ]
-            timeout = self.timeout + PER_CLUSTER_TIMEOUT * len(inputs)
-            ran = proc.run(argv, cwd=Path(work), env=None, timeout=timeout)
-            stderr = self._show_policy_paths(ran.stderr, Path(work))
+        run, self._warm = self._warm or self._start(), None
+        document = json.dumps({"clusters": inputs}, sort_keys=True, separators=(",", ":"))
+        timeout = round(self.timeout + PER_MB_TIMEOUT * len(document) / 1e6, 1)
+        try:
+            ran = run.finish(document.encode(), timeout=timeout, cancel=cancel)
+        finally:
+            run.close()
+        stderr = self._show_policy_paths(ran.stderr, run.work)
         if ran.returncode == CUE_ERROR and ran.stderr.strip():
             # The policies do not evaluate on these documents (a syntax error, a
             # conflict): they are input, like an overlay, and cue said where.
@@ -128,6 +142,20 @@ class CuePolicies:
         if ran.returncode != 0:
             raise OutsideError(proc.failure(ran))
         return sorted(_parse(ran.stdout, inputs))
+
+    def _start(self) -> _CueRun:
+        # cue runs in an empty directory of its own (no cue.mod of the caller's around
+        # it) and reads the documents from stdin: `json: -`.
+        work = tempfile.TemporaryDirectory(prefix="gitops-cue-")
+        policies = [p.absolute() for p in self.files]
+        argv: list[str | Path] = [self.cue, "export", "--out", "json", "-e", "violations"]
+        argv += [*policies, "json:", "-"]
+        try:
+            running = proc.start(argv, cwd=Path(work.name), env=None, takes_stdin=True)
+        except BaseException:
+            work.cleanup()
+            raise
+        return _CueRun(running, work)
 
     def _show_policy_paths(self, stderr: bytes, work: Path) -> bytes:
         """cue names files relative to its working directory (our temp dir): name
@@ -163,3 +191,21 @@ def _parse(stdout: bytes, inputs: Mapping[str, Any]) -> list[CueFinding]:
             raise garbage(f"entry {number} names an unknown cluster {entry['cluster']!r}")
         findings.append(CueFinding(**entry))
     return findings
+
+
+class _CueRun:
+    """A started cue and the directory it runs in."""
+
+    def __init__(self, running: proc.Running, work: tempfile.TemporaryDirectory[str]) -> None:
+        self.running = running
+        self._work = work
+        self.work = Path(work.name)
+
+    def finish(
+        self, data: bytes, *, timeout: float, cancel: threading.Event | None
+    ) -> proc.Completed:
+        return self.running.finish(data, timeout=timeout, cancel=cancel)
+
+    def close(self) -> None:
+        self.running.stop()
+        self._work.cleanup()

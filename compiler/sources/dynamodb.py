@@ -19,11 +19,17 @@ from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
 from compiler.sources.items import format_timestamp, layer_version_from_item, parse_timestamp, plain
 
-# DynamoDB refuses items over 400 KB; past this size `config` is stored as a JSON string,
-# which costs far less per byte than a nested map.
-_INLINE_CONFIG_LIMIT = 300_000
+# `config` is a map only while it is small enough to read in the AWS console; past
+# that it is stored as a JSON string. Every attribute of a map is typed and parsed
+# one by one by the server and by botocore (a cluster record of 10 namespaces,
+# ~500 attributes, took moto 50 ms to serve as a map and 2 ms as a string), a map
+# may nest 32 levels at most, and the item must stay under DynamoDB's 400 KB.
+_INLINE_CONFIG_ATTRIBUTES = 200
+_INLINE_CONFIG_DEPTH = 16
+_INLINE_CONFIG_BYTES = 300_000
 _PUT_ATTEMPTS = 5  # a concurrent writer took our version number: read again and retry
 _PAGE = 25  # versions read per page when searching back in time
+_READ_CONCURRENCY = 16
 
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
@@ -35,11 +41,15 @@ def client_config() -> Config:
         retries={"mode": "standard", "max_attempts": 5},
         connect_timeout=5,
         read_timeout=15,
+        max_pool_connections=_READ_CONCURRENCY,
     )
 
 
 class DynamoDBStore:
     source_name = "dynamodb"
+    # Reads in flight at once when a run loads many clusters (StackLoader.prefetch);
+    # the client keeps as many connections (boto3 is thread-safe per client).
+    read_concurrency = _READ_CONCURRENCY
 
     def __init__(
         self, table: str, *, region: str, endpoint_url: str | None, client: Any = None
@@ -256,9 +266,30 @@ def _convert(raw: Mapping[str, Any]) -> LayerVersion:
 
 def _config_attribute(config: Mapping[str, Any]) -> Any:
     as_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    if len(as_json) > _INLINE_CONFIG_LIMIT:
+    if len(as_json) > _INLINE_CONFIG_BYTES or not _small_map(config):
         return as_json
     return _to_dynamo_numbers(dict(config))
+
+
+def _small_map(config: Mapping[str, Any]) -> bool:
+    """At most _INLINE_CONFIG_ATTRIBUTES values, nested at most _INLINE_CONFIG_DEPTH deep."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(config, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _INLINE_CONFIG_DEPTH:
+            return False
+        if isinstance(value, Mapping):
+            children = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        count += len(children)
+        if count > _INLINE_CONFIG_ATTRIBUTES:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _to_dynamo_numbers(value: Any) -> Any:

@@ -1,0 +1,96 @@
+"""One measured compile, in a process of its own so that its peak memory is its own.
+
+`python -m bench.child --project P --endpoint URL --out DIR [--cluster C]`
+runs the real `compile` command in-process with a stage clock, then measures
+the floor on the same objects in the same process, and prints one JSON record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler.cli import main as cli_main
+from compiler.stageclock import StageClock, clocked
+
+
+def peak_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
+    """The peak resident memory of this process (or of the largest child: cue)."""
+    return resource.getrusage(who).ru_maxrss * 1024  # Linux: KiB
+
+
+def floor_seconds(tree: Path, scratch: Path) -> tuple[float, int]:
+    """The floor: PyYAML (libyaml) dumps each object of the tree and writes it, one file each.
+
+    The objects are read back from the emitted files first (not timed), so the
+    floor serialises exactly what the compile wrote.
+    """
+    objects = []
+    for path in sorted(tree.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".json"):
+            objects.append(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    started = time.perf_counter()
+    for index, obj in enumerate(objects):
+        data = yaml.dump(obj, Dumper=yaml.CSafeDumper, default_flow_style=False).encode()
+        (scratch / f"{index}.yaml").write_bytes(data)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(scratch, ignore_errors=True)
+    return elapsed, len(objects)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    argv = ["compile", "--project", str(args.project), "--out", str(args.out)]
+    argv += ["--endpoint-url", args.endpoint, "--format", "json"]
+    argv += ["--cluster", args.cluster] if args.cluster else ["--all"]
+    clock = StageClock()
+    captured = io.StringIO()
+    started = time.perf_counter()
+    with clocked(clock), contextlib.redirect_stdout(captured):
+        code = cli_main(argv)
+    wall = time.perf_counter() - started
+    if code != 0:
+        sys.stderr.write(captured.getvalue())
+        raise SystemExit(f"bench: compile exited {code}")
+    summary = json.loads(captured.getvalue())
+    record: dict[str, Any] = {
+        "wall": wall,
+        "stages": dict(clock.seconds),
+        "objects": summary["objects"],
+        "files": summary["files"],
+        "peak_rss": peak_rss_bytes(),
+        "cue_peak_rss": peak_rss_bytes(resource.RUSAGE_CHILDREN),
+    }
+    if not args.cluster:
+        record["floor"], record["floor_objects"] = floor_seconds(args.out, args.scratch)
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.child")
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--cluster")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    json.dump(run(args), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

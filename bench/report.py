@@ -1,0 +1,85 @@
+"""The tables the runner prints: per stage, then the whole against the floor."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+
+from bench.runner import BESIDE, STAGES, SizeResult
+
+MIB = 1024 * 1024
+
+
+def format_report(results: Sequence[SizeResult], cores: int) -> str:
+    lines = [
+        f"machine: {cores} cores, Python {platform.python_version()}, {platform.machine()}",
+        "",
+    ]
+    for result in results:
+        lines += _size_table(result)
+        lines.append("")
+    lines += _summary_table(results)
+    return "\n".join(lines) + "\n"
+
+
+def _size_table(result: SizeResult) -> list[str]:
+    w, full = result.workload, result.full
+    objects, wall, stages = full["objects"], full["wall"], full["stages"]
+    lines = [
+        f"C={w.clusters}, N={w.namespaces}: {objects:,} objects, {full['files']['written']:,} "
+        f"files written (seeding the server took {result.seed_seconds:.1f} s, not counted)",
+        "",
+        "| stage | seconds | objects/s | share of the compile |",
+        "|---|--:|--:|--:|",
+    ]
+    for stage in STAGES:
+        seconds = stages.get(stage, 0.0)
+        rate = f"{objects / seconds:,.0f}" if seconds > 0 else "-"
+        lines.append(f"| {stage} | {seconds:.2f} | {rate} | {seconds / wall:.0%} |")
+    other = wall - sum(stages.get(s, 0.0) for s in STAGES)
+    lines.append(f"| other | {other:.2f} | | {other / wall:.0%} |")
+    lines.append(f"| **whole compile** | **{wall:.2f}** | {objects / wall:,.0f} | 100% |")
+    for stage in BESIDE:
+        seconds = stages.get(stage, 0.0)
+        lines.append(f"| ({stage}, beside the stages above) | {seconds:.2f} | | |")
+    return lines
+
+
+def _summary_table(results: Sequence[SizeResult]) -> list[str]:
+    lines = [
+        "| size | objects | compile s | floor s | compile / floor | peak RSS (cue's) "
+        "| one cluster changed, recompiled: process s | kubectl kustomize, every cluster |",
+        "|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in results:
+        full = r.full
+        built = (
+            f"{r.kustomize[0]:,} dirs in {r.kustomize[1]:.1f} s "
+            f"({r.kustomize[1] / r.kustomize[0] * 1000:.0f} ms each)"
+            if r.kustomize
+            else "skipped"
+        )
+        lines.append(
+            f"| C={r.workload.clusters} N={r.workload.namespaces} | {full['objects']:,} "
+            f"| {full['wall']:.2f} | {full['floor']:.2f} | {full['wall'] / full['floor']:.2f}x "
+            f"| {full['peak_rss'] / MIB:.0f} MiB ({full['cue_peak_rss'] / MIB:.0f} MiB) "
+            f"| {r.incremental_process:.2f} (in-process {r.incremental['wall']:.2f}) | {built} |"
+        )
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        extra = large.workload.clusters - small.workload.clusters
+        if extra > 0:
+            per = (large.full["peak_rss"] - small.full["peak_rss"]) / extra
+            cue = (large.full["cue_peak_rss"] - small.full["cue_peak_rss"]) / extra
+            lines += [
+                "",
+                f"memory: {per / 1024:.0f} KiB more peak RSS per cluster between "
+                f"C={small.workload.clusters} and C={large.workload.clusters} "
+                f"(cue: {cue / 1024:.0f} KiB per cluster)",
+            ]
+    lines += [
+        "",
+        "floor: PyYAML (libyaml) dumping each emitted object and writing it to its own file, "
+        "measured in the same process right after the compile.",
+    ]
+    return lines

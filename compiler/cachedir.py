@@ -1,0 +1,55 @@
+"""A cache of derived data on disk, keyed by the content it derives from.
+
+Only pure derivations go here (a vendored CRD file parsed into JSON): the key
+is a hash of the source bytes, so an entry is never stale and a changed
+source is simply a new entry. The cache is an optimisation: any failure to
+read or write it is ignored and the value is computed as if it were not there.
+
+Where: `$GITOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/gitops-compiler`, else
+`~/.cache/gitops-compiler`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+_FORMAT = "1"  # bump when what an entry holds changes meaning
+
+
+def cache_root(environ: Mapping[str, str] = os.environ) -> Path:
+    if environ.get("GITOPS_CACHE_DIR"):
+        return Path(environ["GITOPS_CACHE_DIR"])
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gitops-compiler"
+
+
+def cached_json(kind: str, source: bytes, derive: Callable[[], Any]) -> Any:
+    """`derive()`, stored as JSON under a hash of `source` and read back next time."""
+    digest = hashlib.sha256(f"{kind}\0{_FORMAT}\0".encode() + source).hexdigest()
+    path = cache_root() / kind / f"{digest}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_bytes())
+    value = derive()
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        _write_atomically(path, json.dumps(value, separators=(",", ":")).encode())
+    return value
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the whole entry or none: two runs may fill the same entry at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -14,7 +14,6 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,18 +132,31 @@ def _communicate(
 ) -> tuple[bytes, bytes]:
     if cancel is None:
         return process.communicate(stdin, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while True:  # bounded by the deadline
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise subprocess.TimeoutExpired(args, timeout)
-        try:
-            # communicate() may be called again after a timeout without losing output.
-            return process.communicate(stdin, timeout=min(left, _POLL_SECONDS))
-        except subprocess.TimeoutExpired:
-            stdin = None  # written on the first call
-            if cancel.is_set():
-                raise Cancelled(describe(args)) from None
+    # One communicate() for the whole run, and a watcher that kills the group when
+    # `cancel` is set (communicate then returns, the pipes being closed). Not a loop
+    # of short communicate() calls: one that times out never writes the rest of
+    # the input (found by the bench: cue waited for the rest of its stdin for ever).
+    finished = threading.Event()
+    cancelled = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():  # bounded: `finished` is set when communicate ends
+            if cancel.wait(_POLL_SECONDS) and not finished.is_set():
+                cancelled.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                return
+
+    watcher = threading.Thread(target=watch, name=f"cancel-{process.pid}", daemon=True)
+    watcher.start()
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    finally:
+        finished.set()
+        watcher.join()
+    if cancelled.is_set():
+        raise Cancelled(describe(args))
+    return stdout, stderr
 
 
 def _why_not(program: str, cwd: Path | None, err: OSError) -> str:

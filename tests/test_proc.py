@@ -191,3 +191,16 @@ def test_a_cancellable_run_returns_all_output(tmp_path: Path) -> None:
     )
     ran = proc.run([PY, "-c", code], cwd=None, env=None, timeout=60, cancel=threading.Event())
     assert ran.stdout == b"".join(b"x" * 70000 + b"\n" for _ in range(5))
+
+
+def test_a_cancellable_run_writes_all_of_a_large_input_to_a_slow_reader() -> None:
+    """The input outlasts many polls (the reader starts late): every byte arrives and
+    stdin is closed at the end (found by the bench: cue waited for the rest for ever)."""
+    import threading
+
+    data = bytes(range(256)) * 40_000  # 10 MB: far more than a pipe holds
+    code = "import sys, time; time.sleep(0.7); print(len(sys.stdin.buffer.read()))"
+    ran = proc.run(
+        [PY, "-c", code], cwd=None, env=None, timeout=60, stdin=data, cancel=threading.Event()
+    )
+    assert ran.stdout == f"{len(data)}\n".encode()

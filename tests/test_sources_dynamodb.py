@@ -656,6 +656,7 @@ def test_throttling_is_retried_a_bounded_number_of_times_then_reported(
     message = str(raised.value)
     assert "ProvisionedThroughputExceededException" in message
     assert "reading defaults" in message
+    assert "(still failing after 5 retries with back-off)" in message
     # client_config(): standard mode, max_attempts=5 retries (botocore's Config counts
     # retries there, not the first call), each after a back-off
     assert len(attempts) == 6

@@ -243,7 +243,10 @@ class DynamoDBStore:
                 f"DynamoDB table {self.table!r} not found{self._at()} while {doing}; "
                 "create it with `gitops-compiler table create`"
             )
-        return OutsideError(f"DynamoDB {code}{self._at()} while {doing}: {message}")
+        # botocore retried throttling and server errors already (client_config): say so.
+        retries = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        tried = f" (still failing after {retries} retries with back-off)" if retries else ""
+        return OutsideError(f"DynamoDB {code}{self._at()} while {doing}: {message}{tried}")
 
     def _botocore_error(self, err: BotoCoreError, doing: str) -> OutsideError:
         if isinstance(err, NoCredentialsError):

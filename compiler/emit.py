@@ -22,7 +22,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,20 @@ def check_relative_path(rel: str) -> None:
 
 def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -> EmitStats:
     """Make `out` hold `files` under the `owned` directories; keep all else as it was."""
+    with staged_tree(out, files, owned=owned) as staged:
+        return staged.commit()
+
+
+@contextmanager
+def staged_tree(
+    out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]
+) -> Iterator[StagedTree]:
+    """The new tree, staged beside `out` but not yet in it: `commit()` swaps it in;
+    leaving the block without a commit discards it and leaves `out` as it was.
+
+    The compile stages while the CUE policies still run, and commits only if they
+    find nothing. The lock on `out`'s parent is held for the whole block.
+    """
     for rel in list(files) + list(owned):
         check_relative_path(rel)
     for rel in files:
@@ -61,27 +75,65 @@ def write_tree(out: Path, files: Mapping[str, bytes], *, owned: Sequence[str]) -
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} exists and is not a directory")
     parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with _locked(parent):
+    with ExitStack() as held:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(_locked(parent))
             _recover(out)
-            change = _compare(out, files, owned)
-            stats = EmitStats(
-                written=len(change.differ),
-                unchanged=len(files) - len(change.differ),
-                removed=len(change.removed),
-            )
-            if not out.is_dir():
-                base = ""  # a first write: the whole tree appears at once
-            elif not change.paths:
-                return stats  # nothing to do: the tree stays as it is, mtimes and all
-            else:
-                base = _narrowest(out, change.paths)
-            if not (base and _replace(out, base, files, owned, change)):
-                _replace(out, "", files, owned, change)
-    except OSError as err:
-        raise OutsideError(f"cannot write {out}: {err.strerror or err}") from None
-    return stats
+            staged = StagedTree(out, files, owned, _compare(out, files, owned))
+            held.callback(staged.discard)
+            staged.stage()
+        except OSError as err:  # ours only: not the caller's, in the block below
+            raise OutsideError(f"cannot write {out}: {err.strerror or err}") from None
+        yield staged
+
+
+class StagedTree:
+    """What `staged_tree` yields: the change, staged, waiting for `commit`."""
+
+    def __init__(
+        self, out: Path, files: Mapping[str, bytes], owned: Sequence[str], change: _Change
+    ) -> None:
+        self.out, self.files, self.owned, self.change = out, files, owned, change
+        self.stats = EmitStats(
+            written=len(change.differ),
+            unchanged=len(files) - len(change.differ),
+            removed=len(change.removed),
+        )
+        self._base = ""
+        self._staging: Path | None = None
+        self._committed = False
+
+    def stage(self) -> None:
+        if not self.out.is_dir():
+            self._base = ""  # a first write: the whole tree appears at once
+        elif not self.change.paths:
+            return  # nothing to do: the tree stays as it is, mtimes and all
+        else:
+            self._base = _narrowest(self.out, self.change.paths)
+        self._staging = _prepare(self.out, self._base, self.files, self.owned, self.change)
+
+    def commit(self) -> EmitStats:
+        if self._committed:
+            raise RuntimeError("a staged tree is committed once")
+        self._committed = True
+        if self._staging is None:
+            return self.stats
+        try:
+            done = _swap_in(self.out, self._base, self._staging, self.owned)
+            if not done:  # only `out` itself can be swapped here: stage all of it
+                _discard(self._staging)
+                self._base = ""
+                self._staging = _prepare(self.out, "", self.files, self.owned, self.change)
+                _swap_in(self.out, "", self._staging, self.owned)
+        except OSError as err:
+            raise OutsideError(f"cannot write {self.out}: {err.strerror or err}") from None
+        return self.stats
+
+    def discard(self) -> None:
+        if self._staging is not None:
+            _discard(self._staging)  # after a swap: the old tree, else the unused new one
+            self._staging = None
 
 
 @dataclass(frozen=True)
@@ -148,33 +200,40 @@ def _real_directories(out: Path, rel: str) -> bool:
     return True
 
 
-def _replace(
+def _prepare(
     out: Path, base: str, files: Mapping[str, bytes], owned: Sequence[str], change: _Change
-) -> bool:
-    """Stage `out/base` beside `out` and swap it in; False where the kernel cannot
-    exchange two directories or they lie on two file systems (then only `out` itself
-    can be swapped, with the two-rename fallback)."""
+) -> Path:
+    """A staging directory beside `out` holding what `out/base` must hold."""
     target = out / base if base else out
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.absolute().parent))
     try:
         # mkdtemp makes it 0700; the swapped-in directory keeps the mode it had.
         staging.chmod(_dir_mode(target))
         _stage(out, base, staging, files, owned, change)
-        if not base:
-            _swap(staging, out)
-        elif not target.exists():
-            staging.rename(target)  # a new directory appears whole
-        else:
-            try:
-                if not _exchange(staging, target):
-                    return False
-            except OSError as err:
-                if err.errno == errno.EXDEV:
-                    return False
-                raise
-            _drop_empty(out, base, owned)
-    finally:
+    except BaseException:
         _discard(staging)
+        raise
+    return staging
+
+
+def _swap_in(out: Path, base: str, staging: Path, owned: Sequence[str]) -> bool:
+    """Swap `staging` in for `out/base`; False where the kernel cannot exchange two
+    directories or they lie on two file systems (then only `out` itself can be
+    swapped, with the two-rename fallback). `staging` then holds the old tree."""
+    target = out / base if base else out
+    if not base:
+        _swap(staging, out)
+    elif not target.exists():
+        staging.rename(target)  # a new directory appears whole
+    else:
+        try:
+            if not _exchange(staging, target):
+                return False
+        except OSError as err:
+            if err.errno == errno.EXDEV:
+                return False
+            raise
+        _drop_empty(out, base, owned)
     return True
 
 

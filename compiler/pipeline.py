@@ -139,44 +139,53 @@ def compile_inputs(
     project: Project,
     checks: Checks | None = None,
     tracker: Tracker | None = None,
+    while_policies_run: Callable[[CompileResult], None] | None = None,
 ) -> CompileResult:
     """Merge, check and render loaded clusters; one CUE run for all of them.
 
     The clusters are merged and schema-checked first; then the one cue process
     starts on all of them while this thread renders, validates and serialises
     (cue is the longest single step, and runs on another core meanwhile).
+    `while_policies_run` gets the result, files complete, if nothing is wrong yet
+    while cue may still run (the compile stages its tree then); only cue's
+    findings can be added after it.
     """
     checks = checks or Checks(ConfigSchema(project.policies_dir))
     result = CompileResult(shared=shared_files(project.argocd))
     merged: dict[str, tuple[ClusterInput, MergeResult]] = {}
     for cluster in inputs:
-        name = cluster.facts.name
-        try:
+        with _naming(cluster):
             found, violations = merge_and_check(cluster, project, checks)
-        except CompilerError as err:
-            raise err.with_cluster(name) from None
         result.violations.extend(violations)
         if found is not None:
-            merged[name] = (cluster, found)
+            merged[cluster.facts.name] = (cluster, found)
     with _policies_beside(checks.policies, merged) as policy_violations:
         for cluster, found in merged.values():
-            name = cluster.facts.name
             if tracker is not None:
-                tracker.advance(name)
-            try:
+                tracker.advance(cluster.facts.name)
+            with _naming(cluster):
                 compiled, violations = render_and_check(cluster, found, checks)
-            except CompilerError as err:
-                raise err.with_cluster(name) from None
             result.violations.extend(violations)
             if compiled is not None:
                 result.clusters.append(compiled)
         if checks.objects is not None:
             with timed("validate objects"):
                 result.violations.extend(checks.objects.check_shared(result.shared))
+        if while_policies_run is not None and not result.violations:
+            while_policies_run(result)
         with timed("cue wait"):
             result.violations.extend(policy_violations())
     result.violations.sort()
     return result
+
+
+@contextmanager
+def _naming(cluster: ClusterInput) -> Iterator[None]:
+    """An error of a stage names the cluster it was compiling."""
+    try:
+        yield
+    except CompilerError as err:
+        raise err.with_cluster(cluster.facts.name) from None
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from boto3.dynamodb.types import TypeSerializer
 from compiler.model import LayerVersion
 from compiler.sources import Pin
 from compiler.sources.snapshot import SnapshotStore
+from tests.loopback import LoopbackServer
 
 _PREFIX = "com.amazonaws.dynamodb.v20120810#"
 _serializer = TypeSerializer()
@@ -48,15 +49,14 @@ THROTTLED = error(
 )
 
 
-class FakeDynamoDB:
+class FakeDynamoDB(LoopbackServer):
     def __init__(self, snapshot: Path) -> None:
+        super().__init__()
         self.store = SnapshotStore(snapshot)
         self.requests: list[str] = []  # X-Amz-Target, e.g. DynamoDB_20120810.Scan
         self.url = ""
         self._failures: list[Answer] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def fail(self, times: int, answer: Answer) -> None:
         """Answer the next `times` requests with `answer` instead of the data."""
@@ -64,20 +64,9 @@ class FakeDynamoDB:
             self._failures.extend([answer] * times)
 
     def __enter__(self) -> FakeDynamoDB:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._listen(type("Handler", (_Handler,), {"fake": self}))
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
     def answer(self, target: str, request: Mapping[str, Any]) -> Answer:
         with self._lock:

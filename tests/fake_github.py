@@ -32,11 +32,13 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+from tests.loopback import LoopbackServer
 
 FAKE_TOKEN = "ghp_fakeToken0123456789"
 FAKE_REPO = "octo-org/cluster-config"
@@ -82,8 +84,9 @@ def _invalid(*errors: dict[str, str]) -> Answer:
     )
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     def __init__(self, *, token: str = FAKE_TOKEN, repos: Sequence[str] = (FAKE_REPO,)) -> None:
+        super().__init__()
         self.token = token
         self.repo = repos[0]  # the default of the helpers below
         self.requests: list[Request] = []
@@ -91,8 +94,6 @@ class FakeGitHub:
         self._pulls: dict[str, list[dict[str, Any]]] = {repo: [] for repo in repos}
         self._scripts: list[_Script] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- for tests -------------------------------------------------------------
 
@@ -136,20 +137,9 @@ class FakeGitHub:
     # -- lifecycle --------------------------------------------------------------
 
     def __enter__(self) -> FakeGitHub:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._listen(type("Handler", (_Handler,), {"fake": self}))
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
     # -- the API ----------------------------------------------------------------
 

@@ -17,43 +17,33 @@ from __future__ import annotations
 import base64
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.loopback import LoopbackServer
+
 _BACKEND_TIMEOUT = 60.0
 
 
-class GitHttpServer:
+class GitHttpServer(LoopbackServer):
     def __init__(self, root: Path, *, user: str, password: str) -> None:
+        super().__init__()
         self.root = root
         self.credentials = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.requests: list[tuple[str, str, str]] = []
         self.refuse_push: str | None = None  # a message: pushes get 403
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def url(self, repository: str, *, userinfo: str = "") -> str:
-        assert self._server is not None
+        assert self.port, "use the server in a with block"
         at = f"{userinfo}@" if userinfo else ""
-        return f"http://{at}127.0.0.1:{self._server.server_address[1]}/{repository}"
+        return f"http://{at}127.0.0.1:{self.port}/{repository}"
 
     def __enter__(self) -> GitHttpServer:
-        handler = type("Handler", (_Handler,), {"served": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._listen(type("Handler", (_Handler,), {"served": self}))
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
     def record(self, method: str, path: str, authorization: str) -> None:
         with self._lock:

@@ -6,15 +6,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from compiler import ops
 from compiler.affected import affected_clusters
 from compiler.audit import content_hash
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
-from compiler.emit import EmitStats, write_tree
+from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
+from compiler.gctuning import fewer_collections
 from compiler.layers import StackLoader
 from compiler.pipeline import (
     CompileResult,
@@ -39,8 +41,21 @@ def run_compile_stage(
     cue: str | None,
     changed: Sequence[Path] = (),
     show_progress: bool = True,
+    while_policies_run: Callable[[CompileResult], None] | None = None,
 ) -> CompileResult:
     """Compile the selected clusters; with `changed` files (a hook), those they affect."""
+    with fewer_collections():
+        return _compile_stage(source, selection, cue, changed, show_progress, while_policies_run)
+
+
+def _compile_stage(
+    source: SourceOptions,
+    selection: Selection,
+    cue: str | None,
+    changed: Sequence[Path],
+    show_progress: bool,
+    while_policies_run: Callable[[CompileResult], None] | None,
+) -> CompileResult:
     with timed("setup"):
         project = open_project(source)
         # Found first: a missing cue fails the run before it reads or writes anything.
@@ -69,7 +84,7 @@ def run_compile_stage(
             )
         with ops.step("policy", clusters=len(inputs)) as checked:
             with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
-                result = compile_inputs(inputs, project, checks, tracker)
+                result = compile_inputs(inputs, project, checks, tracker, while_policies_run)
             checked["objects"] = result.object_count
             checked["violations"] = len(result.violations)
     finally:
@@ -99,16 +114,40 @@ def compile_command(
     *, source: SourceOptions, selection: Selection, out: Path, fmt: str, cue: str | None
 ) -> int:
     started = time.perf_counter()
-    result = run_compile_stage(source, selection, cue=cue, show_progress=fmt == "text")
-    if result.violations:
-        report_violations(result.violations, fmt, sys.stdout)
-        print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
-        return EXIT_FINDINGS
-    owned = ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
-    with ops.step("emit", out=str(out)) as emitted, timed("write"):
-        stats = write_tree(out, result.files, owned=owned)
-        emitted["tree"] = content_hash(result.files)
-        emitted["written"] = stats.written
+
+    def owned_by(result: CompileResult) -> list[str]:
+        return ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
+
+    with ExitStack() as held:
+        staged: list[StagedTree] = []
+
+        def stage_beside_cue(result: CompileResult) -> None:
+            # The tree is written beside `out` while cue still runs (the main thread
+            # would only wait), and swapped in below only if cue finds nothing.
+            with timed("stage"):
+                staged.append(
+                    held.enter_context(staged_tree(out, result.files, owned=owned_by(result)))
+                )
+
+        result = run_compile_stage(
+            source,
+            selection,
+            cue=cue,
+            show_progress=fmt == "text",
+            while_policies_run=stage_beside_cue,
+        )
+        if result.violations:
+            report_violations(result.violations, fmt, sys.stdout)
+            print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
+            return EXIT_FINDINGS  # leaving the block discards a staged tree
+        with ops.step("emit", out=str(out)) as emitted, timed("write"):
+            if not staged:  # (a run without policies stages here)
+                staged.append(
+                    held.enter_context(staged_tree(out, result.files, owned=owned_by(result)))
+                )
+            stats = staged[0].commit()
+            emitted["tree"] = content_hash(result.files)
+            emitted["written"] = stats.written
     elapsed = time.perf_counter() - started
     if fmt == "json":
         json.dump(summary_record(result, stats, elapsed, out), sys.stdout, indent=2, sort_keys=True)

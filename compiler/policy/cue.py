@@ -1,10 +1,17 @@
 """The organisation's CUE policies (`policies/*.cue`), run by the `cue` command.
 
 One `cue export` per run checks every cluster: the clusters' documents go in
-one data file under `clusters`, and the policies compute `violations`, a list
-of `{cluster, path, rule, message}` (see `policies/policy.cue`). Exporting a
-computed list, rather than `cue vet`, gives every finding at once with its
-rule id; `cue vet` stops at the first error of a file.
+one JSON document under `clusters` (on stdin), and the policies compute
+`violations`, a list of `{cluster, path, rule, message}` (see
+`policies/policy.cue`). Exporting a computed list, rather than `cue vet`, gives
+every finding at once with its rule id; `cue vet` stops at the first error of a
+file.
+
+A large fleet is split between a few cue processes, one a core (`_processes`):
+CUE's time and memory follow the size of its input (~30 ms and ~1.2 MB a
+cluster for the WebAssembly cue), and one process uses one core. Rules are per
+cluster by contract (a one-cluster compile vets that cluster alone), so the
+split changes no finding.
 
 A cue that is missing, dies, hangs or prints something that is not such a
 list is an outside failure (exit 3), never a pass. A cue that says the
@@ -18,7 +25,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,9 @@ DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_MB_TIMEOUT for each MB of
 # on 2 cores). Allow it several times that, so that a large fleet on a busy machine
 # is not a timeout.
 PER_MB_TIMEOUT = 30.0
+# Below this much JSON one cue does it all: starting another costs ~0.3 s of a core.
+SPLIT_ABOVE_BYTES = 1_000_000
+MAX_PROCESSES = 4
 CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
 HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "
@@ -91,10 +102,18 @@ def cue_version(cue: Path, *, timeout: float = 30.0) -> str:
 class CuePolicies:
     """The `*.cue` files of one directory, checked by one `cue` binary."""
 
-    def __init__(self, policies_dir: Path, cue: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        policies_dir: Path,
+        cue: Path,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        split_above: int = SPLIT_ABOVE_BYTES,
+    ) -> None:
         self.policies_dir = policies_dir
         self.cue = cue
         self.timeout = timeout
+        self.split_above = split_above  # bytes of JSON one cue process takes alone
         # As cue itself loads a package: files named `.*` or `_*` are not part of it.
         self.files = tuple(
             sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
@@ -117,20 +136,53 @@ class CuePolicies:
     def check(
         self, inputs: Mapping[str, Any], *, cancel: threading.Event | None = None
     ) -> list[CueFinding]:
-        """Every finding of every cluster (name -> its input document), sorted; one cue call.
+        """Every finding of every cluster (name -> its input document), sorted.
 
         The pipeline runs this in a worker thread beside the rendering, and sets
         `cancel` to stop cue when the run is interrupted (see `proc.run`).
         """
         if not self.files or not inputs:
             return []
-        run, self._warm = self._warm or self._start(), None
+        sizes = {name: len(json.dumps(doc, separators=(",", ":"))) for name, doc in inputs.items()}
+        shards = _split(inputs, sizes, self._processes(sizes))
+        runs = [self._warm or self._start()]
+        self._warm = None
+        stop = threading.Event()  # set when a shard failed: the others need not go on
+        try:
+            runs += [self._start() for _ in shards[1:]]
+            if len(shards) == 1:
+                return self._check_shard(runs[0], shards[0], cancel)
+            with ThreadPoolExecutor(len(shards), thread_name_prefix="cue") as pool:
+                pending = [
+                    pool.submit(self._check_shard, run, shard, _either(cancel, stop))
+                    for run, shard in zip(runs, shards, strict=True)
+                ]
+                wait(pending, return_when=FIRST_EXCEPTION)
+                if any(f.done() and f.exception() for f in pending):
+                    stop.set()  # the other shards need not finish
+                wait(pending)
+            failures = [e for e in (f.exception() for f in pending) if e is not None]
+            # The first real failure in shard order (the others were stopped for it),
+            # so that the same fleet reports the same error whichever shard failed first.
+            for failure in sorted(failures, key=lambda e: isinstance(e, proc.Cancelled)):
+                raise failure
+            return sorted(finding for f in pending for finding in f.result())
+        finally:
+            stop.set()
+            for run in runs:
+                run.close()
+
+    def _processes(self, sizes: Mapping[str, int]) -> int:
+        if sum(sizes.values()) <= self.split_above:
+            return 1
+        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, len(sizes)))
+
+    def _check_shard(
+        self, run: _CueRun, inputs: Mapping[str, Any], cancel: threading.Event | None
+    ) -> list[CueFinding]:
         document = json.dumps({"clusters": inputs}, sort_keys=True, separators=(",", ":"))
         timeout = round(self.timeout + PER_MB_TIMEOUT * len(document) / 1e6, 1)
-        try:
-            ran = run.finish(document.encode(), timeout=timeout, cancel=cancel)
-        finally:
-            run.close()
+        ran = run.finish(document.encode(), timeout=timeout, cancel=cancel)
         stderr = self._show_policy_paths(ran.stderr, run.work)
         if ran.returncode == CUE_ERROR and ran.stderr.strip():
             # The policies do not evaluate on these documents (a syntax error, a
@@ -209,3 +261,37 @@ class _CueRun:
     def close(self) -> None:
         self.running.stop()
         self._work.cleanup()
+
+
+def _split(inputs: Mapping[str, Any], sizes: Mapping[str, int], parts: int) -> list[dict[str, Any]]:
+    """`parts` runs of clusters in name order, of about equal JSON size."""
+    share = sum(sizes.values()) / max(parts, 1)
+    shards: list[dict[str, Any]] = [{}]
+    filled = 0
+    for name in sorted(inputs):
+        if filled >= share * len(shards) and len(shards) < parts:
+            shards.append({})
+        shards[-1][name] = inputs[name]
+        filled += sizes[name]
+    return shards
+
+
+def _either(*events: threading.Event | None) -> threading.Event:
+    """An event that is set once any of `events` is set (checked when it is read)."""
+    return _AnyEvent([e for e in events if e is not None])
+
+
+class _AnyEvent(threading.Event):
+    def __init__(self, events: Sequence[threading.Event]) -> None:
+        super().__init__()
+        self._events = events
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(e.is_set() for e in self._events)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        # proc's watcher waits in short slices; poll the underlying events as often.
+        if self.is_set():
+            return True
+        super().wait(timeout)
+        return self.is_set()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import compiler.policy.cue as cue_module
 from compiler import proc
 from compiler.cli import main
 from compiler.errors import EXIT_BAD_INPUT, EXIT_OUTSIDE, InputError, OutsideError
@@ -346,3 +347,91 @@ def test_a_failure_while_rendering_stops_the_cue_beside_it(
     assert "synthetic render fault" in capsys.readouterr().err
     assert ended(int(marker.read_text()))
     assert not out.exists()
+
+
+# --- a large fleet split between cue processes ---------------------------------------
+
+
+def test_a_fleet_split_between_processes_gives_the_same_findings(
+    cue: Path, policies: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = {n: doc(n, e) for n, e in [("x-prod", "prod"), ("a-dev", "dev"), ("a-prod", "prod")]}
+    whole = CuePolicies(policies, cue).check(inputs)
+    starts: list[str] = []
+    real_start = proc.start
+
+    def counting_start(argv: Any, **kwargs: Any) -> proc.Running:
+        starts.append(str(argv[0]))
+        return real_start(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "start", counting_start)
+    split = CuePolicies(policies, cue, split_above=0).check(inputs)
+    assert split == whole and len(whole) == 3
+    assert len(starts) == min(cue_module.MAX_PROCESSES, os.cpu_count() or 1, len(inputs))
+
+
+def test_shards_are_contiguous_in_name_order_and_about_equal() -> None:
+    inputs = {f"c{i:02d}": {"pad": "x" * (10 if i < 6 else 100)} for i in range(12)}
+    sizes = {name: len(json.dumps(d, separators=(",", ":"))) for name, d in inputs.items()}
+    shards = cue_module._split(inputs, sizes, 2)
+    assert [list(s) for s in shards] == [
+        [f"c{i:02d}" for i in range(9)],
+        [f"c{i:02d}" for i in range(9, 12)],
+    ]
+    assert cue_module._split(inputs, sizes, 1) == [dict(sorted(inputs.items()))]
+
+
+@pytest.mark.parametrize("failing", ["a", "b"])  # the first shard, the last one
+def test_a_failing_shard_stops_the_others(tmp_path: Path, policies: Path, failing: str) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: a fleet is never split")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cue = fake_cue(
+        tmp_path / "bin",
+        f'echo $$ > {pids}/$$\ndata=$(cat)\ncase "$data" in *\'"{failing}"\'*) kill -SEGV $$;; esac\n'
+        "exec sleep 60",
+    )
+    started = time.monotonic()
+    with pytest.raises(OutsideError, match="died by signal SIGSEGV"):
+        CuePolicies(policies, cue, split_above=0).check({"a": {}, "b": {}})
+    assert time.monotonic() - started < 30  # not the other shard's 60 s
+    running = [int(p.name) for p in pids.iterdir()]
+    assert len(running) == 2
+    assert all(ended(pid) for pid in running)
+
+
+def test_a_tree_staged_while_cue_runs_is_dropped_when_cue_finds_something(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The compile writes its tree beside `out` while cue runs; a finding of cue's
+    leaves `out` as it was, byte for byte, and nothing beside it."""
+    import compiler.emit as emit
+    from tests.conftest import tree
+
+    out = tmp_path / "out"
+    argv = ["compile", "--all", "--out", str(out), "--project", str(ROOT)]
+    argv += ["--source", "snapshot:examples"]
+    assert main(argv) == 0  # the real cue: the example fleet passes
+    before = tree(out)
+    (out / "clusters/dev-k3s/kustomization.yaml").write_bytes(b"edited by hand\n")
+    edited = tree(out)
+    assert edited != before
+
+    prepared: list[str] = []
+    real_prepare = emit._prepare
+
+    def counting_prepare(*args: Any, **kwargs: Any) -> Path:
+        staging = real_prepare(*args, **kwargs)
+        prepared.append(staging.name)
+        return staging
+
+    monkeypatch.setattr(emit, "_prepare", counting_prepare)
+    finding = '[{"cluster": "dev-k3s", "path": "cluster.env", "rule": "r", "message": "no"}]'
+    cue = fake_cue(tmp_path / "bin", f"cat > /dev/null\nsleep 1\necho '{finding}'")
+    capsys.readouterr()
+    assert main([*argv, "--cue", str(cue)]) == 1
+    assert "dev-k3s: cluster.env: no" in capsys.readouterr().out
+    assert prepared, "the tree was staged while cue ran"
+    assert tree(out) == edited  # untouched: the staged tree was not swapped in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "out"]  # no staging left

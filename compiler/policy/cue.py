@@ -20,6 +20,7 @@ policies do not evaluate (exit 1 and a message) is bad input (exit 2).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -99,6 +100,24 @@ def cue_version(cue: Path, *, timeout: float = 30.0) -> str:
     return lines[0]
 
 
+# cue processes started before the compiler was imported (compiler/entry.py), by
+# (binary, policy files), for the CuePolicies that warm up with the same ones.
+_PRESTARTED: dict[tuple[str, tuple[str, ...]], _CueRun] = {}
+
+
+def prestart(policies_dir: Path, cue: Path) -> None:
+    policies = CuePolicies(policies_dir, cue)
+    if policies.files and policies.key not in _PRESTARTED:
+        if not _PRESTARTED:
+            atexit.register(_stop_prestarted)
+        _PRESTARTED[policies.key] = policies._start()
+
+
+def _stop_prestarted() -> None:
+    while _PRESTARTED:
+        _PRESTARTED.popitem()[1].close()
+
+
 class CuePolicies:
     """The `*.cue` files of one directory, checked by one `cue` binary."""
 
@@ -126,7 +145,11 @@ class CuePolicies:
         ~0.25 s to load, which then overlaps with reading and merging the layers. The
         next `check` hands it the documents; `close` stops it if no check came."""
         if self.files and self._warm is None:
-            self._warm = self._start()
+            self._warm = _PRESTARTED.pop(self.key, None) or self._start()
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        return str(self.cue), tuple(str(p.absolute()) for p in self.files)
 
     def close(self) -> None:
         if self._warm is not None:

@@ -1,0 +1,47 @@
+"""The console script (and `python -m compiler`): start cue, then import the compiler.
+
+A one-cluster compile (a pre-commit hook) is short, and the WebAssembly cue takes
+~0.3 s to load. Started here, before the ~0.3 s of importing the compiler, it is
+ready about when the documents are, instead of being waited for. Best effort: for a
+command line that does not run cue, or that this cannot read simply, nothing starts
+and the command starts cue itself; a cue started here that no command claims (bad
+usage, another policies directory) is stopped at exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_RUNS_CUE = frozenset({"compile", "validate"})
+
+
+def main() -> int:
+    prestart_cue(sys.argv[1:], os.environ)
+    from compiler.cli import main as cli_main
+
+    return cli_main()
+
+
+def prestart_cue(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in _RUNS_CUE or {"-h", "--help"} & set(argv):
+        return
+    try:
+        from compiler.policy import cue
+
+        project = Path(_option(argv, "--project") or environ.get("GITOPS_PROJECT") or ".")
+        cue.prestart(project / "policies", cue.find_cue(_option(argv, "--cue"), environ))
+    except Exception:  # the command finds and reports any real problem itself
+        return
+
+
+def _option(argv: Sequence[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None

@@ -48,7 +48,8 @@ def _size_table(result: SizeResult) -> list[str]:
 def _summary_table(results: Sequence[SizeResult]) -> list[str]:
     lines = [
         "| size | objects | compile s | floor s | compile / floor | peak RSS (cue's) "
-        "| one cluster changed, recompiled: process s | kubectl kustomize, every cluster |",
+        "| one cluster changed, recompiled: process s (median) "
+        "| kubectl kustomize, every cluster |",
         "|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in results:

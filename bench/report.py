@@ -34,7 +34,7 @@ def _size_table(result: SizeResult) -> list[str]:
     ]
     for stage in STAGES:
         seconds = stages.get(stage, 0.0)
-        rate = f"{objects / seconds:,.0f}" if seconds > 0 else "-"
+        rate = f"{objects / seconds:,.0f}" if seconds >= 0.01 else "-"
         lines.append(f"| {stage} | {seconds:.2f} | {rate} | {seconds / wall:.0%} |")
     other = wall - sum(stages.get(s, 0.0) for s in STAGES)
     lines.append(f"| other | {other:.2f} | | {other / wall:.0%} |")

@@ -8,6 +8,12 @@ between them. Unchanged files are hard links to the old ones, so only
 changed bytes are written and their mtimes stay. Directories the compile
 owns are replaced whole (stale files vanish); everything else under `<out>`
 is carried over untouched.
+
+Only the narrowest directory that holds every change is staged and exchanged
+(a one-cluster compile into a fleet's tree swaps `clusters/<c>`), and a tree
+whose bytes did not change is not touched. `staged_tree` separates the two
+halves: the compile stages while the CUE policies still run, then commits, or
+leaves the block and the staging is dropped with `<out>` as it was.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def compile_command(
             print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
             return EXIT_FINDINGS  # leaving the block discards a staged tree
         with ops.step("emit", out=str(out)) as emitted, timed("write"):
-            if not staged:  # (a run without policies stages here)
+            if not staged:  # the hook did not run (it runs whenever nothing was wrong before cue)
                 staged.append(
                     held.enter_context(staged_tree(out, result.files, owned=owned_by(result)))
                 )

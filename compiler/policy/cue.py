@@ -166,8 +166,12 @@ class CuePolicies:
         """
         if not self.files or not inputs:
             return []
-        sizes = {name: len(json.dumps(doc, separators=(",", ":"))) for name, doc in inputs.items()}
-        shards = _split(inputs, sizes, self._processes(sizes))
+        # Each document serialised once: the shards' inputs are joined from these.
+        dumped = {
+            name: json.dumps(doc, sort_keys=True, separators=(",", ":"))
+            for name, doc in inputs.items()
+        }
+        shards = _split(dumped, self._processes(dumped))
         runs = [self._warm or self._start()]
         self._warm = None
         stop = threading.Event()  # set when a shard failed: the others need not go on
@@ -195,15 +199,17 @@ class CuePolicies:
             for run in runs:
                 run.close()
 
-    def _processes(self, sizes: Mapping[str, int]) -> int:
-        if sum(sizes.values()) <= self.split_above:
+    def _processes(self, dumped: Mapping[str, str]) -> int:
+        if sum(map(len, dumped.values())) <= self.split_above:
             return 1
-        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, len(sizes)))
+        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, len(dumped)))
 
     def _check_shard(
-        self, run: _CueRun, inputs: Mapping[str, Any], cancel: threading.Event | None
+        self, run: _CueRun, inputs: Mapping[str, str], cancel: threading.Event | None
     ) -> list[CueFinding]:
-        document = json.dumps({"clusters": inputs}, sort_keys=True, separators=(",", ":"))
+        """`inputs`: cluster name -> its document as JSON text, in name order."""
+        members = ",".join(f"{json.dumps(name)}:{text}" for name, text in inputs.items())
+        document = f'{{"clusters":{{{members}}}}}'
         timeout = round(self.timeout + PER_MB_TIMEOUT * len(document) / 1e6, 1)
         ran = run.finish(document.encode(), timeout=timeout, cancel=cancel)
         stderr = self._show_policy_paths(ran.stderr, run.work)
@@ -286,16 +292,16 @@ class _CueRun:
         self._work.cleanup()
 
 
-def _split(inputs: Mapping[str, Any], sizes: Mapping[str, int], parts: int) -> list[dict[str, Any]]:
+def _split(dumped: Mapping[str, str], parts: int) -> list[dict[str, str]]:
     """`parts` runs of clusters in name order, of about equal JSON size."""
-    share = sum(sizes.values()) / max(parts, 1)
-    shards: list[dict[str, Any]] = [{}]
+    share = sum(map(len, dumped.values())) / max(parts, 1)
+    shards: list[dict[str, str]] = [{}]
     filled = 0
-    for name in sorted(inputs):
+    for name in sorted(dumped):
         if filled >= share * len(shards) and len(shards) < parts:
             shards.append({})
-        shards[-1][name] = inputs[name]
-        filled += sizes[name]
+        shards[-1][name] = dumped[name]
+        filled += len(dumped[name])
     return shards
 
 

@@ -766,13 +766,22 @@ def sigkill_during_emit(case: Case, row: dict[str, Any], kills: int, seed: int, 
     out = case.out
     emit.write_tree(out, trees["old"], owned=OWNED)
     (out / "README.md").write_bytes(USER_FILE)
-    # How long a write with changes takes here: the window to kill in, from the start
-    # of its staging (the comparison before it writes nothing).
+    # The window to kill in: from the start of a write's staging (the child announces
+    # it) to the end of the write, as long as it takes here; the comparison before the
+    # staging writes nothing and is left out.
     swaps: list[float] = []
-    for key in ("new", "old"):
-        started = time.perf_counter()
-        emit.write_tree(out, trees[key], owned=OWNED)
-        swaps.append(time.perf_counter() - started)
+    began: list[float] = []
+    real_prepare = emit._prepare
+
+    def announced(*args: Any, **kwargs: Any) -> Path:
+        began.append(time.perf_counter())
+        return real_prepare(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(emit, "_prepare", announced)
+        for key in ("new", "old"):
+            emit.write_tree(out, trees[key], owned=OWNED)
+            swaps.append(time.perf_counter() - began[-1])
     one_swap = max(swaps)
     rng = random.Random(seed)
     seen: list[str] = []
@@ -793,7 +802,7 @@ def sigkill_during_emit(case: Case, row: dict[str, Any], kills: int, seed: int, 
             for _ in range(rng.randrange(1, 4)):
                 ready, _, _ = select.select([child.stdout], [], [], 30)
                 assert ready and child.stdout.read(1) == b"s", "the writer stopped swapping"
-            time.sleep(rng.uniform(0, 1.5) * one_swap)
+            time.sleep(rng.uniform(0, 1.2) * one_swap)
             child.send_signal(signal.SIGKILL)
         finally:
             child.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -71,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        with contextlib.suppress(BrokenPipeError):  # a client that timed out has gone
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass

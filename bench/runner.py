@@ -118,6 +118,7 @@ def _run_size(
     if kustomize:
         say(f"bench C={workload.clusters} N={workload.namespaces}: kubectl kustomize every cluster")
         built = kustomize_all(out / "clusters")
+    shutil.rmtree(root / "floor", ignore_errors=True)  # the floor's files, now that all is timed
     return SizeResult(workload, seeded, full, incremental, process, built)
 
 

@@ -24,7 +24,7 @@ from compiler.secrets import redact
 _SHOWN_LINES = 20
 _SHOWN_LINE_CHARS = 300
 _SHOWN_COMMAND_CHARS = 200
-_POLL_SECONDS = 0.2  # how soon a cancelled command is killed
+POLL_SECONDS = 0.2  # how soon a cancelled command is killed
 _REAP_SECONDS = 5.0  # after SIGKILL: long enough to read what is left in the pipes
 
 
@@ -48,7 +48,7 @@ def run(
     """Run `argv` to its end; `env=None` inherits ours, `cwd=None` keeps ours.
 
     A run in a worker thread passes `cancel`: when the main thread sets it (an
-    interrupt, a failure), the command is killed within _POLL_SECONDS and
+    interrupt, a failure), the command is killed within POLL_SECONDS and
     `Cancelled` is raised.
     """
     running = start(argv, cwd=cwd, env=env, takes_stdin=stdin is not None)
@@ -141,7 +141,7 @@ def _communicate(
 
     def watch() -> None:
         while not finished.is_set():  # bounded: `finished` is set when communicate ends
-            if cancel.wait(_POLL_SECONDS) and not finished.is_set():
+            if cancel.wait(POLL_SECONDS) and not finished.is_set():
                 cancelled.set()
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)

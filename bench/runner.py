@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.workload import Workload
 from compiler.localdb import local_dynamodb
+from compiler.model import cluster_pk
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 
@@ -125,7 +126,7 @@ def _run_size(
 def _put_revision(store: DynamoDBStore, workload: Workload, index: int, revision: int) -> None:
     record = workload.cluster_record(index, revision=revision)
     store.put(
-        f"cluster#{workload.cluster_name(index)}",
+        cluster_pk(workload.cluster_name(index)),
         record["config"],
         cluster=record["cluster"],
         author="bench",

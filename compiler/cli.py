@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler import __version__, ops
+from compiler import __version__
 from compiler.commands.common import DEFAULT_SNAPSHOT, Selection, SourceOptions
 from compiler.errors import (
     EXIT_BAD_INPUT,
@@ -24,7 +24,8 @@ from compiler.errors import (
     CompilerError,
     UsageError,
 )
-from compiler.logs import setup_logging
+from compiler.operations import steps
+from compiler.operations.logs import setup_logging
 from compiler.report import FORMATS
 from compiler.secrets import redact, register_from_environment
 from compiler.shard import Shard
@@ -444,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.log_format == "text" and not sys.stderr.isatty()
     setup_logging(args.log_format, level=logging.WARNING if quiet else logging.INFO)
     try:
-        with ops.opened(
+        with steps.opened(
             run_id=getattr(args, "run_id", None),
             audit_path=args.audit_log,
             alert=args.alert,
@@ -457,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _run(args: argparse.Namespace, operations: ops.Operations) -> int:
+def _run(args: argparse.Namespace, operations: steps.Operations) -> int:
     """Dispatch; every failure becomes a message, an exit code and an alert."""
     error: str | None = None
     try:
@@ -483,7 +484,7 @@ def _run(args: argparse.Namespace, operations: ops.Operations) -> int:
 
 
 def _notify(
-    args: argparse.Namespace, operations: ops.Operations, code: int, error: str | None
+    args: argparse.Namespace, operations: steps.Operations, code: int, error: str | None
 ) -> None:
     """Alert on an aborted run; the final status always. Hooks never change the exit code."""
     if args.command not in _OPERATED:

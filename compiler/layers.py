@@ -18,6 +18,7 @@ from compiler.model import (
     Layer,
     LayerRef,
     LayerVersion,
+    cluster_pk,
     format_path,
     pk_from_layer_name,
 )
@@ -75,10 +76,10 @@ class StackLoader:
         Nothing is raised here: a failed read is kept and raised by `load` of the
         cluster that needs it, so errors name the same cluster as without prefetch.
         """
-        self._read_all(f"cluster#{name}" for name in clusters)
+        self._read_all(cluster_pk(name) for name in clusters)
         shared = []
         for name in clusters:
-            record = self._versions.get(f"cluster#{name}")
+            record = self._versions.get(cluster_pk(name))
             if record is None:
                 continue
             try:
@@ -107,7 +108,7 @@ class StackLoader:
             self._failed[pk] = err
 
     def load(self, cluster: str) -> ClusterInput:
-        record = self._read(f"cluster#{cluster}")
+        record = self._read(cluster_pk(cluster))
         if record is None:
             when = f" as of {self.pin.as_of.isoformat()}" if self.pin.as_of else ""
             raise InputError(f"no record cluster#{cluster} in the config table{when}")

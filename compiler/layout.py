@@ -17,10 +17,13 @@ from compiler.render.argocd import (
 from compiler.yamlio import dump_json, dump_manifest
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
+SHARED_DIR = "applicationsets"  # the ApplicationSets every cluster shares
+CLUSTERS_DIR = "clusters"  # one directory per cluster
+TREE_ROOTS = (SHARED_DIR, CLUSTERS_DIR)  # what a whole-fleet compile owns
 
 
 def cluster_dir(name: str) -> str:
-    return f"clusters/{file_name('', name, '')}"
+    return f"{CLUSTERS_DIR}/{file_name('', name, '')}"
 
 
 def cluster_files(
@@ -65,6 +68,6 @@ def config_lock(facts: ClusterFacts, layers: Sequence[Layer]) -> dict[str, Any]:
 
 def shared_files(settings: ArgoCDSettings) -> dict[str, bytes]:
     return {
-        f"applicationsets/{name}.yaml": dump_manifest(obj)
+        f"{SHARED_DIR}/{name}.yaml": dump_manifest(obj)
         for name, obj in sorted(application_sets(settings).items())
     }

@@ -105,6 +105,14 @@ class LayerVersion:
         return layer_name_from_pk(self.pk)
 
 
+CLUSTER_PK_PREFIX = "cluster#"  # every cluster record's pk starts so (DESIGN.md "DynamoDB table")
+
+
+def cluster_pk(name: str) -> str:
+    """The table key of a cluster's record: `dev-k3s` -> `cluster#dev-k3s`."""
+    return f"{CLUSTER_PK_PREFIX}{name}"
+
+
 def pk_from_layer_name(name: str) -> str:
     """`env/prod` -> `env#prod`; `defaults` stays `defaults`."""
     kind, sep, rest = name.partition("/")

@@ -44,11 +44,11 @@ import botocore.endpoint
 import pytest
 import yaml
 
-import compiler.publish
+import compiler.publishing.publisher
 from compiler import emit
 from compiler.cli import main
-from compiler.forge import github as github_forge
 from compiler.policy.cue import CuePolicies
+from compiler.publishing.forge import github as github_forge
 from tests.conftest import ROOT, tree
 from tests.fake_dynamodb import THROTTLED, FakeDynamoDB, error
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, FakeGitHub
@@ -876,7 +876,7 @@ def publish_secrets(
         def bug(*args: Any, **kwargs: Any) -> str:
             raise RuntimeError(f"bug: {url} {' '.join(tokens)} Basic {_forms(URL_TOKEN)[-1]}")
 
-        case.monkeypatch.setattr(compiler.publish, "render_body", bug)
+        case.monkeypatch.setattr(compiler.publishing.publisher, "render_body", bug)
     result = case.run(argv)
     assert result.exit == row["exit"], result.text
     assert row["message"] in result.text, result.text

@@ -9,8 +9,8 @@ import pytest
 from compiler import secrets
 from compiler.cli import main
 from compiler.errors import UsageError
-from compiler.gitrepo import git_environment
-from compiler.trace import Run
+from compiler.operations.trace import Run
+from compiler.publishing.gitrepo import git_environment
 from tests.conftest import ROOT
 
 TOKEN = "ghp_T0kenThatMustNeverShow1234"

@@ -10,14 +10,16 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from compiler import ops
 from compiler.affected import affected_clusters
-from compiler.audit import content_hash
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.gctuning import fewer_collections
 from compiler.layers import StackLoader
+from compiler.layout import TREE_ROOTS
+from compiler.model import cluster_pk
+from compiler.operations import steps
+from compiler.operations.audit import content_hash
 from compiler.pipeline import (
     CompileResult,
     build_checks,
@@ -76,20 +78,20 @@ def _compile_stage(
             names = selection.shard.select(names)
         with timed("setup"):
             checks = build_checks(project, policies=policies)
-        with ops.step("dynamodb", source=source.source, clusters=len(names)) as read:
+        with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
             inputs = load_inputs(store, project, names, pin)
             read["layers"] = sorted(
                 {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
                 - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
             )
-        with ops.step("policy", clusters=len(inputs)) as checked:
+        with steps.step("policy", clusters=len(inputs)) as checked:
             with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
                 result = compile_inputs(inputs, project, checks, tracker, while_policies_run)
             checked["objects"] = result.object_count
             checked["violations"] = len(result.violations)
     finally:
         policies.close()
-    ops.current().outcome["clusters"] = [c.facts.name for c in result.clusters]
+    steps.current().outcome["clusters"] = [c.facts.name for c in result.clusters]
     return result
 
 
@@ -104,7 +106,7 @@ def clusters_affected_by(
     loader = StackLoader(store, project, pin)
     facts = []
     for name in store.list_clusters():
-        record = store.read(f"cluster#{name}", pin)
+        record = store.read(cluster_pk(name), pin)
         if record is not None:
             facts.append(loader.facts(record))
     return affected_clusters(project.root, project.stack, facts, changed)
@@ -116,7 +118,7 @@ def compile_command(
     started = time.perf_counter()
 
     def owned_by(result: CompileResult) -> list[str]:
-        return ["applicationsets", "clusters"] if selection.whole_fleet else result.owned
+        return list(TREE_ROOTS) if selection.whole_fleet else result.owned
 
     with ExitStack() as held:
         staged: list[StagedTree] = []
@@ -140,7 +142,7 @@ def compile_command(
             report_violations(result.violations, fmt, sys.stdout)
             print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
             return EXIT_FINDINGS  # leaving the block discards a staged tree
-        with ops.step("emit", out=str(out)) as emitted, timed("write"):
+        with steps.step("emit", out=str(out)) as emitted, timed("write"):
             if not staged:  # the hook did not run (it runs whenever nothing was wrong before cue)
                 staged.append(
                     held.enter_context(staged_tree(out, result.files, owned=owned_by(result)))

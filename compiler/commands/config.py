@@ -11,7 +11,7 @@ from typing import Any
 from compiler.commands.common import SourceOptions, check_layer_name, open_project, open_store
 from compiler.errors import EXIT_OK, InputError, UsageError
 from compiler.layers import StackLoader
-from compiler.model import LayerVersion, pk_from_layer_name
+from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name
 from compiler.policy.schema import ConfigSchema
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore
@@ -35,7 +35,7 @@ def put_command(
     if patch_errors:
         raise InputError(f"{file}: " + "; ".join(patch_errors[:5]))
     store = open_store(source, project)
-    if pk.startswith("cluster#"):
+    if pk.startswith(CLUSTER_PK_PREFIX):
         facts = facts if facts is not None else _previous_facts(store, pk, file)
         record = LayerVersion(pk=pk, sk="", version=0, config={}, created_at="", cluster=facts)
         try:

@@ -9,7 +9,8 @@ from compiler.commands.common import Selection, SourceOptions
 from compiler.commands.compile import run_compile_stage
 from compiler.emit import write_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
-from compiler.golden import compare
+from compiler.goldenfiles import compare
+from compiler.layout import TREE_ROOTS
 from compiler.report import report_violations
 
 
@@ -22,7 +23,7 @@ def golden_command(
         return EXIT_FINDINGS
     files = result.files
     if update:
-        stats = write_tree(golden, files, owned=["applicationsets", "clusters"])
+        stats = write_tree(golden, files, owned=list(TREE_ROOTS))
         print(
             f"golden files updated in {golden}: {stats.written} written, "
             f"{stats.unchanged} unchanged, {stats.removed} removed"

@@ -8,19 +8,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler import ops
-from compiler.audit import content_hash
-from compiler.blame import ConfigBlame
 from compiler.commands.common import Selection, SourceOptions
 from compiler.commands.compile import run_compile_stage
-from compiler.diff import NoBlame, diff_trees, format_text
 from compiler.emit import check_relative_path, walk_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, UsageError
-from compiler.forge import Forge
-from compiler.gitrepo import Workspace, check_branch
-from compiler.layout import cluster_dir
-from compiler.prbody import ReviewContext, render_body
-from compiler.publish import (
+from compiler.layout import SHARED_DIR, TREE_ROOTS, cluster_dir
+from compiler.operations import steps
+from compiler.operations.audit import content_hash
+from compiler.operations.trace import Run
+from compiler.publishing.blame import ConfigBlame
+from compiler.publishing.forge import Forge
+from compiler.publishing.gitrepo import Workspace, check_branch
+from compiler.publishing.prbody import ReviewContext, render_body
+from compiler.publishing.publisher import (
     BRANCH_PREFIX,
     Publication,
     PublishOutcome,
@@ -28,11 +28,9 @@ from compiler.publish import (
     publish,
     scope_branch,
 )
+from compiler.publishing.treediff import NoBlame, diff_trees, format_text
 from compiler.report import report_violations
 from compiler.secrets import register_url
-from compiler.trace import Run
-
-SHARED = "applicationsets"
 
 
 def build_publication(
@@ -44,7 +42,7 @@ def build_publication(
     is published from a config that breaks a rule.
     """
     if from_dir is not None:
-        with ops.step("emit", source=str(from_dir)) as read:
+        with steps.step("emit", source=str(from_dir)) as read:
             publication = _read_publication(from_dir, selection)
             read["tree"] = content_hash(publication.files)
         return publication
@@ -52,7 +50,7 @@ def build_publication(
     if result.violations:
         report_violations(result.violations, "text", sys.stderr)
         return None
-    with ops.step("emit", clusters=len(result.clusters)) as built:
+    with steps.step("emit", clusters=len(result.clusters)) as built:
         built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
     policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
     checks = [
@@ -62,7 +60,7 @@ def build_publication(
     ]
     return Publication(
         files=result.files,
-        owned=["applicationsets", "clusters"] if selection.whole_fleet else result.owned,
+        owned=list(TREE_ROOTS) if selection.whole_fleet else result.owned,
         clusters=[c.facts.name for c in result.clusters],
         blame=ConfigBlame(result.clusters),
         checks=checks,
@@ -79,9 +77,9 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
     if selection.all_clusters:
         names = selection.shard.select(present) if selection.shard else present
         owned = (
-            [SHARED, "clusters"]
+            list(TREE_ROOTS)
             if selection.whole_fleet
-            else [SHARED, *(cluster_dir(n) for n in names)]
+            else [SHARED_DIR, *(cluster_dir(n) for n in names)]
         )
     else:
         names = sorted(set(selection.clusters))
@@ -90,7 +88,7 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
         missing = [n for n in names if n not in present]
         if missing:
             raise UsageError(f"--from {root}: no clusters/{missing[0]}/ in the tree")
-        owned = [SHARED, *(cluster_dir(n) for n in names)]
+        owned = [SHARED_DIR, *(cluster_dir(n) for n in names)]
     if not names:
         raise UsageError(f"--from {root}: the tree has no clusters; refusing to publish none")
     files: dict[str, bytes] = {}
@@ -128,7 +126,7 @@ def publish_command(
     fmt: str,
     rollback: bool = False,
 ) -> int:
-    run = ops.current().run if run_id in (None, ops.current().run.id) else Run(run_id)
+    run = steps.current().run if run_id in (None, steps.current().run.id) else Run(run_id)
     register_url(repo)  # masked from the start, not only once git runs
     check_branch(base, "base branch")
     if repo.startswith("-"):
@@ -160,7 +158,7 @@ def publish_command(
         f"--against <clone of the Argo CD repository at {base}>",
     )
     _report(outcome, target, run, fmt)
-    operations = ops.current().outcome
+    operations = steps.current().outcome
     operations["status"] = (
         "no-change" if outcome.status in ("no-change", "up-to-date") else "success"
     )
@@ -173,7 +171,7 @@ def publish_command(
 def _forge(kind: str, forge_repo: str | None, repo_url: str) -> Forge | None:
     if kind == "none":
         return None
-    from compiler.forge.github import github_forge_from_env, parse_repo
+    from compiler.publishing.forge.github import github_forge_from_env, parse_repo
 
     name = forge_repo or parse_repo(repo_url)
     if name is None:

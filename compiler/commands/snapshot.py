@@ -15,7 +15,7 @@ from compiler.commands.common import Selection, SourceOptions, open_project, ope
 from compiler.emit import write_tree
 from compiler.errors import EXIT_OK, InputError
 from compiler.layers import StackLoader
-from compiler.model import LayerVersion, layer_name_from_pk, pk_from_layer_name
+from compiler.model import LayerVersion, cluster_pk, layer_name_from_pk, pk_from_layer_name
 from compiler.pipeline import select_clusters
 from compiler.sources import Pin
 from compiler.yamlio import dump_yaml
@@ -30,7 +30,7 @@ def snapshot_command(*, source: SourceOptions, selection: Selection, out: Path) 
     loader = StackLoader(store, project, Pin())
     pks: set[str] = set()
     for name in names:
-        record = store.read(f"cluster#{name}", Pin())
+        record = store.read(cluster_pk(name), Pin())
         if record is None:
             raise InputError(f"no record cluster#{name} in the config table", cluster=name)
         facts = loader.facts(record)

@@ -9,12 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from compiler import ops
 from compiler.commands.common import Selection, SourceOptions, open_project, open_store
 from compiler.commands.publish import publish_command
 from compiler.errors import EXIT_OK
 from compiler.model import layer_name_from_pk
-from compiler.watch import Changes, Watcher
+from compiler.operations import steps
+from compiler.publishing.watcher import Changes, Watcher
 
 DEFAULT_CHECKPOINT = Path(".gitops/watch-checkpoint.json")
 
@@ -39,7 +39,7 @@ def watch_command(
 
     def publish_changes(changes: Changes) -> bool:
         pins = tuple(f"{layer_name_from_pk(pk)}={v}" for pk, v in sorted(changes.seen.items()))
-        with ops.child_run(f"p{next(poll_numbers)}"):  # each publish is a run of its own
+        with steps.child_run(f"p{next(poll_numbers)}"):  # each publish is a run of its own
             return _publish(changes, pins)
 
     def _publish(changes: Changes, pins: tuple[str, ...]) -> bool:

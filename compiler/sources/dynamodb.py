@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from compiler.errors import OutsideError
-from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
+from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
 from compiler.sources.items import format_timestamp, layer_version_from_item, parse_timestamp, plain
 
@@ -83,7 +83,7 @@ class DynamoDBStore:
             "TableName": self.table,
             "ProjectionExpression": "pk",
             "FilterExpression": "begins_with(pk, :prefix)",
-            "ExpressionAttributeValues": {":prefix": {"S": "cluster#"}},
+            "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
             "ConsistentRead": True,
         }
         with self._errors("listing clusters"):

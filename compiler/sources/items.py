@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from compiler.errors import InputError
-from compiler.model import LayerVersion, sort_key_for
+from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, sort_key_for
 
 _SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
@@ -82,7 +82,7 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         if not isinstance(item.get(name, ""), str):
             raise InputError(f"{where}: field {name} must be a string")
     cluster = item.get("cluster")
-    if pk.startswith("cluster#"):
+    if pk.startswith(CLUSTER_PK_PREFIX):
         if not isinstance(cluster, dict):
             raise InputError(f"{where}: field cluster (name, env, server, region) is missing")
         if cluster.get("name") != pk.partition("#")[2]:

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import InputError, UsageError
-from compiler.model import LayerVersion, layer_name_from_pk, pk_from_layer_name, sort_key_for
+from compiler.model import (
+    CLUSTER_PK_PREFIX,
+    LayerVersion,
+    layer_name_from_pk,
+    pk_from_layer_name,
+    sort_key_for,
+)
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import layer_version_from_item, parse_timestamp
 from compiler.yamlio import load_layer_yaml
@@ -46,7 +52,9 @@ class SnapshotStore:
         return list(self._layers.get(pk, []))
 
     def list_clusters(self) -> list[str]:
-        return sorted(pk.partition("#")[2] for pk in self._layers if pk.startswith("cluster#"))
+        return sorted(
+            pk.partition("#")[2] for pk in self._layers if pk.startswith(CLUSTER_PK_PREFIX)
+        )
 
     def put(
         self,

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compiler import __version__
-from compiler.diff import FLEET, ClusterDiff, FieldChange, ObjectChange, TreeDiff, show_value
+from compiler.publishing.treediff import (
+    FLEET,
+    ClusterDiff,
+    FieldChange,
+    ObjectChange,
+    TreeDiff,
+    show_value,
+)
 
 GITHUB_BODY_LIMIT = 65_536
 _SECURITY_ROWS = 60  # beyond this, a reviewer needs the terminal diff anyway

@@ -22,8 +22,8 @@ import pytest
 
 from compiler import __version__, secrets
 from compiler.errors import UsageError
-from compiler.logs import LOGGER_NAME
-from compiler.notify import Notifier
+from compiler.operations.logs import LOGGER_NAME
+from compiler.operations.notify import Notifier
 
 STATUS = {
     "outcome": "success",

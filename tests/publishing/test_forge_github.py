@@ -10,8 +10,13 @@ import pytest
 
 from compiler import __version__
 from compiler.errors import EXIT_OUTSIDE, OutsideError, UsageError
-from compiler.forge import PullRequest, PullRequestExists, PullRequestOutcome, open_or_update
-from compiler.forge.github import GitHubForge, github_forge_from_env, parse_repo
+from compiler.publishing.forge import (
+    PullRequest,
+    PullRequestExists,
+    PullRequestOutcome,
+    open_or_update,
+)
+from compiler.publishing.forge.github import GitHubForge, github_forge_from_env, parse_repo
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
 
 NOW = 1_700_000_000.0  # the injected clock: x-ratelimit-reset is counted from it

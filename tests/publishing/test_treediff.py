@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.diff import MISSING, FieldChange, diff_trees, format_text, lock_versions
-from compiler.prbody import ReviewContext, render_body
+from compiler.publishing.prbody import ReviewContext, render_body
+from compiler.publishing.treediff import (
+    MISSING,
+    FieldChange,
+    diff_trees,
+    format_text,
+    lock_versions,
+)
 from compiler.yamlio import dump_json, dump_manifest
 from tests.conftest import ROOT, tree
 

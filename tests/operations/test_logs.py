@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from compiler import secrets
-from compiler.logs import LOGGER_NAME, get_logger, setup_logging
+from compiler.operations.logs import LOGGER_NAME, get_logger, setup_logging
 
 TOKEN = "ghp_LogsMustNeverShowThis42"
 CONTEXT = {"run_id": "r1", "trace_id": "ms-r1-git-e40", "step": "git", "cluster": "prod-eks-1"}
@@ -104,7 +104,7 @@ def test_setup_twice_replaces_its_handler_and_leaves_the_root_alone() -> None:
     assert first.getvalue() == ""
     assert [json.loads(line)["message"] for line in second.getvalue().splitlines()] == ["once"]
     # pytest may hang its capture handlers on the logger; ours is there once.
-    ours = [h for h in get_logger().handlers if type(h).__module__ == "compiler.logs"]
+    ours = [h for h in get_logger().handlers if type(h).__module__ == "compiler.operations.logs"]
     assert len(ours) == 1
     assert logging.getLogger().handlers == root_handlers
 

@@ -3,7 +3,7 @@
 Per cluster: objects added, changed and removed; for a changed object, each
 changed field old -> new and the layer that set the new value. Pure: trees are
 `path -> bytes` (from a compile, a directory or a git revision), and who set a
-value comes from a `Blame` (see `compiler.blame`), so the same diff serves the
+value comes from a `Blame` (see `compiler.publishing.blame`), so the same diff serves the
 PR body and the terminal.
 """
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.publishing.watcher import Watcher, load_checkpoint, save_checkpoint
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
-from compiler.watch import Watcher, load_checkpoint, save_checkpoint
 from tests.conftest import ROOT
 from tests.gitrepos import git
 

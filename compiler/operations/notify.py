@@ -39,8 +39,8 @@ from urllib3.exceptions import (
 
 from compiler import __version__, proc
 from compiler.errors import OutsideError, UsageError
-from compiler.httperrors import connection_problem
-from compiler.logs import get_logger, redacted
+from compiler.operations.httperrors import connection_problem
+from compiler.operations.logs import get_logger, redacted
 from compiler.secrets import redact, register
 
 COMMAND_PREFIX = "command:"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import OutsideError, UsageError
-from compiler.logs import redacted
+from compiler.operations.logs import redacted
 from compiler.secrets import redact
 
 _MODE = 0o644

@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler import ops
-from compiler.diff import Blame, TreeDiff, diff_trees
 from compiler.errors import OutsideError, UsageError
-from compiler.forge import Forge, PullRequestOutcome, open_or_update
-from compiler.gitrepo import PushRace, Workspace
-from compiler.prbody import ReviewContext, render_body
+from compiler.operations import steps
+from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
+from compiler.publishing.gitrepo import PushRace, Workspace
+from compiler.publishing.prbody import ReviewContext, render_body
+from compiler.publishing.treediff import Blame, TreeDiff, diff_trees
 from compiler.shard import Shard
 
 BRANCH_PREFIX = "gitops-compiler"
@@ -95,7 +95,7 @@ def publish(
 ) -> PublishOutcome:
     with (
         tempfile.TemporaryDirectory(prefix="gitops-publish-") as scratch,
-        ops.step("git", branch=target.branch, base=target.base, url=target.url) as pushed,
+        steps.step("git", branch=target.branch, base=target.base, url=target.url) as pushed,
     ):
         make = workspace or (lambda d: Workspace(target.url, d, environ=environ))
         ws = make(Path(scratch) / "repo.git")
@@ -118,7 +118,7 @@ def publish(
         pushed["status"], pushed["commit"] = outcome.status, outcome.commit
     if forge is None or outcome.status in ("no-change", "dry-run"):
         return outcome
-    with ops.step("argocd", branch=target.branch) as opened:
+    with steps.step("argocd", branch=target.branch) as opened:
         pull = _open_pull(forge, target, outcome)
         opened["pull_request"], opened["action"] = pull.pull.url, pull.action
     return dataclasses.replace(outcome, pull=pull)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from compiler import secrets
-from compiler.audit import AuditLog, content_hash
 from compiler.errors import UsageError
+from compiler.operations.audit import AuditLog, content_hash
 from tests.conftest import ROOT
 
 TOKEN = "ghp_AuditMustNeverShowThis99"
@@ -175,7 +175,7 @@ def test_content_hash_is_stable_and_sees_names_and_contents() -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from compiler.audit import AuditLog
+from compiler.operations.audit import AuditLog
 
 name, path, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 with AuditLog(path) as audit:

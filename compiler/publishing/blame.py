@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler.explain import is_live
 from compiler.layout import cluster_dir
 from compiler.merge import MergeResult
 from compiler.model import DocPath, LayerRef
 from compiler.pipeline import CompiledCluster
 from compiler.policy import where_set
+from compiler.provenance import is_live
 from compiler.render import Rendered, dsl_home, dsl_path
 
 
 class ConfigBlame:
-    """A `compiler.diff.Blame` over the clusters of one compile."""
+    """A `compiler.publishing.treediff.Blame` over the clusters of one compile."""
 
     def __init__(self, clusters: Iterable[CompiledCluster]) -> None:
         self._clusters: dict[str, CompiledCluster] = {}

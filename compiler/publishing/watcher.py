@@ -20,7 +20,7 @@ from pathlib import Path
 
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import StackLoader
-from compiler.model import layer_name_from_pk, pk_from_layer_name
+from compiler.model import cluster_pk, layer_name_from_pk, pk_from_layer_name
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
 
@@ -70,7 +70,7 @@ def poll(store: ConfigStore, project: Project, checkpoint: Mapping[str, int]) ->
     seen: dict[str, int] = {}
     uses: dict[str, list[str]] = {}
     for cluster in store.list_clusters():
-        record = store.read(f"cluster#{cluster}", Pin())
+        record = store.read(cluster_pk(cluster), Pin())
         if record is None:
             continue  # listed, then gone: nothing to compile
         facts = loader.facts(record)

@@ -33,8 +33,8 @@ from urllib3.exceptions import (
 
 from compiler import __version__
 from compiler.errors import OutsideError, UsageError
-from compiler.forge import PullRequest, PullRequestExists
-from compiler.httperrors import connection_problem
+from compiler.operations.httperrors import connection_problem
+from compiler.publishing.forge import PullRequest, PullRequestExists
 from compiler.secrets import register
 
 DEFAULT_API_URL = "https://api.github.com"

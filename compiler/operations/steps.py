@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.audit import AuditLog
-from compiler.logs import get_logger
-from compiler.notify import Notifier
-from compiler.trace import Run
+from compiler.operations.audit import AuditLog
+from compiler.operations.logs import get_logger
+from compiler.operations.notify import Notifier
+from compiler.operations.trace import Run
 
 
 @dataclass

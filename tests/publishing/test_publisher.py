@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
 from tests.gitrepos import commit_files, files_at, git, has_branch
 
-GOLDEN_BODY = Path(__file__).parent / "golden" / "pr-body-prod-quota.md"
+GOLDEN_BODY = Path(__file__).parent.parent / "golden" / "pr-body-prod-quota.md"
 BRANCH_ALL = "gitops-compiler/main/all-clusters"
 BRANCH_PROD = "gitops-compiler/main/cluster-prod-eks-1"
 

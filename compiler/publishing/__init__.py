@@ -1,0 +1,1 @@
+"""Publishing: the compiled tree against the Argo CD repository, as a pull request."""

@@ -29,12 +29,15 @@ def prestart_cue(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] not in _RUNS_CUE or {"-h", "--help"} & set(argv):
         return
-    try:
-        from compiler.policy import cue
+    from compiler.errors import CompilerError
+    from compiler.policy import cue
 
-        project = Path(_option(argv, "--project") or environ.get("GITOPS_PROJECT") or ".")
+    project = Path(_option(argv, "--project") or environ.get("GITOPS_PROJECT") or ".")
+    try:
         cue.prestart(project / "policies", cue.find_cue(_option(argv, "--cue"), environ))
-    except Exception:  # the command finds and reports any real problem itself
+    except (CompilerError, OSError):
+        # No cue, or one that cannot start, or an unreadable policies directory: the
+        # command finds the same problem itself and reports it with its exit code.
         return
 
 

@@ -53,8 +53,3 @@ class OutsideError(CompilerError):
 
     exit_code = EXIT_OUTSIDE
 
-
-class FindingsError(CompilerError):
-    """The run completed and found something the user must act on."""
-
-    exit_code = EXIT_FINDINGS

@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-# Variables that hold credentials: read by the forge, by git, or by boto3.
-TOKEN_VARIABLES = (
+# Variables whose values are masked wherever text leaves the process: the
+# credentials that the forge, git or boto3 read.
+MASKED_VARIABLES = (
     "GITOPS_GIT_TOKEN",
     "GITOPS_GITHUB_TOKEN",
     "GITHUB_TOKEN",
@@ -55,7 +56,7 @@ def register_url(url: str) -> None:
 
 
 def register_from_environment(environ: Mapping[str, str]) -> None:
-    for name in TOKEN_VARIABLES:
+    for name in MASKED_VARIABLES:
         register(environ.get(name))
 
 

@@ -161,7 +161,7 @@ class _Recorder:
 
 
 def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
-    def merge_patch(config: Merger, path: list[Any], base: dict, nxt: dict) -> dict:
+    def merge_patch(config: Merger, path: list[Any], base: dict[str, Any], nxt: dict[str, Any]) -> dict[str, Any]:
         emptied = False
         for key, value in nxt.items():
             at = (*path, key)
@@ -178,7 +178,7 @@ def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
             recorder.write(tuple(path), {}, recorder.source(tuple(path)))
         return base
 
-    def merge_list(config: Merger, path: list[Any], base: list, nxt: list) -> list:
+    def merge_list(config: Merger, path: list[Any], base: list[Any], nxt: list[Any]) -> list[Any]:
         at = tuple(path)
         strategy = lists.for_path(at)
         if strategy == "append":
@@ -206,8 +206,8 @@ def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
 
 
 def _merge_by_key(
-    config: Merger, at: DocPath, base: list, nxt: list, key: str, recorder: _Recorder
-) -> list:
+    config: Merger, at: DocPath, base: list[Any], nxt: list[Any], key: str, recorder: _Recorder
+) -> list[Any]:
     merged = list(base)
     index = {item.get(key): i for i, item in enumerate(merged) if isinstance(item, dict)}
     for i, item in enumerate(nxt):

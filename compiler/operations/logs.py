@@ -63,7 +63,7 @@ def setup_logging(fmt: str, stream: TextIO | None = None, level: int = logging.I
     logger.propagate = False
 
 
-class _Handler(logging.StreamHandler):
+class _Handler(logging.StreamHandler[TextIO]):
     """The handler `setup_logging` installs, and so the one it may replace."""
 
 

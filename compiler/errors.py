@@ -52,4 +52,3 @@ class OutsideError(CompilerError):
     """An outside system (DynamoDB, git, the forge, cue, kubectl) failed."""
 
     exit_code = EXIT_OUTSIDE
-

@@ -161,7 +161,9 @@ class _Recorder:
 
 
 def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
-    def merge_patch(config: Merger, path: list[Any], base: dict[str, Any], nxt: dict[str, Any]) -> dict[str, Any]:
+    def merge_patch(
+        config: Merger, path: list[Any], base: dict[str, Any], nxt: dict[str, Any]
+    ) -> dict[str, Any]:
         emptied = False
         for key, value in nxt.items():
             at = (*path, key)

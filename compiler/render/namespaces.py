@@ -41,7 +41,9 @@ def render(facts: ClusterFacts, config: Mapping[str, Any], out: RenderResult) ->
         _network_policies(facts, ns, spec, folder, out)
 
 
-def _limit_range(ns: str, limits: Mapping[str, Any], folder: str, base: tuple[str | int, ...]) -> Rendered:
+def _limit_range(
+    ns: str, limits: Mapping[str, Any], folder: str, base: tuple[str | int, ...]
+) -> Rendered:
     container: dict[str, Any] = {"type": "Container"}
     for kind, values in limits.items():
         container[kind] = {k: quantity(v) for k, v in values.items()}

@@ -1,0 +1,2 @@
+"""Guards: rules in Python over one cluster's merged config (see `base`); `registry`
+lists them."""

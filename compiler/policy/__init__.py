@@ -19,10 +19,19 @@ class Violation:
     rule: str  # e.g. `schema`, `render.role-missing`
     message: str
     provenance: str = ""  # `overlays/prod/quotas.yaml:3` or `dynamodb:env#prod/v#…@3`
+    # "error" fails the run; "warning" and "waived" (an error a live waiver covers) are
+    # reported only.
+    severity: str = "error"
+    waiver: str = ""  # the waiver that covers it: `policies/waivers.yaml:3 (owner …)`
 
     def describe(self) -> str:
         where = f" (set by {self.provenance})" if self.provenance else ""
-        return f"{self.cluster}: {self.path}: {self.message} [{self.rule}]{where}"
+        shown = f"{self.cluster}: {self.path}: {self.message} [{self.rule}]{where}"
+        if self.severity == "warning":
+            return f"warning: {shown}"
+        if self.severity == "waived":
+            return f"waived: {shown}; waiver {self.waiver}"
+        return shown
 
 
 def where_set(merged: MergeResult, path: DocPath) -> str:

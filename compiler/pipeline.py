@@ -15,17 +15,17 @@ from typing import Any
 
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import ClusterInput, StackLoader
-from compiler.layout import SHARED_DIR, cluster_dir, cluster_files, shared_files
+from compiler.layout import cluster_files, owned_directories, shared_files
 from compiler.merge import MergeResult, merge_layers
 from compiler.model import ClusterFacts, DocPath, format_path
-from compiler.policy import Violation, where_set
+from compiler.policy import Violation
 from compiler.policy.cue import CueFinding, CuePolicies
 from compiler.policy.cue_input import cue_document
 from compiler.policy.objects import ObjectSchemas
 from compiler.policy.schema import ConfigSchema
 from compiler.progress import Tracker
 from compiler.project import Project
-from compiler.provenance import resolve_path
+from compiler.provenance import resolve_path, where_set
 from compiler.render import Problem, Rendered, render_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.stageclock import timed
@@ -78,7 +78,7 @@ class CompileResult:
     @property
     def owned(self) -> list[str]:
         """The directories this result replaces whole when written."""
-        return [SHARED_DIR, *(cluster_dir(c.facts.name) for c in self.clusters)]
+        return owned_directories(c.facts.name for c in self.clusters)
 
     @property
     def object_count(self) -> int:

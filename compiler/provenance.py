@@ -1,30 +1,22 @@
-"""`explain`: the value at a path of a merged config, who set it and what it overrode."""
+"""Which layer set a value of a merged config: the one question behind a finding's
+blame, a diff's `set by` and `explain`.
+
+Findings name `where_set`; the PR diff names `field_blame` for a changed field
+and `entry_blame` for a whole DSL entry, and `deleted_by` when a layer's `null`
+removed what the tree had. `resolve_path` turns the dotted paths that users and
+policies write into paths of the merged config.
+"""
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from compiler.errors import UsageError
 from compiler.merge import MergeResult
-from compiler.model import DocPath, format_path
+from compiler.model import DocPath, LayerRef, format_path
 
-_DELETED = object()  # marks a history entry where a `null` deleted the key
 _INDEX = re.compile(r"^(.*?)((?:\[\d+\])+)$")
-
-
-@dataclass(frozen=True)
-class LeafExplanation:
-    path: DocPath
-    value: Any
-    set_by: str
-    overrode: tuple[tuple[Any, str], ...]  # (old value, who set it), newest first
-
-    @property
-    def deleted(self) -> bool:
-        return self.value is _DELETED
 
 
 def resolve_path(config: Any, text: str) -> DocPath:
@@ -95,81 +87,47 @@ def is_live(value: Any, path: DocPath) -> bool:
     return True
 
 
-def explain(merged: MergeResult, path: DocPath) -> list[LeafExplanation]:
-    """One entry per leaf at or below `path`, in path order.
+def where_set(merged: MergeResult, path: DocPath) -> str:
+    """The layer(s) to blame for a path: its own, those under it, or its parent's.
 
-    A path that is gone because a layer deleted it: one entry per deleted leaf.
+    A finding on a map (a namespace without a quota) names the layers that
+    built that map; a missing key names the layer that set its parent.
     """
-    n = len(path)
-    if not is_live(merged.value, path):
-        gone = (
-            p
-            for p, history in merged.history.items()
-            if p[:n] == path and history and history[-1].deleted and not is_live(merged.value, p)
-        )
-        return [_entry(merged, p, _DELETED) for p in sorted(gone, key=_sort_key)]
-    out = []
-    for leaf in sorted((p for p in merged.provenance if p[:n] == path), key=_sort_key):
-        value = _get(merged.value, leaf)
-        if isinstance(value, list) and leaf != path:
-            continue  # a list inside the asked path: its items speak for it
-        out.append(_entry(merged, leaf, value))
-    return out
+    if path in merged.provenance:
+        return merged.provenance[path].describe()
+    under = list(dict.fromkeys(p.describe() for p in merged.layers_under(path)))
+    if under:
+        # Highest precedence first: the layer a reviewer most likely has to change.
+        under.reverse()
+        return ", ".join(under[:3]) + (f" and {len(under) - 3} more" if len(under) > 3 else "")
+    found = merged.provenance_of(path)
+    return found.describe() if found is not None else ""
 
 
-def _entry(merged: MergeResult, leaf: DocPath, value: Any) -> LeafExplanation:
-    history = merged.history.get(leaf, [])
-    earlier = tuple(
-        (_DELETED if s.deleted else s.value, s.provenance.describe())
-        for s in reversed(history[:-1])
-    )
-    found = merged.provenance.get(leaf)
-    set_by = found.describe() if found is not None else history[-1].provenance.describe()
-    return LeafExplanation(leaf, value, set_by, earlier)
+def field_blame(merged: MergeResult, path: DocPath) -> str:
+    """The layer that set a path; for a path that is gone, the layer that deleted it."""
+    if is_live(merged.value, path):
+        return where_set(merged, path)
+    return deleted_by(merged, path) or where_set(merged, path)
 
 
-def format_explanation(entries: list[LeafExplanation], *, as_json: bool) -> str:
-    if as_json:
-        return json.dumps(
-            [
-                {
-                    "path": format_path(e.path),
-                    "value": None if e.deleted else e.value,
-                    "deleted": e.deleted,
-                    "set_by": e.set_by,
-                    "overrode": [
-                        {
-                            "value": None if v is _DELETED else v,
-                            "deleted": v is _DELETED,
-                            "set_by": who,
-                        }
-                        for v, who in e.overrode
-                    ],
-                }
-                for e in entries
-            ],
-            indent=2,
-            sort_keys=True,
-        )
-    lines = []
-    for e in entries:
-        lines.append(f"{format_path(e.path)} = {_show(e.value)}")
-        verb = "deleted by  " if e.value is _DELETED else "set by      "
-        lines.append(f"  {verb}{e.set_by}")
-        for value, who in e.overrode:
-            lines.append(f"  overrode    {_show(value)}  ({who})")
-    return "\n".join(lines)
+def entry_blame(merged: MergeResult, path: DocPath) -> str:
+    """The layers that built a DSL entry, each once, at its first line (where the entry
+    starts in a file), highest precedence first."""
+    first: dict[LayerRef, int | None] = {}
+    for prov in merged.layers_under(path):
+        line = first.get(prov.ref, prov.line)
+        first[prov.ref] = min(line, prov.line) if line and prov.line else line or prov.line
+    if not first:
+        return where_set(merged, path)
+    shown = [ref.describe(line) for ref, line in reversed(first.items())]
+    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
 
 
-def _show(value: Any) -> str:
-    return "(deleted)" if value is _DELETED else json.dumps(value, sort_keys=True)
-
-
-def _get(value: Any, path: DocPath) -> Any:
-    for part in path:
-        value = value[part]
-    return value
-
-
-def _sort_key(path: DocPath) -> tuple:
-    return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
+def deleted_by(merged: MergeResult, path: DocPath) -> str:
+    """The layer whose `null` removed `path` (or an ancestor of it); "" if none did."""
+    for n in range(len(path), 0, -1):
+        history = merged.history.get(path[:n])
+        if history and history[-1].deleted:
+            return history[-1].provenance.describe()
+    return ""

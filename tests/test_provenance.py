@@ -14,12 +14,13 @@ import pytest
 
 from compiler.cli import main
 from compiler.errors import EXIT_BAD_INPUT, CompilerError
+from compiler.explanation import LeafExplanation, explain, format_explanation
 from compiler.layers import StackLoader
 from compiler.merge import MergeResult, merge_layers
 from compiler.model import Layer, LayerRef, format_path
 from compiler.pipeline import merge_cluster
 from compiler.project import load_project
-from compiler.provenance import LeafExplanation, explain, format_explanation, resolve_path
+from compiler.provenance import resolve_path
 from compiler.sources import Pin
 from compiler.sources.snapshot import SnapshotStore
 from tests.conftest import ROOT

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.errors import EXIT_OK, CompilerError
+from compiler.explanation import explain, format_explanation
 from compiler.layers import StackLoader
 from compiler.pipeline import merge_cluster
-from compiler.provenance import explain, format_explanation, resolve_path
+from compiler.provenance import resolve_path
 
 
 def explain_command(*, source: SourceOptions, selection: Selection, path: str, fmt: str) -> int:

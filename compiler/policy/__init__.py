@@ -1,13 +1,11 @@
-"""Validation: every finding is a `Violation`, collected, never fail-fast."""
+"""Validation: every finding is a `Violation`, collected, never fail-fast.
+
+Who to blame for a finding (`where_set`) is `compiler.provenance`'s question.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from compiler.merge import MergeResult
-    from compiler.model import DocPath
 
 
 @dataclass(frozen=True, order=True)
@@ -32,20 +30,3 @@ class Violation:
         if self.severity == "waived":
             return f"waived: {shown}; waiver {self.waiver}"
         return shown
-
-
-def where_set(merged: MergeResult, path: DocPath) -> str:
-    """The layer(s) to blame for a path: its own, those under it, or its parent's.
-
-    A finding on a map (a namespace without a quota) names the layers that
-    built that map; a missing key names the layer that set its parent.
-    """
-    if path in merged.provenance:
-        return merged.provenance[path].describe()
-    under = list(dict.fromkeys(p.describe() for p in merged.layers_under(path)))
-    if under:
-        # Highest precedence first: the layer a reviewer most likely has to change.
-        under.reverse()
-        return ", ".join(under[:3]) + (f" and {len(under) - 3} more" if len(under) > 3 else "")
-    found = merged.provenance_of(path)
-    return found.describe() if found is not None else ""

@@ -28,7 +28,7 @@ _BUILT_IN: tuple[Rule, ...] = (
         "quantities, CIDRs (policies/cluster-config.schema.json).",
         "Anything else would render objects the API server refuses, or silently drop keys.",
         _DESIGN,
-        "quotas: {dev-quota: {cpu: \"4\"}}   # not `quota:`, not cpu: four",
+        'quotas: {dev-quota: {cpu: "4"}}   # not `quota:`, not cpu: four',
         waivable=False,
     ),
     Rule(
@@ -164,8 +164,7 @@ _BUILT_IN: tuple[Rule, ...] = (
         "error",
         "No binding to a system: ClusterRole (Kubernetes' components' roles).",
         "Binding one hands a user a component's rights, such as reading every secret.",
-        "https://kubernetes.io/docs/reference/access-authn-authz/rbac/"
-        "#core-component-roles",
+        "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#core-component-roles",
         "access: {viewers: {clusterRole: view, groups: [auditors]}}",
     ),
     Rule(
@@ -223,7 +222,7 @@ _BUILT_IN: tuple[Rule, ...] = (
         "In prod, every namespace has a ResourceQuota.",
         "One namespace without a quota can starve the cluster.",
         _K8S_QUOTA,
-        "quotas: {default: {cpu: \"8\", memory: 16Gi}}",
+        'quotas: {default: {cpu: "8", memory: 16Gi}}',
     ),
     Rule(
         "prod-default-deny",

@@ -18,7 +18,8 @@ import jsonschema
 
 from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
-from compiler.policy import Violation, where_set
+from compiler.policy import Violation
+from compiler.provenance import where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240

@@ -21,6 +21,7 @@ waived: such a waiver is itself an error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
@@ -99,10 +100,8 @@ def _waiver(entry: Any, where: str, known: Mapping[str, Rule]) -> Waiver:
         raise InputError(f"{where}: match takes {', '.join(sorted(_MATCH_KEYS))}")
     expires = entry["expires"]
     if isinstance(expires, str):
-        try:
+        with contextlib.suppress(ValueError):
             expires = datetime.date.fromisoformat(expires)
-        except ValueError:
-            pass
     if not isinstance(expires, datetime.date):
         raise InputError(f"{where}: expires: a date YYYY-MM-DD, not {entry['expires']!r}")
     for key in ("rule", "reason", "owner"):

@@ -2,7 +2,7 @@
 
 The diff asks, for a file and a field of the new tree, which layer set it; this
 answers from the compile that produced the file (its rendered objects and merge
-provenance), the same way findings are blamed (`where_set`).
+provenance), with the same blame as findings (`compiler.provenance`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler.layout import cluster_dir
-from compiler.merge import MergeResult
-from compiler.model import DocPath, LayerRef
+from compiler.layout import cluster_dir, read_path
+from compiler.model import DocPath, cluster_pk, layer_name_from_pk
 from compiler.pipeline import CompiledCluster
-from compiler.policy import where_set
-from compiler.provenance import is_live
+from compiler.provenance import deleted_by, entry_blame, field_blame
 from compiler.render import Rendered, dsl_home, dsl_path
 
 
@@ -37,15 +35,17 @@ class ConfigBlame:
             return ""
         rendered = self._rendered.get(file)
         if rendered is not None:
-            return _blame(cluster.merged, dsl_path(str(obj.get("kind")), rendered.source, path))
-        if file.endswith("/cluster.json"):
+            kind = str(obj.get("kind"))
+            return field_blame(cluster.merged, dsl_path(kind, rendered.source, path))
+        tree_kind = read_path(file).kind
+        if tree_kind == "cluster":
             return self._record(cluster)
-        if "/addons/" in file:
+        if tree_kind == "addon":
             addon = str(obj.get("addon", ""))
             if path and path[0] in cluster.merged.value.get("addons", {}).get(addon, {}):
-                return _blame(cluster.merged, ("addons", addon, *path))
+                return field_blame(cluster.merged, ("addons", addon, *path))
             if path and path[0] == "values":  # always written, `{}` when the DSL has none
-                return _blame(cluster.merged, ("addons", addon))
+                return field_blame(cluster.merged, ("addons", addon))
             return self._record(cluster)  # the cluster's own facts (name, server, env)
         return ""
 
@@ -58,49 +58,19 @@ class ConfigBlame:
             return deleted_by(cluster.merged, home) if home else ""
         rendered = self._rendered.get(file)
         if rendered is not None:
-            return _entry_blame(cluster.merged, rendered.source)
-        if "/addons/" in file:
-            return _entry_blame(cluster.merged, ("addons", str(obj.get("addon", ""))))
+            return entry_blame(cluster.merged, rendered.source)
+        if read_path(file).kind == "addon":
+            return entry_blame(cluster.merged, ("addons", str(obj.get("addon", ""))))
         return self._record(cluster)
 
     def _cluster(self, file: str) -> CompiledCluster | None:
-        root = "/".join(file.split("/")[:2])
-        return self._clusters.get(root)
+        return self._clusters.get(read_path(file).directory)
 
     @staticmethod
     def _record(cluster: CompiledCluster) -> str:
         """The cluster's record: its facts (`cluster` attribute) live beside its config."""
-        wanted = f"cluster/{cluster.facts.name}"
+        wanted = layer_name_from_pk(cluster_pk(cluster.facts.name))
         for layer in cluster.input.layers:
             if layer.ref.layer == wanted:
                 return layer.ref.describe()
         return ""
-
-
-def _blame(merged: MergeResult, path: DocPath) -> str:
-    """The layer that set a path; for a path that is gone, the layer that deleted it."""
-    if is_live(merged.value, path):
-        return where_set(merged, path)
-    return deleted_by(merged, path) or where_set(merged, path)
-
-
-def _entry_blame(merged: MergeResult, path: DocPath) -> str:
-    """The layers that built a DSL entry, each once, at its first line (where the entry
-    starts in a file), highest precedence first."""
-    first: dict[LayerRef, int | None] = {}
-    for prov in merged.layers_under(path):
-        line = first.get(prov.ref, prov.line)
-        first[prov.ref] = min(line, prov.line) if line and prov.line else line or prov.line
-    if not first:
-        return where_set(merged, path)
-    shown = [ref.describe(line) for ref, line in reversed(first.items())]
-    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
-
-
-def deleted_by(merged: MergeResult, path: DocPath) -> str:
-    """The layer whose `null` removed `path` (or an ancestor of it); "" if none did."""
-    for n in range(len(path), 0, -1):
-        history = merged.history.get(path[:n])
-        if history and history[-1].deleted:
-            return history[-1].provenance.describe()
-    return ""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compiler import __version__
+from compiler.layout import CLUSTERS_DIR, LOCK_FILE
 from compiler.publishing.treediff import (
     FLEET,
     ClusterDiff,
@@ -197,7 +198,7 @@ def _versions(diff: TreeDiff) -> str:
         out.append(f"| {cluster.cluster} | {now} | {was} |\n")
     if len(diff.clusters) > _VERSION_ROWS:
         more = len(diff.clusters) - _VERSION_ROWS
-        out.append(f"\n…and {more} more clusters: see `clusters/*/config-lock.json`.\n")
+        out.append(f"\n…and {more} more clusters: see `{CLUSTERS_DIR}/*/{LOCK_FILE}`.\n")
     return "".join(out)
 
 

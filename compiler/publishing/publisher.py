@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import OutsideError, UsageError
+from compiler.layout import LOCK_FILE
 from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace
@@ -37,7 +38,7 @@ class Publication:
     """What to publish: the compiled files and the directories they replace."""
 
     files: Mapping[str, bytes]
-    owned: Sequence[str]  # "applicationsets", "clusters/<c>" (or "clusters" for --all)
+    owned: Sequence[str]  # `layout.owned_directories`: applicationsets, clusters/<c>
     clusters: Sequence[str]
     blame: Blame
     checks: Sequence[str]  # what passed, for the body's policy results
@@ -236,6 +237,6 @@ def commit_message(title: str, diff: TreeDiff, target: Target) -> str:
     for cluster in diff.clusters[:_VERSION_LINES]:
         lines.append(f"  {cluster.cluster}: {' '.join(cluster.new_versions) or '(removed)'}")
     if len(diff.clusters) > _VERSION_LINES:
-        lines.append(f"  …and {len(diff.clusters) - _VERSION_LINES} more (config-lock.json)")
+        lines.append(f"  …and {len(diff.clusters) - _VERSION_LINES} more ({LOCK_FILE})")
     lines += ["", f"{TRAILER}: {target.branch}", f"Trace-Id: {target.trace_id}", ""]
     return "\n".join(lines)

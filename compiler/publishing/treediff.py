@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from compiler.errors import InputError
+from compiler.layout import LOCK_FILE, TreePath, read_path
 from compiler.model import DocPath, format_path
 from compiler.render.argocd import APPSET_API
 from compiler.yamlio import load_layer_yaml
@@ -33,8 +34,6 @@ MISSING: Any = _Missing()  # a field one side does not have
 _SECURITY_KINDS = frozenset(
     {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "NetworkPolicy", "ResourceQuota"}
 )
-# Files that only restate others: the resource list and the versions (shown apart).
-_BOOKKEEPING = frozenset({"kustomization.yaml", "config-lock.json"})
 # Said by the object's identity already.
 _IDENTITY_FIELDS = frozenset(
     {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
@@ -115,25 +114,26 @@ def diff_trees(
     """Compare two trees (paths from the tree's root: clusters/<c>/..., applicationsets/...)."""
     blame = blame or NoBlame()
     changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
-    per_cluster: dict[str, list[str]] = {}
+    per_cluster: dict[str, list[TreePath]] = {}
     fleet: list[ObjectChange] = []
     for rel in changed:
-        parts = rel.split("/")
-        if parts[0] == "clusters" and len(parts) > 2:
-            per_cluster.setdefault(parts[1], []).append(rel)
+        path = read_path(rel)
+        if path.cluster:
+            per_cluster.setdefault(path.cluster, []).append(path)
         else:
-            fleet.append(_object_change(FLEET, rel, old.get(rel), new.get(rel), blame))
+            fleet.append(_object_change(FLEET, path, old.get(rel), new.get(rel), blame))
     clusters = []
     for cluster, paths in sorted(per_cluster.items()):
-        prefix = f"clusters/{cluster}/"
+        directory = paths[0].directory
+        prefix = f"{directory}/"
         had = any(p.startswith(prefix) for p in old)
         has = any(p.startswith(prefix) for p in new)
         objects = tuple(
-            _object_change(cluster, rel, old.get(rel), new.get(rel), blame)
-            for rel in paths
-            if rel[len(prefix) :] not in _BOOKKEEPING
+            _object_change(cluster, path, old.get(path.path), new.get(path.path), blame)
+            for path in paths
+            if path.kind != "bookkeeping"
         )
-        lock = f"{prefix}config-lock.json"
+        lock = f"{directory}/{LOCK_FILE}"
         clusters.append(
             ClusterDiff(
                 cluster=cluster,
@@ -166,11 +166,12 @@ def lock_versions(data: bytes | None) -> tuple[str, ...]:
 
 
 def _object_change(
-    cluster: str, rel: str, old: bytes | None, new: bytes | None, blame: Blame
+    cluster: str, path: TreePath, old: bytes | None, new: bytes | None, blame: Blame
 ) -> ObjectChange:
+    rel = path.path
     old_obj, new_obj = _parse(rel, old), _parse(rel, new)
     shown = new_obj if new_obj is not None else old_obj
-    kind, name = _identity(rel, shown)
+    kind, name = _identity(path, shown)
     security = _is_security(shown)
     action = "added" if old is None else "removed" if new is None else "changed"
     base = ObjectChange(cluster, rel, kind, name, action, security=security)
@@ -179,11 +180,11 @@ def _object_change(
         # An added object's content, for review (who set each field: `who`, as a whole).
         content = (
             tuple(
-                FieldChange(format_path(path), MISSING, value)
-                for path, value in sorted(
+                FieldChange(format_path(field), MISSING, value)
+                for field, value in sorted(
                     _leaves(new_obj).items(), key=lambda item: _order(item[0])
                 )
-                if path not in _IDENTITY_FIELDS
+                if field not in _IDENTITY_FIELDS
             )
             if new_obj is not None
             else ()
@@ -193,10 +194,11 @@ def _object_change(
         return base
     fields = []
     before, after = _leaves(old_obj), _leaves(new_obj)
-    for path in sorted(set(before) | set(after), key=_order):
-        was, now = before.get(path, MISSING), after.get(path, MISSING)
+    for field in sorted(set(before) | set(after), key=_order):
+        was, now = before.get(field, MISSING), after.get(field, MISSING)
         if was != now or type(was) is not type(now):
-            fields.append(FieldChange(format_path(path), was, now, blame.field(rel, new_obj, path)))
+            who = blame.field(rel, new_obj, field)
+            fields.append(FieldChange(format_path(field), was, now, who))
     return ObjectChange(cluster, rel, kind, name, action, tuple(fields), security=security)
 
 
@@ -210,15 +212,14 @@ def _parse(rel: str, data: bytes | None) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-def _identity(rel: str, obj: Mapping[str, Any] | None) -> tuple[str, str]:
-    parts = rel.split("/")
-    if parts[0] == "clusters" and parts[-1] == "cluster.json" and len(parts) == 3:
-        return "Cluster", parts[1]
-    if parts[0] == "clusters" and len(parts) == 4 and parts[2] == "addons":
-        return "Add-on", parts[3].removesuffix(".json")
+def _identity(path: TreePath, obj: Mapping[str, Any] | None) -> tuple[str, str]:
+    if path.kind == "cluster":
+        return "Cluster", path.name
+    if path.kind == "addon":
+        return "Add-on", path.name
     meta = obj.get("metadata") if obj is not None else None
     if obj is None or not isinstance(meta, Mapping) or "kind" not in obj:
-        return "File", rel
+        return "File", path.path
     ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return str(obj["kind"]), f"{ns}{meta.get('name')}"
 

@@ -29,7 +29,7 @@ def entry(rule: str = "prod-quota-required", expires: str = "2026-12-31", **matc
     shown = ", ".join(f"{k}: {v!r}" for k, v in match.items())
     return (
         f"- rule: {rule}\n  match: {{{shown}}}\n  reason: ticket OPS-1\n"
-        f"  owner: platform@example.com\n  expires: \"{expires}\"\n"
+        f'  owner: platform@example.com\n  expires: "{expires}"\n'
     )
 
 
@@ -90,7 +90,7 @@ def test_an_unwaivable_or_unknown_rule_refuses_the_waiver(tmp_path: Path, rule: 
     ("text", "message"),
     [
         ("- rule: x\n", "missing"),
-        (entry().replace("\"2026-12-31\"", "soon"), "expires: a date"),
+        (entry().replace('"2026-12-31"', "soon"), "expires: a date"),
         (entry().replace("  owner: platform@example.com\n", "  owner: ''\n"), "owner"),
         ("rule: x\n", "a list of waivers"),
     ],

@@ -6,6 +6,7 @@ Pure but for the store it reads from; writing is the caller's (see `emit`).
 from __future__ import annotations
 
 import contextvars
+import datetime
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +20,14 @@ from compiler.layout import cluster_files, owned_directories, shared_files
 from compiler.merge import MergeResult, merge_layers
 from compiler.model import ClusterFacts, DocPath, format_path
 from compiler.policy import Violation
+from compiler.policy.catalog import all_rules
 from compiler.policy.cue import CueFinding, CuePolicies
 from compiler.policy.cue_input import cue_document
+from compiler.policy.guards.base import GuardContext
+from compiler.policy.guards.registry import run_guards
 from compiler.policy.objects import ObjectSchemas
 from compiler.policy.schema import ConfigSchema
+from compiler.policy.waivers import Waiver, apply_waivers, load_waivers
 from compiler.progress import Tracker
 from compiler.project import Project
 from compiler.provenance import resolve_path, where_set
@@ -51,6 +56,9 @@ class Checks:
     schema: ConfigSchema
     objects: ObjectSchemas | None = None
     policies: CuePolicies | None = None
+    waivers: tuple[Waiver, ...] = ()
+    # The day waivers are judged on (UTC); None: today.
+    today: datetime.date | None = None
 
 
 def build_checks(project: Project, *, policies: CuePolicies | None) -> Checks:
@@ -59,6 +67,7 @@ def build_checks(project: Project, *, policies: CuePolicies | None) -> Checks:
         schema=ConfigSchema(project.policies_dir),
         objects=ObjectSchemas(project.policies_dir, project.kubernetes_version),
         policies=policies,
+        waivers=load_waivers(project.policies_dir, all_rules()),
     )
 
 
@@ -66,7 +75,9 @@ def build_checks(project: Project, *, policies: CuePolicies | None) -> Checks:
 class CompileResult:
     clusters: list[CompiledCluster] = field(default_factory=list)
     shared: dict[str, bytes] = field(default_factory=dict)  # applicationsets/...
-    violations: list[Violation] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)  # each fails the run
+    # Reported, never failing: warnings, findings a live waiver covers, stale waivers.
+    notices: list[Violation] = field(default_factory=list)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -99,18 +110,6 @@ def select_clusters(store: ConfigStore, names: Iterable[str], *, all_clusters: b
     if not chosen:
         raise InputError("name the clusters with --cluster NAME (repeatable) or use --all")
     return chosen
-
-
-def compile_clusters(
-    store: ConfigStore,
-    project: Project,
-    names: Iterable[str],
-    pin: Pin,
-    checks: Checks | None = None,
-    tracker: Tracker | None = None,
-) -> CompileResult:
-    inputs = load_inputs(store, project, names, pin)
-    return compile_inputs(inputs, project, checks, tracker)
 
 
 def load_inputs(
@@ -171,12 +170,28 @@ def compile_inputs(
         if checks.objects is not None:
             with timed("validate objects"):
                 result.violations.extend(checks.objects.check_shared(result.shared))
-        if while_policies_run is not None and not result.violations:
+        if while_policies_run is not None and not _failing(result.violations):
             while_policies_run(result)
         with timed("cue wait"):
             result.violations.extend(policy_violations())
-    result.violations.sort()
+    _judge(result, checks, (c.facts.name for c in inputs))
     return result
+
+
+def _failing(violations: Iterable[Violation]) -> bool:
+    return any(v.severity == "error" for v in violations)
+
+
+def _judge(result: CompileResult, checks: Checks, clusters: Iterable[str]) -> None:
+    """Waivers and severities decide which findings fail the run; the rest are notices."""
+    judged = apply_waivers(
+        result.violations,
+        checks.waivers,
+        rules={r.id: r for r in all_rules()},
+        clusters=clusters,
+        today=checks.today or datetime.datetime.now(datetime.UTC).date(),
+    )
+    result.violations, result.notices = judged.failing, judged.notices
 
 
 @contextmanager
@@ -240,8 +255,23 @@ def merge_and_check(
         merged = merge_cluster(cluster, project)
     with timed("validate config"):
         violations = checks.schema.check(cluster.facts.name, merged)
-    # Rendering and the policies assume the schema's shape.
-    return (None if violations else merged), violations
+    if violations:  # rendering, guards and the policies assume the schema's shape
+        return None, violations
+    with timed("guards"):
+        context = GuardContext(cluster.facts, merged.value, project.policy)
+        for found in run_guards(context):
+            where = where_set(merged, found.path)
+            violations.append(
+                Violation(
+                    cluster.facts.name,
+                    format_path(found.path),
+                    found.rule,
+                    found.message,
+                    where,
+                    severity=found.severity,
+                )
+            )
+    return merged, violations
 
 
 def render_and_check(

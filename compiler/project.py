@@ -17,6 +17,7 @@ import jsonschema
 from compiler.errors import UsageError
 from compiler.merge import ListStrategies
 from compiler.model import format_path
+from compiler.policy.guards.base import GuardSettings
 
 PROJECT_FILE = "gitops-compiler.yaml"
 
@@ -60,6 +61,21 @@ _SCHEMA: Mapping[str, Any] = {
                 "namespace": {"type": "string", "minLength": 1},
             },
         },
+        "policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reservedNamespaces": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                },
+                "allowedServers": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "defaultQuotaCeiling": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "minLength": 1},
+                },
+            },
+        },
     },
 }
 
@@ -97,6 +113,7 @@ class Project:
     )
     lists: ListStrategies = field(default_factory=ListStrategies)
     argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
+    policy: GuardSettings = field(default_factory=GuardSettings)
 
     @property
     def policies_dir(self) -> Path:
@@ -145,6 +162,18 @@ def load_project(root: Path) -> Project:
             project=argocd.get("project", defaults.project),
             namespace=argocd.get("namespace", defaults.namespace),
         ),
+        policy=_policy_settings(raw.get("policy", {}), argocd.get("namespace", defaults.namespace)),
+    )
+
+
+def _policy_settings(raw: Mapping[str, Any], argocd_namespace: str) -> GuardSettings:
+    defaults = GuardSettings()
+    reserved = tuple(raw.get("reservedNamespaces", defaults.reserved_namespaces))
+    return GuardSettings(
+        # Argo CD's own namespace is always reserved: its service accounts deploy everything.
+        reserved_namespaces=tuple(dict.fromkeys((*reserved, argocd_namespace))),
+        allowed_servers=tuple(raw.get("allowedServers", defaults.allowed_servers)),
+        default_quota_ceiling=dict(raw.get("defaultQuotaCeiling", defaults.default_quota_ceiling)),
     )
 
 

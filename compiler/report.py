@@ -13,20 +13,34 @@ from compiler.secrets import redact
 FORMATS = ("text", "json", "github")
 
 
-def report_violations(violations: Sequence[Violation], fmt: str, stream: TextIO) -> None:
+# GitHub Actions annotation levels: a finding fails, a warning warns, a waived one informs.
+_ANNOTATION = {"error": "error", "warning": "warning", "waived": "notice"}
+
+
+def report_violations(
+    violations: Sequence[Violation],
+    fmt: str,
+    stream: TextIO,
+    notices: Sequence[Violation] = (),
+) -> None:
+    """The findings that fail the run, and the notices (warnings, waived findings) beside."""
     if fmt == "json":
         # One object, as the success summary is, so a caller parses one shape.
         # Values are quoted in messages: a credential in one (a URL's user:password@) is masked.
         record = {"violations": [{k: redact(x) for k, x in asdict(v).items()} for v in violations]}
+        if notices:
+            record["notices"] = [{k: redact(x) for k, x in asdict(v).items()} for v in notices]
         json.dump(record, stream, indent=2, sort_keys=True)
         stream.write("\n")
         return
-    for v in violations:
+    for v in [*notices, *violations]:
         if fmt == "github":
             # GitHub Actions workflow command: an annotation on the run.
             where = f" (set by {v.provenance})" if v.provenance else ""
-            text = f"{v.cluster}: {v.path}: {v.message}{where}".replace("\n", "%0A")
-            stream.write(redact(f"::error title={v.rule}::{text}\n"))
+            waiver = f"; waived by {v.waiver}" if v.waiver else ""
+            text = f"{v.cluster}: {v.path}: {v.message}{where}{waiver}".replace("\n", "%0A")
+            level = _ANNOTATION.get(v.severity, "error")
+            stream.write(redact(f"::{level} title={v.rule}::{text}\n"))
         else:
             stream.write(redact(f"{v.describe()}\n"))
     if fmt == "text" and violations:

@@ -1,53 +1,43 @@
 """Alerts and status: tell a webhook or a command how the run went, never fail because of it.
 
-Issue 6: an aborted run (validation failure, outside-system failure) calls
-the alert hook; the final status (success / failed / no-change, clusters, PR
-URL, trace id) goes to the status hook, the seed's "portal". A hook is
+An aborted run (validation failure, outside-system failure) calls the alert
+hook; the final status (success / failed / no-change, clusters, PR URL, trace
+id) goes to the status hook, the seed's "portal". A hook is
 
 - an http(s) URL: the JSON is POSTed; user:password in the URL becomes Basic
   auth and is masked wherever the URL is shown;
 - `command:<program> [args]` (split like a shell would, run without one): the
   JSON arrives on stdin, and GITOPS_NOTIFY says "alert" or "status".
 
-Failures are retried with exponential backoff: connection errors, timeouts,
-408, 429 and 5xx (a Retry-After is honoured up to `max_wait`; a longer one
-ends the attempts), and for a command any failure. Every retry and redirect
-decision is ours (urllib3 with retries=False, redirect=False). Whatever
-happens, `alert` and `status` return True or False and log a warning: a
-webhook never changes the run's exit code.
+Both go through the shared retry loop (`operations.http`): connection
+errors, timeouts, 408, 429 and 5xx are retried with exponential backoff (a
+Retry-After is honoured up to `max_wait`; a longer one ends the attempts),
+and for a command any failure. Whatever happens, `alert` and `status` return
+True or False and log a warning: a webhook never changes the run's exit code.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import (
-    HTTPError,
-    LocationParseError,
-)
+from urllib3.exceptions import LocationParseError
 
 from compiler import __version__, proc
 from compiler.errors import OutsideError, UsageError
-from compiler.operations.httperrors import connection_problem
+from compiler.operations.http import Failure, HttpClient, Request, RetryPolicy, status_line
 from compiler.operations.logs import get_logger, redacted
 from compiler.secrets import redact, register
 
 COMMAND_PREFIX = "command:"
-_BACKOFF_SECONDS = 1.0  # 1, 2, 4, ... capped by max_wait
 _RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx
-_SHOWN_CHARS = 200
-_DIGITS = re.compile(r"\d+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -72,19 +62,13 @@ class Notifier:
         sleep: Callable[[float], None] = time.sleep,
         max_wait: float = 60,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+        policy = RetryPolicy(attempts=attempts, max_wait=max_wait, statuses=_RETRIED_STATUSES)
         # Parsed now: a mistyped hook is a usage error at the start of the run,
         # not a warning at its end when the alert was needed.
         self._alert = _parse("alert", alert) if alert is not None else None
         self._status = _parse("status", status) if status is not None else None
         self.timeout = timeout
-        self.attempts = attempts
-        self.max_wait = max_wait
-        self._sleep = sleep
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False
-        )
+        self._http = HttpClient(timeout=timeout, policy=policy, sleep=sleep)
 
     def alert(self, event: Mapping[str, Any]) -> bool:
         """Send an aborted run's event; True when delivered (or no alert hook is set)."""
@@ -95,7 +79,7 @@ class Notifier:
         return self._send(self._status, record)
 
     def close(self) -> None:
-        self._http.clear()
+        self._http.close()
 
     def __enter__(self) -> Notifier:
         return self
@@ -120,31 +104,27 @@ class Notifier:
 
     def _deliver(self, target: _Target, body: bytes, extra: Mapping[str, Any]) -> str | None:
         """None when delivered, else why not."""
-        problem: str | None = None
-        for attempt in range(1, self.attempts + 1):
-            backoff = min(_BACKOFF_SECONDS * 2 ** (attempt - 1), self.max_wait)
+
+        def attempt(number: int) -> bool | Failure:
             if target.url is None:
-                problem, wait = self._run_command(target, body), backoff
-            else:
-                problem, wait = self._post(target, body, backoff)
-            if problem is None:
-                return None
-            if wait is None:
-                return problem
-            if wait > self.max_wait:
-                return f"{problem}; asked to wait {wait:.0f} s, longer than {self.max_wait:g} s"
-            if attempt == self.attempts:
-                break
+                problem = self._run_command(target, body)
+                return True if problem is None else Failure(problem, self._http.backoff(number))
+            return self._post(number, target, body)
+
+        def retrying(failure: Failure) -> None:
+            problem, wait = failure.problem, failure.wait
             get_logger().info(
                 "%s %s: %s; retrying in %g s", target.role, target.shown, problem, wait, extra=extra
             )
-            self._sleep(wait)
-        return f"{problem}; gave up after {self.attempts} attempts"
 
-    def _post(
-        self, target: _Target, body: bytes, backoff: float
-    ) -> tuple[str | None, float | None]:
-        """(None, None) when delivered; else the problem and the wait before a retry (None: don't)."""
+        try:
+            self._http.retrying(attempt, on_retry=retrying)
+        except OutsideError as err:  # attempts used up, or an answer a retry cannot change
+            return err.message
+        return None
+
+    def _post(self, number: int, target: _Target, body: bytes) -> bool | Failure:
+        """True when delivered; a failure to retry; raises when a retry cannot help."""
         assert target.url is not None
         headers = {
             "Content-Type": "application/json",
@@ -152,23 +132,16 @@ class Notifier:
         }
         if target.auth is not None:
             headers.update(urllib3.util.make_headers(basic_auth=target.auth))
-        try:
-            response = self._http.request(
-                "POST", target.url, body=body, headers=headers, retries=False, redirect=False
-            )
-        except HTTPError as err:
-            return connection_problem(err, self.timeout), backoff
-        status = response.status
+        answer = self._http.attempt(number, Request("POST", target.url, headers, body))
+        if isinstance(answer, Failure):
+            return answer
+        status = answer.status
         if 200 <= status < 300:
-            return None, None
-        said = redact(response.data[:_SHOWN_CHARS].decode("utf-8", "replace")).strip()
-        problem = f"{status} {response.reason or ''}".strip() + (f" ({said})" if said else "")
-        if status in _RETRIED_STATUSES or status >= 500:
-            asked = _retry_after(response.headers.get("Retry-After"))
-            return problem, asked if asked is not None else backoff
+            return True
         if 300 <= status < 400:
-            return f"{status} redirected to {redact(response.headers.get('Location', '?'))}", None
-        return problem, None
+            location = redact(answer.headers.get("Location", "?"))
+            raise OutsideError(f"{status} redirected to {location}")
+        raise OutsideError(status_line(answer))
 
     def _run_command(self, target: _Target, body: bytes) -> str | None:
         env = dict(os.environ, GITOPS_NOTIFY=target.role)
@@ -208,19 +181,3 @@ def _parse(role: str, spec: str) -> _Target:
     raise UsageError(
         f"{role} hook {redact(spec)!r}: use an http(s):// URL or {COMMAND_PREFIX}<program> [args]"
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if _DIGITS.fullmatch(value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

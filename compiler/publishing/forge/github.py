@@ -1,9 +1,9 @@
-"""GitHub's REST API as a `Forge`: plain HTTP through urllib3, every retry our own.
+"""GitHub's REST API as a `Forge`, over the shared HTTP retry loop (`operations.http`).
 
 What is retried, and how (https://docs.github.com/en/rest/pulls/pulls,
 https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api):
 
-- 429, and a 403 that is a rate limit: wait Retry-After seconds, else until
+- 429, and a 403 that is a rate limit: wait Retry-After, else until
   x-ratelimit-reset, else a minute; a wait over `max_wait` fails at once,
   saying when to retry.
 - 5xx, a refused or lost connection, a timeout: back off exponentially.
@@ -22,18 +22,24 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-)
+from urllib3.exceptions import HTTPError
 
 from compiler import __version__
 from compiler.errors import OutsideError, UsageError
-from compiler.operations.httperrors import connection_problem
+from compiler.operations.http import (
+    Failure,
+    GaveUp,
+    HttpClient,
+    RateLimit,
+    Request,
+    Response,
+    RetryPolicy,
+    Sleep,
+    connection_problem,
+)
 from compiler.publishing.forge import PullRequest, PullRequestExists
 from compiler.secrets import register
 
@@ -41,9 +47,6 @@ DEFAULT_API_URL = "https://api.github.com"
 TOKEN_VARIABLES = ("GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN")
 _API_VERSION = "2022-11-28"
 _WRITE = "Pull requests: write"
-_BACKOFF_SECONDS = 1.0  # 1, 2, 4, ... capped by max_wait
-_UNNAMED_WAIT = 60.0  # GitHub: "wait for at least one minute" when it names no time
-_RESET_MARGIN = 1.0  # our clock and GitHub's may differ by a little
 _SHOWN_CHARS = 200
 _ALREADY_EXISTS = "a pull request already exists"
 
@@ -96,7 +99,7 @@ class GitHubForge:
         timeout: float = 10.0,
         max_attempts: int = 4,
         max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.time,  # for x-ratelimit-reset, in epoch seconds
     ) -> None:
         if not _REPO.fullmatch(repo):
@@ -113,27 +116,29 @@ class GitHubForge:
             raise ValueError("max_attempts must be at least 1")
         self.repo = repo
         self.api_url = api_url.rstrip("/")
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.max_wait = max_wait
-        self._sleep = sleep
-        self._clock = clock
         self._headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {token}",
             "X-GitHub-Api-Version": _API_VERSION,
             "User-Agent": f"gitops-compiler/{__version__}",
         }
-        # retries=False: every retry and redirect decision is ours (the module docstring).
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False
-        )
+        policy = RetryPolicy(attempts=max_attempts, max_wait=max_wait, rate_limit=_RATE_LIMIT)
+        self._http = HttpClient(timeout=timeout, policy=policy, sleep=sleep, clock=clock)
 
     def __repr__(self) -> str:
         return f"GitHubForge(repo={self.repo!r}, api_url={self.api_url!r})"
 
     def close(self) -> None:
-        self._http.clear()
+        self._http.close()
+
+    @property
+    def _sleep(self) -> Sleep:
+        return self._http.sleep
+
+    @_sleep.setter
+    def _sleep(self, sleep: Sleep) -> None:
+        # The fault corpus swaps the sleep of a forge that `github_forge_from_env` made.
+        self._http.sleep = sleep
 
     # -- the Forge calls ------------------------------------------------------
 
@@ -186,73 +191,70 @@ class GitHubForge:
         non-idempotent request may have done when its outcome is unknown."""
         target = f"{path}?{urlencode(query)}" if query else path
         call = f"GitHub {method} {target}"
+        request = self._request(method, target, payload)
+
+        def attempt(number: int) -> Any:
+            answer = self._http.attempt(
+                number,
+                request,
+                lambda response: self._describe(call, response),
+                lambda err: self._unanswered(call, err),
+            )
+            if isinstance(answer, Failure):
+                return answer
+            if 200 <= answer.status < 300:
+                return _json(answer, call)
+            self._refuse(answer, call, scope)
+
+        def look(failure: Failure) -> Any:
+            assert recover is not None
+            try:
+                return recover()
+            except OutsideError as err:
+                raise OutsideError(
+                    f"{failure.problem}, so it may or may not have happened; "
+                    f"looking for its result failed too: {err.message}"
+                ) from None
+
+        try:
+            return self._http.retrying(attempt, recover=look if recover else None)
+        except GaveUp as err:
+            if err.asked is None:
+                raise
+            raise self._come_back_later(err.problem, err.asked) from None
+
+    def _request(self, method: str, target: str, payload: object) -> Request:
         headers = dict(self._headers)
         body = None
         if payload is not None:
             body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json; charset=utf-8"
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = self._http.request(
-                    method,
-                    self.api_url + target,
-                    body=body,
-                    headers=headers,
-                    retries=False,
-                    redirect=False,
-                )
-            except HTTPError as err:
-                problem = f"{call} failed: {connection_problem(err, self.timeout, self.api_url)}"
-                wait = self._backoff(attempt)
-                # Refused or never connected: the request did not go out.
-                unknown = not isinstance(err, ConnectTimeoutError)
-            else:
-                if 200 <= response.status < 300:
-                    return _json(response, call)
-                problem, wait = self._refusal(response, call, scope, attempt)
-                unknown = response.status >= 500
-            if recover is not None and unknown:
-                try:
-                    found = recover()
-                except OutsideError as err:
-                    raise OutsideError(
-                        f"{problem}, so it may or may not have happened; "
-                        f"looking for its result failed too: {err.message}"
-                    ) from None
-                if found is not None:
-                    return found
-            if attempt == self.max_attempts:
-                raise OutsideError(f"{problem}; gave up after {attempt} attempts")
-            self._sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return Request(method, self.api_url + target, headers, body)
 
-    def _refusal(
-        self, response: urllib3.BaseHTTPResponse, call: str, scope: str, attempt: int
-    ) -> tuple[str, float]:
-        """The problem and the wait before a retry; raises when a retry cannot help."""
+    def _describe(self, call: str, response: Response) -> str:
+        """A retried answer: a rate limit or a server error."""
+        kind = "rate limited" if response.status < 500 else "server error"
+        return f"{call}: {response.status} {kind} ({_says(response)})"
+
+    def _unanswered(self, call: str, err: HTTPError) -> str:
+        return f"{call} failed: {connection_problem(err, self._http.timeout, self.api_url)}"
+
+    def _come_back_later(self, problem: str, asked: float) -> OutsideError:
+        when = time.gmtime(self._http.clock() + asked)
+        return OutsideError(
+            f"{problem}; GitHub asks to wait {asked:.0f} s, longer than the "
+            f"{self._http.policy.max_wait:g} s we wait: "
+            f"retry after {time.strftime('%Y-%m-%d %H:%M:%S UTC', when)}"
+        )
+
+    def _refuse(self, response: Response, call: str, scope: str) -> NoReturn:
+        """Explain an answer that a retry cannot change."""
         status, headers = response.status, response.headers
-        message, details = _said(response)
-        said = f"GitHub says: {message}" + "".join(f"; {d}" for d in details)
+        said = _says(response)
         if status == 401:
             raise OutsideError(
                 f"{call}: 401 bad credentials: check {'/'.join(TOKEN_VARIABLES)} ({said})"
             )
-        wait = self._rate_limit_wait(response, message)
-        if wait is None and status >= 500:
-            wait = _seconds(headers.get("retry-after"))
-        if wait is not None:
-            problem = (
-                f"{call}: {status} {'rate limited' if status < 500 else 'server error'} ({said})"
-            )
-            if wait > self.max_wait:
-                when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._clock() + wait))
-                raise OutsideError(
-                    f"{problem}; GitHub asks to wait {wait:.0f} s, longer than the "
-                    f"{self.max_wait:g} s we wait: retry after {when}"
-                )
-            return problem, wait
-        if status >= 500:
-            return f"{call}: {status} server error ({said})", self._backoff(attempt)
         if status == 403:
             needed = "Pull requests: read" if scope == "read" else _WRITE
             accepted = headers.get("x-accepted-github-permissions")
@@ -266,7 +268,7 @@ class GitHubForge:
                 f"{call}: 404 repository {self.repo} not found or the token cannot see it ({said})"
             )
         if status == 422:
-            raise _ValidationFailed(f"{call}: 422 validation failed ({said})", details)
+            raise _ValidationFailed(f"{call}: 422 validation failed ({said})", _said(response)[1])
         if 300 <= status < 400:
             raise OutsideError(
                 f"{call}: {status} redirected to {headers.get('location', 'nowhere')}; "
@@ -274,27 +276,8 @@ class GitHubForge:
             )
         raise OutsideError(f"{call}: {status} ({said})")
 
-    def _rate_limit_wait(self, response: urllib3.BaseHTTPResponse, message: str) -> float | None:
-        if response.status not in (403, 429):
-            return None
-        headers = response.headers
-        retry_after = _seconds(headers.get("retry-after"))
-        if retry_after is not None:
-            return retry_after
-        if headers.get("x-ratelimit-remaining") == "0":
-            reset = _seconds(headers.get("x-ratelimit-reset"))
-            if reset is not None:
-                return max(reset - self._clock(), 0.0) + _RESET_MARGIN
-            return _UNNAMED_WAIT
-        if response.status == 429 or "rate limit" in message.lower():
-            return _UNNAMED_WAIT  # a secondary rate limit that names no time
-        return None
 
-    def _backoff(self, attempt: int) -> float:
-        return min(_BACKOFF_SECONDS * 2 ** (attempt - 1), self.max_wait)
-
-
-def _json(response: urllib3.BaseHTTPResponse, call: str) -> Any:
+def _json(response: Response, call: str) -> Any:
     try:
         return json.loads(response.data)
     except ValueError:  # UnicodeDecodeError included
@@ -305,7 +288,7 @@ def _json(response: urllib3.BaseHTTPResponse, call: str) -> Any:
         ) from None
 
 
-def _said(response: urllib3.BaseHTTPResponse) -> tuple[str, list[str]]:
+def _said(response: Response) -> tuple[str, list[str]]:
     """GitHub's `message`, and its validation `errors` as text; best effort."""
     try:
         data = json.loads(response.data)
@@ -323,17 +306,28 @@ def _said(response: urllib3.BaseHTTPResponse) -> tuple[str, list[str]]:
     return str(data.get("message") or "no message"), details
 
 
+def _says(response: Response) -> str:
+    message, details = _said(response)
+    return f"GitHub says: {message}" + "".join(f"; {d}" for d in details)
+
+
+def _says_rate_limit(response: Response) -> bool:
+    """A 429, or a 403 whose message names a rate limit (a secondary one names no time)."""
+    return response.status == 429 or "rate limit" in _said(response)[0].lower()
+
+
+_RATE_LIMIT = RateLimit(
+    statuses=frozenset({403, 429}),
+    remaining_header="x-ratelimit-remaining",
+    reset_header="x-ratelimit-reset",
+    unnamed_wait=60.0,  # GitHub: "wait for at least one minute" when it names no time
+    says_limited=_says_rate_limit,
+)
+
+
 def _shown(data: bytes) -> str:
     text = data.decode("utf-8", "replace").strip()
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 def _pull(data: Any, call: str) -> PullRequest:

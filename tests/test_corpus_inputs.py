@@ -57,7 +57,7 @@ from ruamel.yaml import YAML
 
 from compiler.cli import main
 from compiler.model import pk_from_layer_name, sort_key_for
-from compiler.policy.objects import ObjectSchemas
+from compiler.policy.kind_schemas import KindSchemas
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT, tree
@@ -329,24 +329,24 @@ def check_answer(row: dict[str, Any], via: str, outcome: Outcome, cluster: str) 
 @pytest.fixture(autouse=True, scope="module")
 def _crds_parsed_once() -> Iterator[None]:
     """Every run parses the vendored Argo CD CRD again (~0.6 s of each run that gets past
-    loading, in compiler/policy/objects.py), and this module runs the CLI ~100 times:
+    loading, in compiler/policy/kind_schemas.py), and this module runs the CLI ~100 times:
     the parsed schema is kept, keyed by the file's bytes. It is a pure function of a
     vendored file, so what each row checks is unchanged; without the method (renamed),
     the rows only run slower."""
-    original = getattr(ObjectSchemas, "_crd_schema", None)
+    original = getattr(KindSchemas, "_crd_schema", None)
     if original is None:
         yield
         return
     parsed: dict[tuple[str, str, str], dict[str, Any]] = {}
 
-    def crd_schema(self: ObjectSchemas, path: Path, api_version: str) -> dict[str, Any]:
+    def crd_schema(self: KindSchemas, path: Path, api_version: str) -> dict[str, Any]:
         key = (hashlib.sha256(path.read_bytes()).hexdigest(), api_version, self.kubernetes_version)
         if key not in parsed:
             parsed[key] = original(self, path, api_version)
         return copy.deepcopy(parsed[key])
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ObjectSchemas, "_crd_schema", crd_schema)
+        patch.setattr(KindSchemas, "_crd_schema", crd_schema)
         yield
 
 

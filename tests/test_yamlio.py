@@ -15,8 +15,10 @@ from compiler.yamlio import (
     dump_json,
     dump_manifest,
     dump_yaml,
+    dumper,
     load_layer_json,
     load_layer_yaml,
+    loader,
 )
 
 SRC = "overlays/prod/quotas.yaml"
@@ -37,7 +39,7 @@ def refused(text: str | bytes, **kwargs: Any) -> str:
 def either_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run a test with libyaml's loader and with the pure-Python fallback."""
     if request.param == "pure":
-        monkeypatch.setattr(yamlio, "_BaseLoader", yaml.SafeLoader)
+        monkeypatch.setattr(loader, "_BaseLoader", yaml.SafeLoader)
 
 
 # ---------------------------------------------------------------------------- load YAML
@@ -45,8 +47,8 @@ def either_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.skipif(not yaml.__with_libyaml__, reason="libyaml is not installed")
 def test_libyaml_is_used_where_installed() -> None:
-    assert yamlio._BaseLoader is yaml.CSafeLoader
-    assert issubclass(yamlio._Dumper, yaml.CSafeDumper)
+    assert loader._BaseLoader is yaml.CSafeLoader
+    assert issubclass(dumper._Dumper, yaml.CSafeDumper)
 
 
 @pytest.mark.usefixtures("either_loader")
@@ -277,7 +279,7 @@ def test_ten_thousand_levels_is_an_input_error_not_recursion(opener: str) -> Non
 def test_syntax_error_names_line_and_column() -> None:
     assert refused("a: 1\nb: [1, 2\n") == (
         f"{SRC}:3:1: did not find expected ',' or ']' (while parsing a flow sequence)"
-        if yamlio._BaseLoader is yaml.CSafeLoader
+        if loader._BaseLoader is yaml.CSafeLoader
         else f"{SRC}:3:1: expected ',' or ']', but got '<stream end>' "
         "(while parsing a flow sequence)"
     )
@@ -426,7 +428,7 @@ def test_never_writes_aliases() -> None:
         assert b"&" not in out
         assert b"*" not in out
     # The dumper itself, not only the copy made before it, refuses to alias.
-    assert "&" not in yaml.dump([shared, shared], Dumper=yamlio._Dumper)
+    assert "&" not in yaml.dump([shared, shared], Dumper=dumper._Dumper)
 
 
 def test_same_bytes_whatever_the_insertion_order() -> None:

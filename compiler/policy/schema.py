@@ -1,29 +1,31 @@
 """The DSL's JSON Schema (`policies/cluster-config.schema.json`) on merged configs.
 
-The compiled validator (fastjsonschema) answers the common case, a valid
-config, at a fraction of jsonschema's cost; only a config that fails is run
-through jsonschema again, for its detailed and complete errors.
+Merged configs go through a `TwoStageValidator`; a layer about to be written
+(`check_patch`) through jsonschema alone.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import jsonschema
 
 from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
+from compiler.policy.validator import TwoStageValidator
 from compiler.provenance import where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
-_COMPILE_AFTER = 8  # configs checked by jsonschema before the validator is compiled
+# Configs checked by jsonschema alone before the validator is compiled: compiling
+# costs ~0.15 s, as much as jsonschema on a few dozen configs, and the compiled
+# validator serves every cluster after.
+_COMPILE_AFTER = 8
 
 
 class ConfigSchema:
@@ -32,13 +34,12 @@ class ConfigSchema:
     def __init__(self, policies: Path) -> None:
         path = policies / SCHEMA_FILE
         schema = json.loads(path.read_text(encoding="utf-8"))
-        # fastjsonschema knows drafts 4-7 only; the schema keeps to keywords they share.
-        self._fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
-        self._fast: Callable[[Any], Any] | None = None
-        self._checked = 0
         self._full = jsonschema.Draft202012Validator(
             schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
+        # fastjsonschema knows drafts 4-7 only; the schema keeps to keywords they share.
+        fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
+        self._validator = TwoStageValidator(fast_schema, self._full, compile_after=_COMPILE_AFTER)
         self._patch: jsonschema.Draft202012Validator | None = None
 
     def check_patch(self, document: Any) -> list[str]:
@@ -55,48 +56,35 @@ class ConfigSchema:
         stripped = _strip_nulls(document)
         return sorted(
             f"{format_path(path)}: {message}"
-            for path, message in self._errors(stripped, self._patch)
+            for path, message in _located(self._patch.iter_errors(stripped))
         )
 
     def is_valid(self, config: Any) -> bool:
-        # jsonschema for the first few configs, then the compiled validator: compiling
-        # costs ~0.15 s, as much as jsonschema on a few dozen configs; a hook's one
-        # cluster never pays it, a fleet pays it once.
-        self._checked += 1
-        if self._fast is None and self._checked <= _COMPILE_AFTER:
-            return bool(self._full.is_valid(config))
-        if self._fast is None:
-            self._fast = fastjsonschema.compile(self._fast_schema)
-        try:
-            self._fast(config)
-        except fastjsonschema.JsonSchemaException:
-            return False
-        return True
+        return self._validator.validate(config) is None
 
     def check(self, cluster: str, merged: MergeResult) -> list[Violation]:
-        if self.is_valid(merged.value):
+        failure = self._validator.validate(merged.value)
+        if failure is None:
             return []
         found = {
             Violation(cluster, format_path(path), "schema", message, where_set(merged, path))
-            for path, message in self._errors(merged.value, self._full)
+            for path, message in _located(failure.errors)
         }
         return sorted(found)
 
-    @staticmethod
-    def _errors(
-        config: Any, validator: jsonschema.Draft202012Validator
-    ) -> Iterator[tuple[DocPath, str]]:
-        for error in validator.iter_errors(config):
-            path: DocPath = tuple(error.absolute_path)
-            if error.validator == "additionalProperties":
-                for key in _unexpected_keys(error):
-                    yield (*path, key), f"unknown key {key!r}"
-            elif "propertyNames" in error.absolute_schema_path:
-                # jsonschema reports the inner keyword (pattern, maxLength) with the
-                # parent's path and the offending key as the instance.
-                yield (*path, str(error.instance)), _message(error, name=True)
-            else:
-                yield path, _message(error)
+
+def _located(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tuple[DocPath, str]]:
+    for error in errors:
+        path: DocPath = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            for key in _unexpected_keys(error):
+                yield (*path, key), f"unknown key {key!r}"
+        elif "propertyNames" in error.absolute_schema_path:
+            # jsonschema reports the inner keyword (pattern, maxLength) with the
+            # parent's path and the offending key as the instance.
+            yield (*path, str(error.instance)), _message(error, name=True)
+        else:
+            yield path, _message(error)
 
 
 def _strip_nulls(value: Any) -> Any:

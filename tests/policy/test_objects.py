@@ -12,21 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import jsonschema
 import pytest
 import yaml
 
 from compiler.errors import UsageError
 from compiler.model import DocPath
-from compiler.policy.objects import (
-    CRD_FILES,
-    Finding,
-    ObjectSchemas,
-    _KindSchema,
-    _schema_findings,
-    structural,
-)
+from compiler.policy.finding import Finding
+from compiler.policy.kind_schemas import CRD_FILES, structural
+from compiler.policy.objects import ObjectSchemas, _KindSchema, _schema_findings
+from compiler.policy.validator import TwoStageValidator
 from compiler.render import Rendered
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -452,8 +447,11 @@ def test_a_finding_of_the_compiled_validator_alone_is_kept() -> None:
     """Should jsonschema see nothing where fastjsonschema failed (regex or draft corners),
     the object still fails, with fastjsonschema's message."""
     strict = {"properties": {"a": {"items": {"type": "string"}}}}
-    kind = _KindSchema("k8s-schema", strict, jsonschema.Draft202012Validator({}))
-    kind.fast = fastjsonschema.compile(strict, use_default=False)
+    # Compiled from the first object on; jsonschema, given no rules, sees nothing.
+    validator = TwoStageValidator(
+        strict, jsonschema.Draft202012Validator({}), compile_after=0, use_default=False
+    )
+    kind = _KindSchema("k8s-schema", validator)
     assert list(_schema_findings(kind, {"a": ["x", 1]})) == [
         Finding(("a", 1), "k8s-schema", "must be string")
     ]

@@ -26,7 +26,10 @@ from ruamel.yaml.tokens import CommentToken
 
 from compiler import yamlio
 from compiler.errors import EXIT_INTERNAL, CompilerError, InputError
-from compiler.yamlio import Path_, load_layer_yaml
+from compiler.model import DocPath
+from compiler.yamlio import load_layer_yaml
+from compiler.yamlio.dumper import GO_OR_YAML12_NUMBER, SINGLE_LETTER_BOOL
+from compiler.yamlio.tags import YAML11_BOOL_WORDS
 
 _BREAK = re.compile("[\n\x85\u2028\u2029]")  # PyYAML's line breaks, once \r is normalised
 _COMMENT = re.compile("#[^\n\x85\u2028\u2029]*")
@@ -74,7 +77,7 @@ class _Comment(NamedTuple):
 
 
 class _Entry(NamedTuple):
-    path: Path_
+    path: DocPath
     line: int  # of the key, or of a sequence item's dash
     is_key: bool
 
@@ -114,7 +117,7 @@ def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) 
     """Every map key and sequence item, in document order."""
     entries: list[_Entry] = []
 
-    def walk(node: yaml.Node, value: Any, path: Path_) -> None:
+    def walk(node: yaml.Node, value: Any, path: DocPath) -> None:
         # Node and value agree (the strict loader read the same text); the isinstance
         # checks keep a libyaml/PyYAML disagreement for the safety net to report.
         if isinstance(node, yaml.MappingNode) and isinstance(value, dict):
@@ -138,7 +141,7 @@ def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) 
 
 def _attach(
     comments: list[_Comment], entries: list[_Entry], root_line: int | None
-) -> tuple[list[str], bool, dict[Path_, _Notes], list[str]]:
+) -> tuple[list[str], bool, dict[DocPath, _Notes], list[str]]:
     """The header ("" for a blank line), whether a blank line ended it, each entry's
     comments, the footer."""
     notes = {entry.path: _Notes() for entry in entries}
@@ -181,7 +184,7 @@ def _attach(
     return header, bool(gaps), notes, footer
 
 
-def _hoist(value: Any, path: Path_, notes: dict[Path_, _Notes]) -> None:
+def _hoist(value: Any, path: DocPath, notes: dict[DocPath, _Notes]) -> None:
     """Move the comments that ruamel cannot write where they are, children first.
 
     ruamel writes the end-of-line comment of a literal block after the block's text: it
@@ -214,10 +217,10 @@ def _plain_is_string(text: str) -> bool:
     """Whether YAML 1.1, YAML 1.2, Go's yaml.v2 and our strict loader all read it as itself."""
     if _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != _STR:
         return False  # null, bool, int, float, timestamp, `<<`, `=` for YAML 1.1
-    if yamlio._GO_OR_YAML12_NUMBER.fullmatch(text.replace("_", "")):
+    if GO_OR_YAML12_NUMBER.fullmatch(text.replace("_", "")):
         return False
     # y/n for Go's yaml.v2; yEs, oN in any case for the strict loader.
-    return text not in yamlio._SINGLE_LETTER_BOOL and text.lower() not in yamlio._YAML11_BOOL_WORDS
+    return text not in SINGLE_LETTER_BOOL and text.lower() not in YAML11_BOOL_WORDS
 
 
 def _literal_fits(text: str) -> bool:
@@ -278,7 +281,7 @@ class _Emitter(RoundTripEmitter):
         return '"' if style == "'" else style
 
 
-def _build(value: Any, path: Path_, notes: dict[Path_, _Notes], column: int) -> Any:
+def _build(value: Any, path: DocPath, notes: dict[DocPath, _Notes], column: int) -> Any:
     """ruamel's round-trip objects, keys sorted, comments stored as ruamel expects them."""
     if isinstance(value, dict):
         out: Any = CommentedMap()

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from compiler.commands.format import format_command
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError
 from compiler.overlay_format import FormatterError, format_overlay
-from compiler.yamlio import _YAML11_BOOL_WORDS, dump_yaml, load_layer_yaml
+from compiler.yamlio import dump_yaml, load_layer_yaml
+from compiler.yamlio.tags import YAML11_BOOL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -307,7 +308,7 @@ LOOK_ALIKES = [
 # The strict loader refuses yEs/oN written plain, which dump_yaml (PyYAML's resolver)
 # writes plain: keep those case variants out of what dump_yaml is given.
 text = st.text(max_size=12).filter(
-    lambda s: s.lower() not in _YAML11_BOOL_WORDS or s in {"yes", "Yes", "YES", "on", "On"}
+    lambda s: s.lower() not in YAML11_BOOL_WORDS or s in {"yes", "Yes", "YES", "on", "On"}
 )
 strings = st.one_of(st.sampled_from(LOOK_ALIKES), text)
 scalars = st.one_of(strings, st.integers(), st.booleans(), st.none())

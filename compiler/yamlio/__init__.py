@@ -11,28 +11,12 @@ Everything else imports from here.
 
 from __future__ import annotations
 
-from compiler.model import DocPath
-from compiler.yamlio.dumper import (
-    _GO_OR_YAML12_NUMBER,
-    _SINGLE_LETTER_BOOL,
-    dump_json,
-    dump_manifest,
-    dump_yaml,
-)
+from compiler.yamlio.dumper import dump_json, dump_manifest, dump_yaml
 from compiler.yamlio.json_loader import load_layer_json
 from compiler.yamlio.loader import LoadedDocument, load_layer_yaml, load_vendored_yaml
-from compiler.yamlio.tags import YAML11_BOOL_WORDS as _YAML11_BOOL_WORDS
-
-# compiler.overlay_format formats only what the dumper would write plain, so it reads
-# the dumper's quoting rules; it still names DocPath `Path_`.
-Path_ = DocPath
 
 __all__ = [
-    "_GO_OR_YAML12_NUMBER",
-    "_SINGLE_LETTER_BOOL",
-    "_YAML11_BOOL_WORDS",
     "LoadedDocument",
-    "Path_",
     "dump_json",
     "dump_manifest",
     "dump_yaml",

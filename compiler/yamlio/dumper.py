@@ -24,11 +24,11 @@ except ImportError:  # no libyaml: the pure class behaves the same, only slower
 #   tries strconv.ParseInt(s, 0) (0x1f, 0o755, 0b1, 08) and YAML 1.2 floats;
 # - YAML 1.2 core floats such as 1e3, 1E-5, .5e1, which YAML 1.1 reads as strings;
 # - the YAML 1.1 booleans y/Y/n/N, which yaml.v2 honours and PyYAML does not.
-_GO_OR_YAML12_NUMBER = re.compile(
+GO_OR_YAML12_NUMBER = re.compile(
     r"[-+]?0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)"
     r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
 )
-_SINGLE_LETTER_BOOL = frozenset({"y", "Y", "n", "N"})
+SINGLE_LETTER_BOOL = frozenset({"y", "Y", "n", "N"})
 
 
 class _Dumper(_BaseDumper):
@@ -44,9 +44,9 @@ class _Dumper(_BaseDumper):
         # "int", "float" or "bool" makes it quote the string.
         tag = super().resolve(kind, value, implicit)
         if kind is yaml.ScalarNode and implicit[0] and tag == tags.STR:
-            if _GO_OR_YAML12_NUMBER.fullmatch(value.replace("_", "")):
+            if GO_OR_YAML12_NUMBER.fullmatch(value.replace("_", "")):
                 return tags.FLOAT
-            if value in _SINGLE_LETTER_BOOL or value.lower() in tags.YAML11_BOOL_WORDS:
+            if value in SINGLE_LETTER_BOOL or value.lower() in tags.YAML11_BOOL_WORDS:
                 # PyYAML resolves yes/Yes/YES but not yEs; the strict loader refuses all
                 # cases of them unquoted, so the dumper quotes all cases.
                 return tags.BOOL

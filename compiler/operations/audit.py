@@ -1,6 +1,6 @@
 """The audit log: one JSON line per step, appended to a file that runs share.
 
-DESIGN.md "Tracing, audit, errors" and issue 6: run id, trace id, step,
+DESIGN.md "Tracing, audit, errors": run id, trace id, step,
 cluster, inputs by version, outputs by content hash, outcome, duration.
 
 Two runs (a watch and a manual publish, say) may append to one file at once,

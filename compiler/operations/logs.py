@@ -1,6 +1,6 @@
 """Structured logs on stdlib logging: readable on a terminal, JSON lines for machines.
 
-Issue 6: `--log-format json` gives one object per line (time, level,
+`--log-format json` gives one object per line (time, level,
 message, and the run's context: run_id, trace_id, step, cluster); text gives
 `10:04:05 info  [ms-r1-git-e40] prod-eks-1: pushed ...`. Context travels in
 `extra=`, so a call site reads

@@ -30,7 +30,7 @@ class _Missing:
 
 MISSING: Any = _Missing()  # a field one side does not have
 
-# What a reviewer must look at first (issue: RBAC, network policy, Calico, quotas, IP pools).
+# What a reviewer must look at first: RBAC, network policy, Calico, quotas, IP pools.
 _SECURITY_KINDS = frozenset(
     {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "NetworkPolicy", "ResourceQuota"}
 )

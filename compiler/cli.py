@@ -7,291 +7,22 @@ crash log and an exit code (DESIGN.md "Exit codes").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from compiler import __version__
-from compiler.commands.common import DEFAULT_SNAPSHOT, Selection, SourceOptions
-from compiler.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    CompilerError,
-    UsageError,
-)
+from compiler.arguments import build_parser
+from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
-from compiler.report import FORMATS
+from compiler.options import Destination, Selection, SourceOptions
+from compiler.outcome import Outcome
 from compiler.secrets import redact, register_from_environment
-from compiler.shard import Shard
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse exits 2 on bad usage, as DESIGN.md wants; keep its message short.
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-
-
-def _source_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("config source")
-    group.add_argument(
-        "--project",
-        type=Path,
-        default=Path(os.environ.get("GITOPS_PROJECT", ".")),
-        help="project directory holding gitops-compiler.yaml, overlays/, policies/ (default: .)",
-    )
-    group.add_argument(
-        "--source",
-        default=None,
-        help="dynamodb (default), snapshot (= .gitops/snapshot) or snapshot:<dir>",
-    )
-    group.add_argument(
-        "--endpoint-url",
-        help="DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB, else the project file)",
-    )
-    group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
-
-
-def _shard(text: str) -> Shard:
-    try:
-        return Shard.parse(text)
-    except UsageError as err:
-        raise argparse.ArgumentTypeError(err.message) from None
-
-
-def _run_id_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument(
-        "--run-id", help="the run id in trace ids ms-<run>-<step>-eNN (default: generated)"
-    )
-
-
-def _cue_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
-    )
-
-
-def _selection_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("clusters and versions")
-    group.add_argument("--cluster", action="append", default=[], metavar="NAME")
-    group.add_argument("--all", action="store_true", help="every cluster with a record")
-    _run_id_arg(group)
-    group.add_argument(
-        "--shard",
-        metavar="I/N",
-        type=_shard,
-        help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4",
-    )
-    group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
-    group.add_argument(
-        "--pin",
-        action="append",
-        default=[],
-        metavar="LAYER=VERSION",
-        help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)",
-    )
-
-
-def _publish_target_args(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_argument_group("where to publish")
-    target.add_argument(
-        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
-    )
-    target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
-    target.add_argument(
-        "--branch", help="the branch to push (default: gitops-compiler/<base>/<clusters>)"
-    )
-    target.add_argument(
-        "--forge",
-        choices=("github", "none"),
-        default="github",
-        help="where pull requests are opened; none only pushes the branch (default: github)",
-    )
-    target.add_argument(
-        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
-    )
-    target.add_argument(
-        "--label",
-        action="append",
-        default=None,
-        help="label for the pull request (repeatable; default: gitops-compiler)",
-    )
-    parser.add_argument(
-        "--from", dest="from_dir", type=Path, help="publish this compiled tree, do not compile"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    _cue_arg(parser)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="gitops-compiler",
-        description="Compile layered cluster bootstrap config into a Kustomize tree for Argo CD.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    ops_group = parser.add_argument_group("operations (before the command)")
-    ops_group.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=os.environ.get("GITOPS_LOG_FORMAT", "text"),
-        help="step log lines on stderr: text for people, json for machines",
-    )
-    ops_group.add_argument(
-        "--audit-log",
-        type=Path,
-        default=os.environ.get("GITOPS_AUDIT_LOG") or None,
-        help="append one JSON line per step to this file (or $GITOPS_AUDIT_LOG)",
-    )
-    ops_group.add_argument(
-        "--alert",
-        default=os.environ.get("GITOPS_ALERT") or None,
-        metavar="URL|command:PROG",
-        help="called with a JSON event when a run aborts (or $GITOPS_ALERT)",
-    )
-    ops_group.add_argument(
-        "--status-webhook",
-        default=os.environ.get("GITOPS_STATUS_WEBHOOK") or None,
-        metavar="URL|command:PROG",
-        help="sent the final status of every run (or $GITOPS_STATUS_WEBHOOK)",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    compile_ = commands.add_parser("compile", help="compile clusters into a Kustomize tree")
-    _source_args(compile_)
-    _selection_args(compile_)
-    compile_.add_argument(
-        "--out", type=Path, default=Path("out"), help="output tree (default: out)"
-    )
-    compile_.add_argument("--format", choices=FORMATS, default="text")
-    _cue_arg(compile_)
-
-    validate = commands.add_parser("validate", help="everything compile does, but the write")
-    _source_args(validate)
-    _selection_args(validate)
-    validate.add_argument("--format", choices=FORMATS, default="text")
-    validate.add_argument(
-        "files",
-        nargs="*",
-        type=Path,
-        help="changed files (a pre-commit hook): validate the clusters they affect",
-    )
-    _cue_arg(validate)
-
-    explain = commands.add_parser("explain", help="a merged value and the layers that set it")
-    _source_args(explain)
-    explain.add_argument("--cluster", required=True, metavar="NAME")
-    explain.add_argument("--as-of", metavar="TIME")
-    explain.add_argument("--pin", action="append", default=[], metavar="LAYER=VERSION")
-    explain.add_argument(
-        "path", nargs="?", default="", help="dotted path, e.g. namespaces.dev-team"
-    )
-    explain.add_argument("--format", choices=("text", "json"), default="text")
-
-    golden = commands.add_parser("golden", help="compare with or rewrite golden/")
-    golden.add_argument("action", choices=("check", "update"))
-    _source_args(golden)
-    golden.add_argument("--golden", type=Path, default=None, help="default: <project>/golden")
-    golden.add_argument("--format", choices=FORMATS, default="text")
-    _cue_arg(golden)
-
-    config = commands.add_parser("config", help="versions in the config table")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    put = config_commands.add_parser("put", help="write a new version of a layer")
-    _source_args(put)
-    put.add_argument("--layer", required=True, help="defaults, env/<env> or cluster/<name>")
-    put.add_argument("file", type=Path)
-    put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
-    put.add_argument("-m", "--comment", default="")
-    history = config_commands.add_parser("history", help="list the versions of a layer")
-    _source_args(history)
-    history.add_argument("--layer", required=True)
-    seed = config_commands.add_parser("seed", help="write a snapshot directory into the table")
-    _source_args(seed)
-    seed.add_argument("directory", type=Path)
-
-    publish = commands.add_parser(
-        "publish", help="compile, then push a branch and open or update its pull request"
-    )
-    _source_args(publish)
-    _selection_args(publish)
-    _publish_target_args(publish)
-
-    rollback = commands.add_parser(
-        "rollback", help="publish a cluster compiled from older layer versions, as a rollback PR"
-    )
-    _source_args(rollback)
-    rollback.add_argument("--cluster", required=True, metavar="NAME")
-    when = rollback.add_mutually_exclusive_group(required=True)
-    when.add_argument("--as-of", metavar="TIME", help="the versions current at TIME")
-    when.add_argument(
-        "--versions",
-        metavar="LAYER=N,...",
-        help="explicit versions, e.g. defaults=3,env/prod=2,cluster/prod-eks-1=5",
-    )
-    _publish_target_args(rollback)
-    _run_id_arg(rollback)
-
-    watch = commands.add_parser(
-        "watch", help="poll the table; publish what new versions and new clusters affect"
-    )
-    _source_args(watch)
-    _publish_target_args(watch)
-    _run_id_arg(watch)
-    watch.add_argument(
-        "--interval", type=float, default=60.0, help="seconds between polls (default: 60)"
-    )
-    watch.add_argument("--max-polls", type=int, help="stop after N polls (default: never)")
-    watch.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=Path(".gitops/watch-checkpoint.json"),
-        help="the versions already published (default: .gitops/watch-checkpoint.json)",
-    )
-
-    diff = commands.add_parser("diff", help="what a publish would change, object by object")
-    _source_args(diff)
-    _selection_args(diff)
-    diff.add_argument(
-        "--against",
-        required=True,
-        metavar="DIR|REF[:PATH]",
-        help="a compiled tree, or a revision of the git repository here (e.g. main, HEAD:golden)",
-    )
-    diff.add_argument(
-        "--from", dest="from_dir", type=Path, help="compare this compiled tree, do not compile"
-    )
-    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are differences")
-    diff.add_argument("--format", choices=("text", "markdown"), default="text")
-    _cue_arg(diff)
-
-    snapshot = commands.add_parser(
-        "snapshot", help="export the DynamoDB layers the project needs, for offline hooks"
-    )
-    _source_args(snapshot)
-    snapshot.add_argument("--cluster", action="append", default=[], metavar="NAME")
-    snapshot.add_argument("--all", action="store_true", help="every cluster (the default)")
-    snapshot.add_argument(
-        "--out", type=Path, default=Path(DEFAULT_SNAPSHOT), help=f"default: {DEFAULT_SNAPSHOT}"
-    )
-
-    fmt = commands.add_parser("format", help="rewrite overlay YAML into the canonical form")
-    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if needed")
-    fmt.add_argument("files", nargs="*", type=Path)
-
-    table = commands.add_parser("table", help="the DynamoDB table")
-    table.add_argument("action", choices=("create",))
-    _source_args(table)
-    return parser
 
 
 def _source(args: argparse.Namespace, default: str = "dynamodb") -> SourceOptions:
@@ -314,91 +45,120 @@ def _selection(args: argparse.Namespace) -> Selection:
     )
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    # Imported per command: `--help` and small commands stay fast.
-    if args.command == "compile":
-        from compiler.commands.compile import compile_command
+def _destination(args: argparse.Namespace, *, rollback: bool = False) -> Destination:
+    default_labels = ("gitops-compiler", "rollback") if rollback else ("gitops-compiler",)
+    return Destination(
+        repo=args.repo,
+        base=args.base,
+        branch=args.branch,
+        forge=args.forge,
+        forge_repo=args.forge_repo,
+        labels=tuple(args.label) if args.label is not None else default_labels,
+        dry_run=args.dry_run,
+        rollback=rollback,
+    )
 
-        return compile_command(
-            source=_source(args),
-            selection=_selection(args),
-            out=args.out,
-            fmt=args.format,
-            cue=args.cue,
-        )
-    if args.command == "validate":
-        from compiler.commands.compile import validate_command
 
-        return validate_command(
-            source=_source(args),
-            selection=_selection(args),
-            fmt=args.format,
-            cue=args.cue,
-            changed=args.files,
-        )
-    if args.command == "explain":
-        from compiler.commands.explain import explain_command
+# One function per command, each importing its module when called: `--help` and the
+# small commands stay fast.
 
-        return explain_command(
+
+def _compile(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.compile import compile_command
+
+    return compile_command(
+        source=_source(args),
+        selection=_selection(args),
+        out=args.out,
+        fmt=args.format,
+        cue=args.cue,
+    )
+
+
+def _validate(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.compile import validate_command
+
+    return validate_command(
+        source=_source(args),
+        selection=_selection(args),
+        fmt=args.format,
+        cue=args.cue,
+        changed=args.files,
+    )
+
+
+def _explain(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.explain import explain_command
+
+    return Outcome(
+        explain_command(
             source=_source(args), selection=_selection(args), path=args.path, fmt=args.format
         )
-    if args.command == "golden":
-        from compiler.commands.golden import golden_command
+    )
 
-        golden = args.golden or args.project / "golden"
-        return golden_command(
-            source=_source(args, default="snapshot:examples"),
-            golden=golden,
-            update=args.action == "update",
-            fmt=args.format,
-            cue=args.cue,
-        )
-    if args.command in ("publish", "rollback"):
-        from compiler.commands.common import parse_versions
-        from compiler.commands.publish import publish_command
 
-        rollback = args.command == "rollback"
-        if rollback:
-            pins = tuple(f"{k}={v}" for k, v in parse_versions(args.versions or "").items())
-            selection = Selection(clusters=(args.cluster,), as_of=args.as_of, pins=pins)
-        else:
-            selection = _selection(args)
-        default_labels = ["gitops-compiler", "rollback"] if rollback else ["gitops-compiler"]
-        return publish_command(
-            source=_source(args),
-            selection=selection,
-            repo=args.repo,
-            base=args.base,
-            branch=args.branch,
-            forge_kind=args.forge,
-            forge_repo=args.forge_repo,
-            from_dir=args.from_dir,
-            dry_run=args.dry_run,
-            cue=args.cue,
-            run_id=args.run_id,
-            labels=args.label if args.label is not None else default_labels,
-            fmt=args.format,
-            rollback=rollback,
-        )
-    if args.command == "watch":
-        from compiler.commands.watch import watch_command
+def _golden(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.golden import golden_command
 
-        return watch_command(
-            source=_source(args),
-            repo=args.repo,
-            base=args.base,
-            forge_kind=args.forge,
-            forge_repo=args.forge_repo,
-            cue=args.cue,
-            labels=args.label if args.label is not None else ["gitops-compiler"],
-            interval=args.interval,
-            max_polls=args.max_polls,
-            checkpoint=args.checkpoint,
-        )
-    if args.command == "diff":
-        from compiler.commands.publish import diff_command
+    return golden_command(
+        source=_source(args, default="snapshot:examples"),
+        golden=args.golden or args.project / "golden",
+        update=args.action == "update",
+        fmt=args.format,
+        cue=args.cue,
+    )
 
-        return diff_command(
+
+def _publish(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.publish import publish_command
+
+    return publish_command(
+        source=_source(args),
+        selection=_selection(args),
+        destination=_destination(args),
+        from_dir=args.from_dir,
+        cue=args.cue,
+        run_id=args.run_id,
+        fmt=args.format,
+    )
+
+
+def _rollback(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.publish import rollback_command
+
+    return rollback_command(
+        source=_source(args),
+        cluster=args.cluster,
+        as_of=args.as_of,
+        versions=args.versions,
+        destination=_destination(args, rollback=True),
+        from_dir=args.from_dir,
+        cue=args.cue,
+        run_id=args.run_id,
+        fmt=args.format,
+    )
+
+
+def _watch(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.watch import watch_command
+
+    # Watch names its own branches, publishes for real and always compiles.
+    destination = dataclasses.replace(_destination(args), branch=None, dry_run=False)
+    return watch_command(
+        source=_source(args),
+        destination=destination,
+        cue=args.cue,
+        interval=args.interval,
+        max_polls=args.max_polls,
+        checkpoint=args.checkpoint,
+    )
+
+
+def _diff(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.diff import diff_command
+
+    return Outcome(
+        diff_command(
             source=_source(args),
             selection=_selection(args),
             against=args.against,
@@ -407,34 +167,60 @@ def _dispatch(args: argparse.Namespace) -> int:
             fmt=args.format,
             cue=args.cue,
         )
-    if args.command == "snapshot":
-        from compiler.commands.snapshot import snapshot_command
+    )
 
-        selection = Selection(
-            clusters=tuple(args.cluster), all_clusters=args.all or not args.cluster
-        )
-        return snapshot_command(source=_source(args), selection=selection, out=args.out)
-    if args.command == "format":
-        from compiler.commands.format import format_command
 
-        return format_command(files=args.files, check=args.check)
-    if args.command == "table":
-        from compiler.commands.config import create_table_command
+def _snapshot(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.snapshot import snapshot_command
 
-        return create_table_command(source=_source(args))
+    selection = Selection(clusters=tuple(args.cluster), all_clusters=args.all or not args.cluster)
+    return Outcome(snapshot_command(source=_source(args), selection=selection, out=args.out))
+
+
+def _format(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.format import format_command
+
+    return Outcome(format_command(files=args.files, check=args.check))
+
+
+def _table(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.config import create_table_command
+
+    return Outcome(create_table_command(source=_source(args)))
+
+
+def _config(args: argparse.Namespace) -> Outcome:
     from compiler.commands import config
 
     if args.config_command == "put":
-        return config.put_command(
-            source=_source(args),
-            layer=args.layer,
-            file=args.file,
-            author=args.author,
-            comment=args.comment,
+        return Outcome(
+            config.put_command(
+                source=_source(args),
+                layer=args.layer,
+                file=args.file,
+                author=args.author,
+                comment=args.comment,
+            )
         )
     if args.config_command == "history":
-        return config.history_command(source=_source(args), layer=args.layer)
-    return config.seed_command(source=_source(args), directory=args.directory)
+        return Outcome(config.history_command(source=_source(args), layer=args.layer))
+    return Outcome(config.seed_command(source=_source(args), directory=args.directory))
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
+    "compile": _compile,
+    "validate": _validate,
+    "explain": _explain,
+    "golden": _golden,
+    "publish": _publish,
+    "rollback": _rollback,
+    "watch": _watch,
+    "diff": _diff,
+    "snapshot": _snapshot,
+    "format": _format,
+    "table": _table,
+    "config": _config,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -462,43 +248,42 @@ def _run(args: argparse.Namespace, operations: steps.Operations) -> int:
     """Dispatch; every failure becomes a message, an exit code and an alert."""
     error: str | None = None
     try:
-        code = _dispatch(args)
+        outcome = _COMMANDS[args.command](args)
     except CompilerError as err:
         if args.debug:
             traceback.print_exc()
         error = redact(str(err))
         print(f"error: {error}", file=sys.stderr)
-        code = err.exit_code
+        outcome = Outcome(err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        error, code = "interrupted", EXIT_INTERRUPTED
+        error, outcome = "interrupted", Outcome(EXIT_INTERRUPTED)
     except Exception as err:
         if args.debug:
             raise
         log = _crash_log()
         error = f"internal error: {type(err).__name__}: {redact(str(err))}"
         print(f"{error} (details in {log})", file=sys.stderr)
-        code = EXIT_INTERNAL
-    _notify(args, operations, code, error)
-    return code
+        outcome = Outcome(EXIT_INTERNAL)
+    _notify(args.command, operations, outcome, error)
+    return outcome.exit_code
 
 
 def _notify(
-    args: argparse.Namespace, operations: steps.Operations, code: int, error: str | None
+    command: str, operations: steps.Operations, outcome: Outcome, error: str | None
 ) -> None:
     """Alert on an aborted run; the final status always. Hooks never change the exit code."""
-    if args.command not in _OPERATED:
+    if command not in _OPERATED:
         return
-    outcome = operations.outcome
-    status = outcome.get("status") or ("success" if code == 0 else "failed")
+    code = outcome.exit_code
     record = {
-        "command": args.command,
+        "command": command,
         "run_id": operations.run.id,
-        "trace_id": outcome.get("trace_id", operations.run.trace("emit")),
-        "status": "failed" if code != 0 else status,
+        "trace_id": outcome.trace_id or operations.run.trace("emit"),
+        "status": "failed" if code != 0 else outcome.status or "success",
         "exit_code": code,
-        "clusters": outcome.get("clusters", []),
-        "pull_request": outcome.get("pull_request"),
+        "clusters": list(outcome.clusters),
+        "pull_request": outcome.pull_request,
     }
     if error is not None or code == 1:
         operations.notifier.alert({**record, "error": error or "violations found"})

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.cli import build_parser, main
+from compiler.arguments import build_parser
+from compiler.cli import main
 from tests.conftest import ROOT, tree
 
 
@@ -132,12 +133,12 @@ def test_an_empty_table_never_compiles_an_empty_fleet(
 def test_internal_error_prints_one_line_and_a_crash_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import compiler.commands.compile as compile_module
+    import compiler.run as run_module
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("synthetic fault")
 
-    monkeypatch.setattr(compile_module, "compile_inputs", boom)
+    monkeypatch.setattr(run_module, "compile_inputs", boom)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     argv = ["compile", "--all", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]
     assert main(argv) == 4

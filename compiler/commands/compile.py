@@ -3,118 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from compiler.affected import affected_clusters
-from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
-from compiler.gctuning import fewer_collections
-from compiler.layers import StackLoader
 from compiler.layout import TREE_ROOTS
-from compiler.model import cluster_pk
 from compiler.operations import steps
 from compiler.operations.audit import content_hash
-from compiler.pipeline import (
-    CompileResult,
-    build_checks,
-    compile_inputs,
-    load_inputs,
-    select_clusters,
-)
-from compiler.policy.cue import CuePolicies, find_cue
-from compiler.progress import tracking
-from compiler.project import Project
+from compiler.options import Selection, SourceOptions
+from compiler.outcome import Outcome
+from compiler.pipeline import CompileResult
 from compiler.report import report_violations
-from compiler.sources import ConfigStore, Pin
+from compiler.run import cluster_names, run_compile_stage
 from compiler.stageclock import timed
-from compiler.yamlio import load_layer_yaml
-
-
-def run_compile_stage(
-    source: SourceOptions,
-    selection: Selection,
-    *,
-    cue: str | None,
-    changed: Sequence[Path] = (),
-    show_progress: bool = True,
-    while_policies_run: Callable[[CompileResult], None] | None = None,
-) -> CompileResult:
-    """Compile the selected clusters; with `changed` files (a hook), those they affect."""
-    with fewer_collections():
-        return _compile_stage(source, selection, cue, changed, show_progress, while_policies_run)
-
-
-def _compile_stage(
-    source: SourceOptions,
-    selection: Selection,
-    cue: str | None,
-    changed: Sequence[Path],
-    show_progress: bool,
-    while_policies_run: Callable[[CompileResult], None] | None,
-) -> CompileResult:
-    with timed("setup"):
-        project = open_project(source)
-        # Found first: a missing cue fails the run before it reads or writes anything.
-        policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ))
-        policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
-    try:
-        with timed("setup"):
-            store = open_store(source, project)
-            pin = build_pin(selection)
-        with timed("fetch"):
-            if changed and not (selection.clusters or selection.all_clusters):
-                names = clusters_affected_by(project, store, pin, changed)
-            else:
-                names = select_clusters(
-                    store, selection.clusters, all_clusters=selection.all_clusters
-                )
-        if selection.shard is not None:
-            names = selection.shard.select(names)
-        with timed("setup"):
-            checks = build_checks(project, policies=policies)
-        with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            inputs = load_inputs(store, project, names, pin)
-            read["layers"] = sorted(
-                {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
-                - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
-            )
-        with steps.step("policy", clusters=len(inputs)) as checked:
-            with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
-                result = compile_inputs(inputs, project, checks, tracker, while_policies_run)
-            checked["objects"] = result.object_count
-            checked["violations"] = len(result.violations)
-    finally:
-        policies.close()
-    steps.current().outcome["clusters"] = [c.facts.name for c in result.clusters]
-    return result
-
-
-def clusters_affected_by(
-    project: Project, store: ConfigStore, pin: Pin, changed: Sequence[Path]
-) -> list[str]:
-    """The clusters a hook must recompile for `changed` files; each overlay among them
-    is read strictly first, so a broken file is reported by name and line."""
-    for path in changed:
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            load_layer_yaml(path.read_bytes(), str(path))
-    loader = StackLoader(store, project, pin)
-    facts = []
-    for name in store.list_clusters():
-        record = store.read(cluster_pk(name), pin)
-        if record is not None:
-            facts.append(loader.facts(record))
-    return affected_clusters(project.root, project.stack, facts, changed)
 
 
 def compile_command(
     *, source: SourceOptions, selection: Selection, out: Path, fmt: str, cue: str | None
-) -> int:
+) -> Outcome:
     started = time.perf_counter()
 
     def owned_by(result: CompileResult) -> list[str]:
@@ -141,7 +51,8 @@ def compile_command(
         if result.violations:
             report_violations(result.violations, fmt, sys.stdout)
             print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
-            return EXIT_FINDINGS  # leaving the block discards a staged tree
+            # Leaving the block discards a staged tree.
+            return Outcome(EXIT_FINDINGS, clusters=cluster_names(result))
         with steps.step("emit", out=str(out)) as emitted, timed("write"):
             if not staged:  # the hook did not run (it runs whenever nothing was wrong before cue)
                 staged.append(
@@ -156,7 +67,7 @@ def compile_command(
         sys.stdout.write("\n")
     else:
         print(summary(result, stats, elapsed, out))
-    return EXIT_OK
+    return Outcome(EXIT_OK, clusters=cluster_names(result))
 
 
 def summary(result: CompileResult, stats: EmitStats, elapsed: float, out: Path) -> str:
@@ -190,7 +101,7 @@ def validate_command(
     fmt: str,
     cue: str | None,
     changed: Sequence[Path] = (),
-) -> int:
+) -> Outcome:
     result = run_compile_stage(
         source, selection, cue=cue, changed=changed, show_progress=fmt == "text"
     )
@@ -200,4 +111,5 @@ def validate_command(
             print(f"{len(changed)} file(s) checked: no cluster reads them")
         else:
             print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")
-    return EXIT_FINDINGS if result.violations else EXIT_OK
+    code = EXIT_FINDINGS if result.violations else EXIT_OK
+    return Outcome(code, clusters=cluster_names(result))

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compiler.commands.common import SourceOptions, check_layer_name, open_project, open_store
 from compiler.errors import EXIT_OK, InputError, UsageError
 from compiler.layers import StackLoader
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name
+from compiler.options import SourceOptions, check_layer_name, open_project, open_store
 from compiler.policy.schema import ConfigSchema
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from compiler.commands.common import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.errors import EXIT_OK, CompilerError
 from compiler.explanation import explain, format_explanation
 from compiler.layers import StackLoader
+from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.pipeline import merge_cluster
 from compiler.provenance import resolve_path
 

@@ -5,22 +5,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compiler.commands.common import Selection, SourceOptions
-from compiler.commands.compile import run_compile_stage
 from compiler.emit import write_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.goldenfiles import compare
 from compiler.layout import TREE_ROOTS
+from compiler.options import Selection, SourceOptions
+from compiler.outcome import Outcome
 from compiler.report import report_violations
+from compiler.run import cluster_names, run_compile_stage
 
 
 def golden_command(
     *, source: SourceOptions, golden: Path, update: bool, fmt: str, cue: str | None
-) -> int:
+) -> Outcome:
     result = run_compile_stage(source, Selection(all_clusters=True), cue=cue)
+    compiled = cluster_names(result)
     if result.violations:
         report_violations(result.violations, fmt, sys.stdout)
-        return EXIT_FINDINGS
+        return Outcome(EXIT_FINDINGS, clusters=compiled)
     files = result.files
     if update:
         stats = write_tree(golden, files, owned=list(TREE_ROOTS))
@@ -28,7 +30,7 @@ def golden_command(
             f"golden files updated in {golden}: {stats.written} written, "
             f"{stats.unchanged} unchanged, {stats.removed} removed"
         )
-        return EXIT_OK
+        return Outcome(EXIT_OK, clusters=compiled)
     differences = compare(golden, files)
     for difference in differences:
         sys.stdout.write(difference.diff)
@@ -38,6 +40,6 @@ def golden_command(
             "run `gitops-compiler golden update` and commit the result",
             file=sys.stderr,
         )
-        return EXIT_FINDINGS
+        return Outcome(EXIT_FINDINGS, clusters=compiled)
     print(f"golden files match: {len(files)} files in {golden}")
-    return EXIT_OK
+    return Outcome(EXIT_OK, clusters=compiled)

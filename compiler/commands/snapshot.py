@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compiler.commands.common import Selection, SourceOptions, open_project, open_store
 from compiler.emit import write_tree
 from compiler.errors import EXIT_OK, InputError
 from compiler.layers import StackLoader
 from compiler.model import LayerVersion, cluster_pk, layer_name_from_pk, pk_from_layer_name
+from compiler.options import Selection, SourceOptions, open_project, open_store
 from compiler.pipeline import select_clusters
 from compiler.sources import Pin
 from compiler.yamlio import dump_yaml

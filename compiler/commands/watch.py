@@ -9,56 +9,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from compiler.commands.common import Selection, SourceOptions, open_project, open_store
-from compiler.commands.publish import publish_command
 from compiler.errors import EXIT_OK
-from compiler.model import layer_name_from_pk
 from compiler.operations import steps
+from compiler.options import Destination, Selection, SourceOptions, open_project, open_store
+from compiler.outcome import Outcome
+from compiler.publishing.publication import publish_tree, report_published
 from compiler.publishing.watcher import Changes, Watcher
-
-DEFAULT_CHECKPOINT = Path(".gitops/watch-checkpoint.json")
 
 
 def watch_command(
     *,
     source: SourceOptions,
-    repo: str,
-    base: str,
-    forge_kind: str,
-    forge_repo: str | None,
+    destination: Destination,
     cue: str | None,
-    labels: list[str],
     interval: float,
     max_polls: int | None,
     checkpoint: Path,
-) -> int:
+) -> Outcome:
     project = open_project(source)
     store = open_store(source, project)
 
     poll_numbers = iter(range(1, 2**31))
 
     def publish_changes(changes: Changes) -> bool:
-        pins = tuple(f"{layer_name_from_pk(pk)}={v}" for pk, v in sorted(changes.seen.items()))
-        with steps.child_run(f"p{next(poll_numbers)}"):  # each publish is a run of its own
-            return _publish(changes, pins)
-
-    def _publish(changes: Changes, pins: tuple[str, ...]) -> bool:
-        code = publish_command(
-            source=source,
-            selection=Selection(clusters=tuple(changes.clusters), pins=pins),
-            repo=repo,
-            base=base,
-            branch=None,
-            forge_kind=forge_kind,
-            forge_repo=forge_repo,
-            from_dir=None,
-            dry_run=False,
-            cue=cue,
-            run_id=None,
-            labels=labels,
-            fmt="text",
-        )
-        return code == EXIT_OK  # violations: the checkpoint stays, the next poll retries
+        # Each publish is a run of its own, compiled from exactly the versions the poll saw.
+        selection = Selection(clusters=tuple(changes.clusters), pin=changes.pin())
+        with steps.child_run(f"p{next(poll_numbers)}") as child:
+            published = publish_tree(source, selection, destination, run=child.run, cue=cue)
+            report_published(published, "text")
+        # Violations: the checkpoint stays, the next poll retries.
+        return published.outcome is not None
 
     stop = threading.Event()
     watcher = Watcher(
@@ -74,7 +54,7 @@ def watch_command(
         polls = watcher.run(max_polls)
     why = "on a signal" if stop.is_set() else "after the last poll"
     print(f"watch: stopped {why} ({polls} poll(s)); checkpoint {checkpoint}")
-    return EXIT_OK
+    return Outcome(EXIT_OK)
 
 
 @contextmanager

@@ -23,13 +23,11 @@ from compiler.operations.notify import Notifier
 from compiler.operations.trace import Run
 
 
-@dataclass
+@dataclass(frozen=True)
 class Operations:
     run: Run = field(default_factory=Run)
     audit: AuditLog = field(default_factory=lambda: AuditLog(None))
     notifier: Notifier = field(default_factory=lambda: Notifier(alert=None, status=None))
-    # What the final status reports: filled in by the commands as they learn it.
-    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 _current: ContextVar[Operations | None] = ContextVar("gitops_operations", default=None)

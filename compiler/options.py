@@ -1,4 +1,7 @@
-"""What every command needs: the project, a store and the pin, from plain options."""
+"""What every command needs: the project, a store and the pin, from plain options.
+
+The CLI turns its arguments into these frozen objects; nothing below it sees argparse.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +36,28 @@ class Selection:
     as_of: str | None = None
     pins: Sequence[str] = field(default_factory=tuple)  # "cluster/dev-k3s=3"
     shard: Shard | None = None
+    # Versions already known as a Pin (watch, rollback --versions): used as it is,
+    # instead of `as_of` and `pins`.
+    pin: Pin | None = None
 
     @property
     def whole_fleet(self) -> bool:
         """Every cluster, unsharded: the run owns all of clusters/ (stale ones go)."""
         return self.all_clusters and self.shard is None
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a publication goes: the Argo CD repository, its branches and the forge."""
+
+    repo: str  # any git URL or a local path
+    base: str = "main"
+    branch: str | None = None  # None: one branch per scope (`scope_branch`)
+    forge: str = "github"  # or "none": push the branch only
+    forge_repo: str | None = None  # OWNER/NAME; None: from `repo`
+    labels: Sequence[str] = ("gitops-compiler",)
+    dry_run: bool = False
+    rollback: bool = False  # a return to older versions: its own branch and title
 
 
 def open_project(options: SourceOptions) -> Project:
@@ -74,6 +94,8 @@ def check_layer_name(name: str) -> str:
 
 
 def build_pin(selection: Selection) -> Pin:
+    if selection.pin is not None:
+        return selection.pin
     as_of: datetime | None = None
     if selection.as_of:
         try:
@@ -90,5 +112,5 @@ def build_pin(selection: Selection) -> Pin:
 
 
 def parse_versions(text: str) -> Mapping[str, int]:
-    """`defaults=3,env/prod=2` (the form `rollback --versions` will take)."""
+    """`defaults=3,env/prod=2` (the form `rollback --versions` takes)."""
     return build_pin(Selection(pins=[p for p in text.split(",") if p])).versions

@@ -1,0 +1,280 @@
+"""The command line's grammar: every command, its options and their defaults.
+
+`build_parser` only describes; `cli` turns what it parses into options objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from compiler import __version__
+from compiler.errors import EXIT_BAD_INPUT, UsageError
+from compiler.options import DEFAULT_SNAPSHOT
+from compiler.report import FORMATS
+from compiler.shard import Shard
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 on bad usage, as DESIGN.md wants; keep its message short.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("config source")
+    group.add_argument(
+        "--project",
+        type=Path,
+        default=Path(os.environ.get("GITOPS_PROJECT", ".")),
+        help="project directory holding gitops-compiler.yaml, overlays/, policies/ (default: .)",
+    )
+    group.add_argument(
+        "--source",
+        default=None,
+        help="dynamodb (default), snapshot (= .gitops/snapshot) or snapshot:<dir>",
+    )
+    group.add_argument(
+        "--endpoint-url",
+        help="DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB, else the project file)",
+    )
+    group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
+def _run_id_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--run-id", help="the run id in trace ids ms-<run>-<step>-eNN (default: generated)"
+    )
+
+
+def _cue_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
+    )
+
+
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clusters and versions")
+    group.add_argument("--cluster", action="append", default=[], metavar="NAME")
+    group.add_argument("--all", action="store_true", help="every cluster with a record")
+    _run_id_arg(group)
+    group.add_argument(
+        "--shard",
+        metavar="I/N",
+        type=_shard,
+        help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4",
+    )
+    group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
+    group.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="LAYER=VERSION",
+        help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)",
+    )
+
+
+def _publish_target_args(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("where to publish")
+    target.add_argument(
+        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
+    )
+    target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
+    target.add_argument(
+        "--branch", help="the branch to push (default: gitops-compiler/<base>/<clusters>)"
+    )
+    target.add_argument(
+        "--forge",
+        choices=("github", "none"),
+        default="github",
+        help="where pull requests are opened; none only pushes the branch (default: github)",
+    )
+    target.add_argument(
+        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
+    )
+    target.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        help="label for the pull request (repeatable; default: gitops-compiler)",
+    )
+    parser.add_argument(
+        "--from", dest="from_dir", type=Path, help="publish this compiled tree, do not compile"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print branch, commit message and body; push nothing"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    _cue_arg(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gitops-compiler",
+        description="Compile layered cluster bootstrap config into a Kustomize tree for Argo CD.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    ops_group = parser.add_argument_group("operations (before the command)")
+    ops_group.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("GITOPS_LOG_FORMAT", "text"),
+        help="step log lines on stderr: text for people, json for machines",
+    )
+    ops_group.add_argument(
+        "--audit-log",
+        type=Path,
+        default=os.environ.get("GITOPS_AUDIT_LOG") or None,
+        help="append one JSON line per step to this file (or $GITOPS_AUDIT_LOG)",
+    )
+    ops_group.add_argument(
+        "--alert",
+        default=os.environ.get("GITOPS_ALERT") or None,
+        metavar="URL|command:PROG",
+        help="called with a JSON event when a run aborts (or $GITOPS_ALERT)",
+    )
+    ops_group.add_argument(
+        "--status-webhook",
+        default=os.environ.get("GITOPS_STATUS_WEBHOOK") or None,
+        metavar="URL|command:PROG",
+        help="sent the final status of every run (or $GITOPS_STATUS_WEBHOOK)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    compile_ = commands.add_parser("compile", help="compile clusters into a Kustomize tree")
+    _source_args(compile_)
+    _selection_args(compile_)
+    compile_.add_argument(
+        "--out", type=Path, default=Path("out"), help="output tree (default: out)"
+    )
+    compile_.add_argument("--format", choices=FORMATS, default="text")
+    _cue_arg(compile_)
+
+    validate = commands.add_parser("validate", help="everything compile does, but the write")
+    _source_args(validate)
+    _selection_args(validate)
+    validate.add_argument("--format", choices=FORMATS, default="text")
+    validate.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="changed files (a pre-commit hook): validate the clusters they affect",
+    )
+    _cue_arg(validate)
+
+    explain = commands.add_parser("explain", help="a merged value and the layers that set it")
+    _source_args(explain)
+    explain.add_argument("--cluster", required=True, metavar="NAME")
+    explain.add_argument("--as-of", metavar="TIME")
+    explain.add_argument("--pin", action="append", default=[], metavar="LAYER=VERSION")
+    explain.add_argument(
+        "path", nargs="?", default="", help="dotted path, e.g. namespaces.dev-team"
+    )
+    explain.add_argument("--format", choices=("text", "json"), default="text")
+
+    golden = commands.add_parser("golden", help="compare with or rewrite golden/")
+    golden.add_argument("action", choices=("check", "update"))
+    _source_args(golden)
+    golden.add_argument("--golden", type=Path, default=None, help="default: <project>/golden")
+    golden.add_argument("--format", choices=FORMATS, default="text")
+    _cue_arg(golden)
+
+    config = commands.add_parser("config", help="versions in the config table")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    put = config_commands.add_parser("put", help="write a new version of a layer")
+    _source_args(put)
+    put.add_argument("--layer", required=True, help="defaults, env/<env> or cluster/<name>")
+    put.add_argument("file", type=Path)
+    put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
+    put.add_argument("-m", "--comment", default="")
+    history = config_commands.add_parser("history", help="list the versions of a layer")
+    _source_args(history)
+    history.add_argument("--layer", required=True)
+    seed = config_commands.add_parser("seed", help="write a snapshot directory into the table")
+    _source_args(seed)
+    seed.add_argument("directory", type=Path)
+
+    publish = commands.add_parser(
+        "publish", help="compile, then push a branch and open or update its pull request"
+    )
+    _source_args(publish)
+    _selection_args(publish)
+    _publish_target_args(publish)
+
+    rollback = commands.add_parser(
+        "rollback", help="publish a cluster compiled from older layer versions, as a rollback PR"
+    )
+    _source_args(rollback)
+    rollback.add_argument("--cluster", required=True, metavar="NAME")
+    when = rollback.add_mutually_exclusive_group(required=True)
+    when.add_argument("--as-of", metavar="TIME", help="the versions current at TIME")
+    when.add_argument(
+        "--versions",
+        metavar="LAYER=N,...",
+        help="explicit versions, e.g. defaults=3,env/prod=2,cluster/prod-eks-1=5",
+    )
+    _publish_target_args(rollback)
+    _run_id_arg(rollback)
+
+    watch = commands.add_parser(
+        "watch", help="poll the table; publish what new versions and new clusters affect"
+    )
+    _source_args(watch)
+    _publish_target_args(watch)
+    _run_id_arg(watch)
+    watch.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between polls (default: 60)"
+    )
+    watch.add_argument("--max-polls", type=int, help="stop after N polls (default: never)")
+    watch.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path(".gitops/watch-checkpoint.json"),
+        help="the versions already published (default: .gitops/watch-checkpoint.json)",
+    )
+
+    diff = commands.add_parser("diff", help="what a publish would change, object by object")
+    _source_args(diff)
+    _selection_args(diff)
+    diff.add_argument(
+        "--against",
+        required=True,
+        metavar="DIR|REF[:PATH]",
+        help="a compiled tree, or a revision of the git repository here (e.g. main, HEAD:golden)",
+    )
+    diff.add_argument(
+        "--from", dest="from_dir", type=Path, help="compare this compiled tree, do not compile"
+    )
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are differences")
+    diff.add_argument("--format", choices=("text", "markdown"), default="text")
+    _cue_arg(diff)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="export the DynamoDB layers the project needs, for offline hooks"
+    )
+    _source_args(snapshot)
+    snapshot.add_argument("--cluster", action="append", default=[], metavar="NAME")
+    snapshot.add_argument("--all", action="store_true", help="every cluster (the default)")
+    snapshot.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_SNAPSHOT), help=f"default: {DEFAULT_SNAPSHOT}"
+    )
+
+    fmt = commands.add_parser("format", help="rewrite overlay YAML into the canonical form")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if needed")
+    fmt.add_argument("files", nargs="*", type=Path)
+
+    table = commands.add_parser("table", help="the DynamoDB table")
+    table.add_argument("action", choices=("create",))
+    _source_args(table)
+    return parser

@@ -1,0 +1,247 @@
+"""The publish service: the tree to publish (compiled now, or read from a directory), and
+its branch and pull request on the Argo CD repository. `publish`, `rollback` and each
+poll of `watch` call `publish_tree`; `diff` calls `build_publication`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.emit import check_relative_path, walk_tree
+from compiler.errors import UsageError
+from compiler.layout import CLUSTERS_DIR, SHARED_DIR, TREE_ROOTS, cluster_dir
+from compiler.operations import steps
+from compiler.operations.audit import content_hash
+from compiler.operations.trace import Run
+from compiler.options import Destination, Selection, SourceOptions
+from compiler.publishing.blame import ConfigBlame
+from compiler.publishing.forge import Forge
+from compiler.publishing.gitrepo import check_branch
+from compiler.publishing.publisher import (
+    BRANCH_PREFIX,
+    Publication,
+    PublishOutcome,
+    Target,
+    publish,
+    scope_branch,
+)
+from compiler.publishing.treediff import NoBlame
+from compiler.report import report_violations
+from compiler.run import cluster_names, run_compile_stage
+from compiler.secrets import register_url
+
+
+@dataclass(frozen=True)
+class Built:
+    """A publication, or None when the compile found violations (reported on stderr)."""
+
+    publication: Publication | None
+    compiled: Sequence[str] = ()  # the clusters compiled for it; none for a tree read
+
+
+@dataclass(frozen=True)
+class Published:
+    """What `publish_tree` did; `outcome` and `target` are None when nothing was published
+    because the compile found violations."""
+
+    run: Run
+    compiled: Sequence[str]
+    target: Target | None = None
+    outcome: PublishOutcome | None = None
+
+    @property
+    def status(self) -> str:
+        """The final status: `no-change` when the repository already held the tree."""
+        if self.outcome is not None and self.outcome.status in ("no-change", "up-to-date"):
+            return "no-change"
+        return "success"
+
+
+def build_publication(
+    source: SourceOptions, selection: Selection, *, from_dir: Path | None, cue: str | None
+) -> Built:
+    """The tree to publish or compare: compiled now, or read from `--from DIR`.
+
+    Without a publication when the compile found violations (they are reported
+    here): nothing is published from a config that breaks a rule.
+    """
+    if from_dir is not None:
+        with steps.step("emit", source=str(from_dir)) as read:
+            publication = _read_publication(from_dir, selection)
+            read["tree"] = content_hash(publication.files)
+        return Built(publication)
+    result = run_compile_stage(source, selection, cue=cue)
+    if result.violations:
+        report_violations(result.violations, "text", sys.stderr)
+        return Built(None, cluster_names(result))
+    with steps.step("emit", clusters=len(result.clusters)) as built:
+        built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
+    policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
+    checks = [
+        "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
+        f"CUE policies ({', '.join(policies)}): one `cue` run for all clusters",
+        "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
+    ]
+    publication = Publication(
+        files=result.files,
+        owned=list(TREE_ROOTS) if selection.whole_fleet else result.owned,
+        clusters=[c.facts.name for c in result.clusters],
+        blame=ConfigBlame(result.clusters),
+        checks=checks,
+        objects=result.object_count,
+    )
+    return Built(publication, cluster_names(result))
+
+
+def _read_publication(root: Path, selection: Selection) -> Publication:
+    clusters = root / CLUSTERS_DIR
+    if not clusters.is_dir():
+        raise UsageError(f"--from {root}: not a compiled tree (no {CLUSTERS_DIR}/ directory)")
+    present = sorted(p.name for p in clusters.iterdir() if p.is_dir() and not p.is_symlink())
+    if selection.all_clusters:
+        names = selection.shard.select(present) if selection.shard else present
+        owned = (
+            list(TREE_ROOTS)
+            if selection.whole_fleet
+            else [SHARED_DIR, *(cluster_dir(n) for n in names)]
+        )
+    else:
+        names = sorted(set(selection.clusters))
+        if not names:
+            raise UsageError("name the clusters with --cluster NAME (repeatable) or use --all")
+        missing = [n for n in names if n not in present]
+        if missing:
+            raise UsageError(f"--from {root}: no {CLUSTERS_DIR}/{missing[0]}/ in the tree")
+        owned = [SHARED_DIR, *(cluster_dir(n) for n in names)]
+    if not names:
+        raise UsageError(f"--from {root}: the tree has no clusters; refusing to publish none")
+    files: dict[str, bytes] = {}
+    for rel, kind in walk_tree(root):
+        if kind == "link":
+            raise UsageError(f"--from {root}: {rel} is a symbolic link; refusing to publish it")
+        if kind == "file" and any(rel.startswith(f"{o}/") for o in owned):
+            check_relative_path(rel)
+            files[rel] = (root / rel).read_bytes()
+    objects = sum(1 for rel in files if rel.endswith(".yaml") and "kustomization" not in rel)
+    return Publication(
+        files=files,
+        owned=owned,
+        clusters=names,
+        blame=NoBlame(),
+        checks=[f"compiled elsewhere (`--from {root}`): the checks of that compile apply"],
+        objects=objects,
+    )
+
+
+def publish_tree(
+    source: SourceOptions,
+    selection: Selection,
+    destination: Destination,
+    *,
+    run: Run,
+    from_dir: Path | None = None,
+    cue: str | None = None,
+) -> Published:
+    """Build the publication, then push its branch and open or update its pull request."""
+    repo, base = destination.repo, destination.base
+    register_url(repo)  # masked from the start, not only once git runs
+    check_branch(base, "base branch")
+    if repo.startswith("-"):
+        raise UsageError(f"--repo {repo!r} is not a repository URL or path")
+    forge = None if destination.dry_run else _forge(destination.forge, destination.forge_repo, repo)
+    built = build_publication(source, selection, from_dir=from_dir, cue=cue)
+    publication = built.publication
+    if publication is None:
+        return Published(run, built.compiled)
+    branch = destination.branch
+    if branch is None and destination.rollback:
+        branch = (
+            f"{BRANCH_PREFIX}/{base.replace('/', '-')}/rollback-{'-'.join(publication.clusters)}"
+        )
+    branch = check_branch(
+        branch
+        or scope_branch(
+            base, publication.clusters, all_clusters=selection.all_clusters, shard=selection.shard
+        )
+    )
+    labels = tuple(destination.labels)
+    target = Target(repo, base, branch, run.trace("git"), labels, rollback=destination.rollback)
+    scope = " ".join(f"--cluster {c}" for c in publication.clusters)
+    outcome = publish(
+        publication,
+        target,
+        forge=forge,
+        dry_run=destination.dry_run,
+        environ=os.environ,
+        diff_command=f"gitops-compiler diff {'--all' if selection.whole_fleet else scope} "
+        f"--against <clone of the Argo CD repository at {base}>",
+    )
+    return Published(run, built.compiled, target, outcome)
+
+
+def _forge(kind: str, forge_repo: str | None, repo_url: str) -> Forge | None:
+    if kind == "none":
+        return None
+    from compiler.publishing.forge.github import github_forge_from_env, parse_repo
+
+    name = forge_repo or parse_repo(repo_url)
+    if name is None:
+        raise UsageError(
+            f"cannot tell the GitHub repository from {repo_url!r}: "
+            "pass --forge-repo OWNER/NAME, or --forge none to push the branch only"
+        )
+    return github_forge_from_env(name, os.environ)
+
+
+def report_published(published: Published, fmt: str) -> None:
+    """What a publish did, for people (`text`) or machines (`json`)."""
+    outcome, target = published.outcome, published.target
+    if outcome is None or target is None:
+        print("nothing published: fix the violations first", file=sys.stderr)
+        return
+    for note in outcome.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if fmt == "json":
+        json.dump(_record(outcome, target, published.run), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    if outcome.status == "no-change":
+        print(f"nothing to publish: the compiled tree equals {target.base} of {target.url}")
+        return
+    if outcome.status == "dry-run":
+        print(f"branch: {outcome.branch}\n\ncommit message:\n{outcome.message}")
+        print(f"pull request title: {outcome.title}\n\npull request body:\n{outcome.body}")
+        return
+    moved = (
+        f"pushed {outcome.branch} ({outcome.commit[:12]})"
+        if outcome.status == "pushed"
+        else f"{outcome.branch} already holds this tree ({outcome.commit[:12]}); not pushed"
+    )
+    if outcome.pull is None:
+        print(f"{moved}; no forge: open the pull request from {outcome.branch} yourself")
+    else:
+        pull = outcome.pull
+        print(f"{moved}; pull request #{pull.pull.number} {pull.action}: {pull.pull.url}")
+    print(f"trace id {target.trace_id}")
+
+
+def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, object]:
+    pull = outcome.pull
+    return {
+        "status": outcome.status,
+        "branch": outcome.branch,
+        "commit": outcome.commit,
+        "run_id": run.id,
+        "trace_id": target.trace_id,
+        "clusters": [c.cluster for c in outcome.diff.clusters] if outcome.diff else [],
+        "pull_request": (
+            {"number": pull.pull.number, "url": pull.pull.url, "action": pull.action}
+            if pull
+            else None
+        ),
+    }

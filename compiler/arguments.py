@@ -274,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if needed")
     fmt.add_argument("files", nargs="*", type=Path)
 
+    rule = commands.add_parser("explain-rule", help="what a rule checks, why, and the fix")
+    rule.add_argument("rule", nargs="?", metavar="ID", help="a rule id, e.g. rbac-no-wildcard")
+    rule.add_argument("--all", action="store_true", help="list every rule")
+    rule.add_argument("--markdown", action="store_true", help="the whole reference (docs/rules.md)")
+
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)

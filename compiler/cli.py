@@ -207,6 +207,14 @@ def _config(args: argparse.Namespace) -> Outcome:
     return Outcome(config.seed_command(source=_source(args), directory=args.directory))
 
 
+def _explain_rule(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.explain_rule import explain_rule_command
+
+    return Outcome(
+        explain_rule_command(rule_id=args.rule, all_rules_wanted=args.all, markdown=args.markdown)
+    )
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "compile": _compile,
     "validate": _validate,
@@ -220,6 +228,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "format": _format,
     "table": _table,
     "config": _config,
+    "explain-rule": _explain_rule,
 }
 
 

@@ -13,6 +13,11 @@ from compiler.secrets import redact
 FORMATS = ("text", "json", "github")
 
 
+def records(violations: Sequence[Violation]) -> list[dict[str, str]]:
+    """Findings as JSON objects, masked: a message may quote a credential."""
+    return [{k: redact(x) for k, x in asdict(v).items()} for v in violations]
+
+
 # GitHub Actions annotation levels: a finding fails, a warning warns, a waived one informs.
 _ANNOTATION = {"error": "error", "warning": "warning", "waived": "notice"}
 
@@ -27,9 +32,9 @@ def report_violations(
     if fmt == "json":
         # One object, as the success summary is, so a caller parses one shape.
         # Values are quoted in messages: a credential in one (a URL's user:password@) is masked.
-        record = {"violations": [{k: redact(x) for k, x in asdict(v).items()} for v in violations]}
+        record = {"violations": records(violations)}
         if notices:
-            record["notices"] = [{k: redact(x) for k, x in asdict(v).items()} for v in notices]
+            record["notices"] = records(notices)
         json.dump(record, stream, indent=2, sort_keys=True)
         stream.write("\n")
         return

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
-LONG_BY_DESIGN = {("compiler/cli.py", "build_parser")}
+LONG_BY_DESIGN = {("compiler/arguments.py", "build_parser")}
 MODULES = sorted((ROOT / "compiler").rglob("*.py"))
 
 

@@ -17,7 +17,7 @@ from compiler.operations.audit import content_hash
 from compiler.options import Selection, SourceOptions
 from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
-from compiler.report import report_violations
+from compiler.report import records, report_violations
 from compiler.run import cluster_names, run_compile_stage
 from compiler.stageclock import timed
 
@@ -49,7 +49,7 @@ def compile_command(
             while_policies_run=stage_beside_cue,
         )
         if result.violations:
-            report_violations(result.violations, fmt, sys.stdout)
+            report_violations(result.violations, fmt, sys.stdout, result.notices)
             print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
             # Leaving the block discards a staged tree.
             return Outcome(EXIT_FINDINGS, clusters=cluster_names(result))
@@ -66,6 +66,10 @@ def compile_command(
         json.dump(summary_record(result, stats, elapsed, out), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
+        # Warnings and waived findings: beside the summary (annotations on stdout for
+        # GitHub, where the runner reads them).
+        stream = sys.stdout if fmt == "github" else sys.stderr
+        report_violations([], fmt, stream, result.notices)
         print(summary(result, stats, elapsed, out))
     return Outcome(EXIT_OK, clusters=cluster_names(result))
 
@@ -91,6 +95,7 @@ def summary_record(
         "out": str(out),
         "seconds": round(elapsed, 3),
         "violations": [],
+        **({"notices": records(result.notices)} if result.notices else {}),
     }
 
 
@@ -105,7 +110,7 @@ def validate_command(
     result = run_compile_stage(
         source, selection, cue=cue, changed=changed, show_progress=fmt == "text"
     )
-    report_violations(result.violations, fmt, sys.stdout)
+    report_violations(result.violations, fmt, sys.stdout, result.notices)
     if not result.violations and fmt == "text":
         if changed and not result.clusters:
             print(f"{len(changed)} file(s) checked: no cluster reads them")

@@ -21,7 +21,7 @@ def golden_command(
     result = run_compile_stage(source, Selection(all_clusters=True), cue=cue)
     compiled = cluster_names(result)
     if result.violations:
-        report_violations(result.violations, fmt, sys.stdout)
+        report_violations(result.violations, fmt, sys.stdout, result.notices)
         return Outcome(EXIT_FINDINGS, clusters=compiled)
     files = result.files
     if update:

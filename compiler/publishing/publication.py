@@ -77,7 +77,7 @@ def build_publication(
         return Built(publication)
     result = run_compile_stage(source, selection, cue=cue)
     if result.violations:
-        report_violations(result.violations, "text", sys.stderr)
+        report_violations(result.violations, "text", sys.stderr, result.notices)
         return Built(None, cluster_names(result))
     with steps.step("emit", clusters=len(result.clusters)) as built:
         built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk

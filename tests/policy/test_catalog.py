@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 import re
 
+import pytest
+
+from compiler.cli import main
 from compiler.policy.catalog import all_rules
 from compiler.policy.reference import REFERENCE_FILE, render_reference
 from tests.conftest import ROOT
@@ -68,3 +71,19 @@ def test_the_reference_is_current() -> None:
         "docs/rules.md is out of date: run `gitops-compiler explain-rule --all --markdown "
         "> docs/rules.md`"
     )
+
+
+def test_explain_rule_prints_one_rule_and_suggests_close_ids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explain-rule", "prod-default-deny"]) == 0
+    shown = capsys.readouterr().out
+    assert "prod-default-deny" in shown and "- fix: `defaultDeny: true`" in shown
+    assert main(["explain-rule", "prod-default-dny"]) == 2
+    assert "did you mean prod-default-deny" in capsys.readouterr().err
+
+
+def test_explain_rule_all_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain-rule", "--all"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert listed == IDS

@@ -76,7 +76,11 @@ HOSTILE = [
             ("pods-portforward", "rules[0].resources[0]"),
         ],
     ),
-    ("attach", rule([CORE], ["pods/attach"], ["create"]), [("pods-attach", "rules[0].resources[0]")]),
+    (
+        "attach",
+        rule([CORE], ["pods/attach"], ["create"]),
+        [("pods-attach", "rules[0].resources[0]")],
+    ),
     (
         "portforward",
         rule([CORE], ["pods/portforward"], ["get"]),

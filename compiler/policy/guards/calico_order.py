@@ -41,7 +41,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id=GLOBAL_ID,
         severity="error",
-        what="global() appears only in a rule's source or destination namespaceSelector",
+        what="global() appears only in a rule's source or destination namespaceSelector.",
         why="Calico's CRD validation refuses global() in a policy's selector, its "
         "serviceAccountSelector, a GlobalNetworkPolicy's namespaceSelector and a rule's "
         "selector: the sync fails, or a hand-applied policy means something else",
@@ -53,10 +53,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id=ALLOW_ALL_ID,
         severity="error",
-        what="a Calico Allow rule that nothing narrows (no selector, namespaceSelector, "
+        what="A Calico Allow rule that nothing narrows (no selector, namespaceSelector, "
         "nets, ports, serviceAccounts or services) in a policy evaluated before the "
-        "Kubernetes policies (order below 1000) or in a prod defaultDeny namespace; "
-        "a warning outside prod",
+        "Kubernetes policies (order up to 1000) or in a prod defaultDeny namespace; "
+        "a warning outside prod.",
         why="Calico evaluates it before, or regardless of, the Kubernetes default-deny "
         "policy, which has no Deny rule of its own: the pods it selects accept all traffic",
         reference=CALICO_DOCS + "globalnetworkpolicy",

@@ -28,7 +28,7 @@ RULES: tuple[Rule, ...] = tuple(
     Rule(
         id=rule_id(grant),
         severity="error",
-        what=f"a role template's rule, matched as the API server matches it, {grant.what}",
+        what=f"A role template's rule, matched as the API server matches it, {grant.what}.",
         why=grant.why,
         reference=grant.reference,
         fix=grant.fix,

@@ -27,8 +27,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id=RULE_ID,
         severity="error",
-        what="a binding in a reserved namespace (kube-system, kube-public, kube-node-lease, "
-        "Argo CD's, calico-system, tigera-operator) grants more than read access",
+        what="A binding in a reserved namespace (kube-system, kube-public, kube-node-lease, "
+        "Argo CD's, calico-system, tigera-operator) grants more than read access.",
         why="the control plane's, the CNI's and Argo CD's service accounts live there: "
         "creating a pod or reading a secret in such a namespace runs as one of them, so "
         "admin or edit in kube-system is cluster-admin in all but name",

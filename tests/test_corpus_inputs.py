@@ -65,7 +65,7 @@ from tests.gitrepos import git
 
 CORPUS = Path(__file__).parent / "corpus"
 # The input groups; the corpus directory also holds the fault groups (test_corpus_faults.py).
-GROUP_FILES = ("items", "hostile", "rbac", "parsers")
+GROUP_FILES = ("items", "hostile", "rbac", "parsers", "policy-classes")
 ROW_KEYS = {
     "id", "covers", "also_covers", "why", "overlay", "item", "snapshot_file", "generate",
     "env", "file", "encoding", "via", "command", "cluster", "exit", "expect", "absent",

@@ -3,7 +3,10 @@
 Each file of `tests/cases/policies/<rule-id>.yaml` is a rule's case: a cluster
 record that keeps to the rule (`pass`) and one that breaks it (`fail`) at
 `path`. All cases become clusters of one snapshot table and are validated in
-one run (one cue process), as a real fleet would be.
+one run (one cue process), as a real fleet would be. The guards' rules
+(`compiler/policy/guards`) have their cases here too; `also` lists the other rules
+a failing case cannot help breaking (a guard that names what a CUE wildcard rule
+only calls "*").
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 import yaml
 
 from compiler.cli import main
+from compiler.policy.guards.registry import guard_rules
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT
@@ -29,7 +33,7 @@ RULE_IDS = [case.stem for case in CASES]
 
 def load_case(path: Path) -> dict[str, Any]:
     case = yaml.safe_load(path.read_text())
-    assert set(case) == {"env", "path", "pass", "fail"}, path
+    assert {"env", "path", "pass", "fail"} <= set(case) <= {"env", "path", "pass", "fail", "also"}
     return case
 
 
@@ -87,6 +91,7 @@ def test_every_rule_of_the_policies_has_a_case() -> None:
         for line in path.read_text().splitlines():
             if line.startswith('_findings: "'):
                 declared.add(line.split('"')[1])
+    declared |= {rule.id for rule in guard_rules()}
     assert declared == set(RULE_IDS)
 
 
@@ -104,9 +109,11 @@ def test_failing_config_is_reported_with_rule_path_and_provenance(
     case = load_case(ROOT / "tests/cases/policies" / f"{rule}.yaml")
     cluster = f"{rule}-fail"
     found = report.get(cluster, [])
-    assert [(v["rule"], v["path"]) for v in found] == [(rule, case["path"])]
-    assert found[0]["provenance"] == f"dynamodb:cluster#{cluster}/v#0000000001@1"
-    assert found[0]["message"]
+    mine = [v for v in found if v["rule"] == rule]
+    assert [(v["rule"], v["path"]) for v in mine] == [(rule, case["path"])]
+    assert sorted(v["rule"] for v in found if v["rule"] != rule) == sorted(case.get("also", []))
+    assert mine[0]["provenance"] == f"dynamodb:cluster#{cluster}/v#0000000001@1"
+    assert mine[0]["message"]
 
 
 def test_the_example_fleet_keeps_every_policy(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from compiler.policy.guards import calico_order, rbac, reserved
 from compiler.policy.guards.base import Guard, GuardContext, GuardFinding, Rule
 
-GUARDS: tuple[Guard, ...] = ()
+GUARDS: tuple[Guard, ...] = (
+    rbac,
+    reserved,
+    calico_order,
+)
 
 
 def guard_rules() -> tuple[Rule, ...]:

@@ -161,13 +161,16 @@ def _allow_all_findings(
     context: GuardContext, base: DocPath, spec: Mapping[str, Any], deny_namespace: bool
 ) -> Iterator[GuardFinding]:
     kind = "NetworkPolicy" if base[0] == "namespaces" else "GlobalNetworkPolicy"
-    before, order = _order_text(spec)
+    _, order = _order_text(spec)
     prod = context.facts.env == "prod"
     for direction in effective_directions(spec):
         for i, rule in enumerate(spec.get(direction) or []):
             if not isinstance(rule, Mapping) or not is_allow_all(rule, kind == "NetworkPolicy"):
                 continue
-            severity: Severity = "error" if prod and (before or deny_namespace) else "warning"
+            # In prod an allow-all is refused whatever its order: the Kubernetes policies
+            # (order 1000) have no Deny rule, so a later Allow in the tier still matches
+            # before the tier's end-of-tier drop. Outside prod it is reported, with why.
+            severity: Severity = "error" if prod else "warning"
             effect = (
                 f"Calico {kind} {base[-1]}: {direction} rule {i} allows all traffic and {order}; "
                 "the Kubernetes default-deny policy has no Deny rule (it only isolates the pods), "

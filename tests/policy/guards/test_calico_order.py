@@ -61,16 +61,16 @@ CASES = [
         [("calico-allow-all", "warning", GNP_RULE)],
     ),
     (
-        "gnp-allow-all-after-k8s-in-prod-warns",
+        "gnp-allow-all-after-k8s-in-prod-is-refused-too",
         "prod",
         gnp(order=2000, ingress=[ALLOW_ALL]),
-        [("calico-allow-all", "warning", GNP_RULE)],
+        [("calico-allow-all", "error", GNP_RULE)],
     ),
     (
-        "gnp-allow-all-without-order-in-prod-warns",
+        "gnp-allow-all-without-order-in-prod-is-refused-too",
         "prod",
         gnp(ingress=[ALLOW_ALL]),
-        [("calico-allow-all", "warning", GNP_RULE)],
+        [("calico-allow-all", "error", GNP_RULE)],
     ),
     (
         "egress-allow-all-to-the-world",

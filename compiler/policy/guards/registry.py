@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from compiler.policy.guards import calico_order, rbac, reserved
+from compiler.policy.guards import (
+    calico_order,
+    carried,
+    quantities,
+    rbac,
+    reserved,
+    secrets_in_config,
+)
 from compiler.policy.guards.base import Guard, GuardContext, GuardFinding, Rule
 
 GUARDS: tuple[Guard, ...] = (
     rbac,
     reserved,
     calico_order,
+    quantities,
+    carried,
+    secrets_in_config,
 )
 
 

@@ -182,6 +182,18 @@ def _valid_host(host: str) -> bool:
     return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
+def server_matches(server: str, pattern: str) -> bool:
+    """fnmatch, part by part: a `*` in the host never reaches into the path, so
+    `https://evil.io/.k8s.example.com:6443` does not match `https://*.k8s.example.com:6443`."""
+    got, wanted = urlsplit(server), urlsplit(pattern)
+    return (
+        fnmatch.fnmatchcase(got.scheme, wanted.scheme)
+        and fnmatch.fnmatchcase(got.netloc.lower(), wanted.netloc.lower())
+        and fnmatch.fnmatchcase(got.path, wanted.path)
+        and (got.query, got.fragment) == (wanted.query, wanted.fragment)
+    )
+
+
 def masked(url: str) -> str:
     """A URL as a message may quote it: user info masked, cut short."""
     text = re.sub(r"(?<=://)[^/@]*@", "***@", url)
@@ -229,7 +241,7 @@ def _cluster(context: GuardContext) -> Iterator[GuardFinding]:
             "CD credentials in its cluster Secret",
         )
     elif context.settings.allowed_servers and not any(
-        fnmatch.fnmatchcase(facts.server, pattern) for pattern in context.settings.allowed_servers
+        server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers
     ):
         yield GuardFinding(
             where,

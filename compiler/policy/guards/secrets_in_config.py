@@ -17,9 +17,10 @@ every namespace annotation (`namespaces.<ns>.annotations`).
 
 The convention for what is *not* a literal, i.e. a reference to a Secret:
 
-- a map: `password: {valueFrom: {secretKeyRef: {name: db, key: password}}}`,
-  `auth: {existingSecret: db-auth}` (a map is never a literal; its keys are checked
-  on their own);
+- a map that holds `secretKeyRef`, `valueFrom` or `existingSecret`:
+  `password: {valueFrom: {secretKeyRef: {name: db, key: password}}}`,
+  `auth: {existingSecret: db-auth, secretKeys: {adminPasswordKey: pw}}`; no key under
+  it is judged as a credential's name (formats and entropy still are);
 - a string that is exactly one placeholder, `${...}` (filled in at deploy time by
   whatever templating the chart or a plugin does, never by this compiler);
 - a key that names a Secret, a file or a setting rather than holding a credential:
@@ -98,6 +99,9 @@ _QUALIFIERS = frozenset(
     }
 )  # fmt: skip
 _REFERENCE_WORDS = frozenset({"existing", "inject", "pull"})
+_KEY_OF_SECRET = frozenset({"password", "passwd", "token", "credentials"})
+# A map holding one of these is a reference to a Secret: no literal is judged under it.
+_REFERENCE_KEYS = frozenset({"secretKeyRef", "valueFrom", "existingSecret"})
 _PLACEHOLDER = re.compile(r"\$\{[^{}]+\}")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
@@ -112,6 +116,8 @@ def names_credential(key: str) -> bool:
     words = key_words(key.rsplit("/", 1)[-1])  # an annotation's prefix is a domain
     if not words or words[-1] in _QUALIFIERS or _REFERENCE_WORDS & set(words):
         return False
+    if len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_OF_SECRET:
+        return False  # `adminPasswordKey: password`: which key of a Secret to read
     pairs = set(itertools.pairwise(words))
     return bool(
         _SENSITIVE_WORDS & set(words) or _SENSITIVE_JOINED & set(words) or _SENSITIVE_PAIRS & pairs
@@ -141,13 +147,19 @@ def check(context: GuardContext) -> Iterator[GuardFinding]:
             yield from _judge(value, path, where, names_credential(key))
 
 
-def _walk(node: Any, path: DocPath, where: str, sensitive: bool) -> Iterator[GuardFinding]:
+def _walk(
+    node: Any, path: DocPath, where: str, sensitive: bool, referenced: bool = False
+) -> Iterator[GuardFinding]:
+    """`referenced`: under a map that references a Secret, where keys are not judged
+    (credential formats and entropy still are: a real key is never fine)."""
     if isinstance(node, Mapping):
+        referenced = referenced or not _REFERENCE_KEYS.isdisjoint(map(str, node))
         for key, value in node.items():
-            yield from _walk(value, (*path, key), where, names_credential(str(key)))
+            named = not referenced and names_credential(str(key))
+            yield from _walk(value, (*path, key), where, named, referenced)
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _walk(item, (*path, index), where, sensitive)
+            yield from _walk(item, (*path, index), where, sensitive, referenced)
     else:
         yield from _judge(node, path, where, sensitive)
 

@@ -261,6 +261,9 @@ def merge_and_check(
         context = GuardContext(cluster.facts, merged.value, project.policy)
         for found in run_guards(context):
             where = where_set(merged, found.path)
+            if found.path[:1] == ("cluster",):  # a fact (server, region): its record set it
+                own = f"cluster/{cluster.facts.name}"
+                where = next((r.describe() for r in merged.stack if r.layer == own), where)
             violations.append(
                 Violation(
                     cluster.facts.name,

@@ -2,8 +2,9 @@
 
 Each file of `tests/cases/policies/<rule-id>.yaml` is a rule's case: a cluster
 record that keeps to the rule (`pass`) and one that breaks it (`fail`) at
-`path`. All cases become clusters of one snapshot table and are validated in
-one run (one cue process), as a real fleet would be. The guards' rules
+`path`; `facts` (optional) overrides the record's cluster facts per outcome. All
+cases become clusters of one snapshot table and are validated in one run (one
+cue process), as a real fleet would be. The guards' rules
 (`compiler/policy/guards`) have their cases here too; `also` lists the other rules
 a failing case cannot help breaking (a guard that names what a CUE wildcard rule
 only calls "*").
@@ -29,15 +30,25 @@ from tests.conftest import ROOT
 
 CASES = sorted((Path(__file__).parent.parent / "cases/policies").glob("*.yaml"))
 RULE_IDS = [case.stem for case in CASES]
+# Guard rules no case file can reach through a compile, and where they are tested.
+WITHOUT_A_CASE = {
+    # The DSL schema refuses a negative quantity before the guards run.
+    "quantity-negative": "tests/policy/guards/test_quantities.py",
+    # Needs policy.allowedServers in the project file, which the cases share.
+    "cluster-server-allowed": "tests/policy/guards/test_carried.py",
+}
 
 
 def load_case(path: Path) -> dict[str, Any]:
     case = yaml.safe_load(path.read_text())
-    assert {"env", "path", "pass", "fail"} <= set(case) <= {"env", "path", "pass", "fail", "also"}
+    keys = {"env", "path", "pass", "fail", "also", "facts"}
+    assert {"env", "path", "pass", "fail"} <= set(case) <= keys, path
     return case
 
 
-def cluster_record(name: str, env: str, config: dict[str, Any]) -> dict[str, Any]:
+def cluster_record(
+    name: str, env: str, config: dict[str, Any], facts: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "versions": [
             {
@@ -50,6 +61,7 @@ def cluster_record(name: str, env: str, config: dict[str, Any]) -> dict[str, Any
                     "env": env,
                     "region": "eu-west-1",
                     "server": f"https://{name}.example.internal:6443",
+                    **(facts or {}),
                 },
                 "config": config,
             }
@@ -71,7 +83,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str,
         case = load_case(path)
         for outcome in ("pass", "fail"):
             name = f"{path.stem}-{outcome}"
-            record = cluster_record(name, case["env"], case[outcome])
+            facts = case.get("facts", {}).get(outcome)
+            record = cluster_record(name, case["env"], case[outcome], facts)
             (table / "cluster" / f"{name}.yaml").write_text(yaml.safe_dump(record))
     argv = ["validate", "--all", "--format", "json", "--project", str(project)]
     stream = io.StringIO()
@@ -92,7 +105,7 @@ def test_every_rule_of_the_policies_has_a_case() -> None:
             if line.startswith('_findings: "'):
                 declared.add(line.split('"')[1])
     declared |= {rule.id for rule in guard_rules()}
-    assert declared == set(RULE_IDS)
+    assert declared - set(WITHOUT_A_CASE) == set(RULE_IDS)
 
 
 @pytest.mark.parametrize("rule", RULE_IDS)

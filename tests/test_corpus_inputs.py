@@ -1,5 +1,5 @@
-"""The bad-input corpus (issue 8): every row of tests/corpus/{items,hostile,rbac,parsers}.yaml
-through the CLI.
+"""The bad-input corpus (issues 8 and 15): every row of the input groups of tests/corpus/
+(GROUP_FILES) through the CLI.
 
 A row is one hostile or broken input and the compiler's answer to it. Each row
 is run by `compiler.cli.main` in-process, against a copy of this repository's
@@ -65,7 +65,10 @@ from tests.gitrepos import git
 
 CORPUS = Path(__file__).parent / "corpus"
 # The input groups; the corpus directory also holds the fault groups (test_corpus_faults.py).
-GROUP_FILES = ("items", "hostile", "rbac", "parsers", "policy-classes")
+GROUP_FILES = (
+    "items", "hostile", "rbac", "parsers", "policy-classes", "quantities", "carried",
+    "config-secrets",
+)  # fmt: skip
 ROW_KEYS = {
     "id", "covers", "also_covers", "why", "overlay", "item", "snapshot_file", "generate",
     "env", "file", "encoding", "via", "command", "cluster", "exit", "expect", "absent",

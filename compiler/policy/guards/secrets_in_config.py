@@ -22,7 +22,8 @@ The convention for what is *not* a literal, i.e. a reference to a Secret:
   `auth: {existingSecret: db-auth, secretKeys: {adminPasswordKey: pw}}`; no key under
   it is judged as a credential's name (formats and entropy still are);
 - a string that is exactly one placeholder, `${...}` (filled in at deploy time by
-  whatever templating the chart or a plugin does, never by this compiler);
+  whatever templating the chart or a plugin does, never by this compiler); a switch
+  (`"true"`, `"no"`, `"enabled"`...) is no literal either;
 - a key that names a Secret, a file or a setting rather than holding a credential:
   its last word is a qualifier such as name, ref, path, file or ttl (`secretName`,
   `tokenSecretRef`, `passwordFile`, `tokenTTL`; the list is `_QUALIFIERS`), or one of
@@ -102,6 +103,7 @@ _REFERENCE_WORDS = frozenset({"existing", "inject", "pull"})
 _KEY_OF_SECRET = frozenset({"password", "passwd", "token", "credentials"})
 # A map holding one of these is a reference to a Secret: no literal is judged under it.
 _REFERENCE_KEYS = frozenset({"secretKeyRef", "valueFrom", "existingSecret"})
+_SWITCHES = frozenset({"true", "false", "yes", "no", "on", "off", "enabled", "disabled"})
 _PLACEHOLDER = re.compile(r"\$\{[^{}]+\}")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
@@ -130,7 +132,9 @@ def is_literal(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, str):
-        return value.strip() != "" and not _PLACEHOLDER.fullmatch(value.strip())
+        text = value.strip()
+        # An annotation's switch is a string: `secret-rotation: "true"` is no credential.
+        return text != "" and text.lower() not in _SWITCHES and not _PLACEHOLDER.fullmatch(text)
     return isinstance(value, int | float)
 
 

@@ -150,6 +150,7 @@ BENIGN = [
         ),
     ),
     ("annotation", annotation("example.com/owner", "team-payments")),
+    ("annotation switch", annotation("example.com/secret-rotation", "true")),
     (
         "vault injector",
         annotation("vault.hashicorp.com/agent-inject-secret-db", "database/creds/app"),

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from compiler.model import ClusterFacts
+from compiler.policy.guards.quantities import parse_quantity
 
 _SUFFIX = {
     "n": Decimal("1e-9"),
@@ -42,7 +43,9 @@ _QUANTITY = re.compile(
 
 def milli_units(value: Any) -> int | None:
     """A quantity in thousandths, rounded up as Kubernetes rounds; None if it is not one."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or parse_quantity(value).problem:
+        # Unreadable, negative or out of Kubernetes' range: the quantities guard reports
+        # it, and `1e5000` would overflow the arithmetic below (issue 15).
         return None
     if isinstance(value, int | float):
         value = repr(value)

@@ -14,12 +14,14 @@ import jsonschema
 
 from compiler.errors import CompilerError, InputError
 from compiler.model import (
+    CLUSTER_PK_PREFIX,
     ClusterFacts,
     Layer,
     LayerRef,
     LayerVersion,
     cluster_pk,
     format_path,
+    layer_name_from_pk,
     pk_from_layer_name,
 )
 from compiler.project import Project
@@ -110,8 +112,7 @@ class StackLoader:
     def load(self, cluster: str) -> ClusterInput:
         record = self._read(cluster_pk(cluster))
         if record is None:
-            when = f" as of {self.pin.as_of.isoformat()}" if self.pin.as_of else ""
-            raise InputError(f"no record cluster#{cluster} in the config table{when}")
+            raise self._nothing_for(cluster_pk(cluster))
         facts = self._facts_of(record)
         layers: list[Layer] = []
         for entry in self.project.stack:
@@ -126,9 +127,9 @@ class StackLoader:
             pk = pk_from_layer_name(name)
             version = record if pk == record.pk else self._read(pk)
             if version is None:
-                if entry.optional:
-                    continue
-                raise InputError(f"layer {name} (pk {pk}) has no version in the config table")
+                if entry.optional and name not in self.pin.versions:
+                    continue  # absent is fine; a version pinned but absent is a typo
+                raise self._nothing_for(pk)
             layers.append(layer_from_version(version, self.store))
         return ClusterInput(facts=facts, layers=tuple(layers))
 
@@ -159,9 +160,38 @@ class StackLoader:
             self._facts[record.pk] = self.facts(record)
         return self._facts[record.pk]
 
+    def _nothing_for(self, pk: str) -> InputError:
+        """Why `pk` gave no version: not there at all, none as of `--as-of`, or not
+        the pinned version (naming the versions that exist, from both stores)."""
+        name = layer_name_from_pk(pk)
+        what = f"no record {pk}" if pk.startswith(CLUSTER_PK_PREFIX) else f"layer {name} (pk {pk})"
+        pinned = self.pin.versions.get(name)
+        if pinned is None:
+            when = f" as of {self.pin.as_of.isoformat()}" if self.pin.as_of else ""
+            if pk.startswith(CLUSTER_PK_PREFIX):
+                return InputError(f"{what} in the config table{when}")
+            return InputError(f"{what} has no version in the config table{when}")
+        existing = sorted(v.version for v in self.store.history(pk))
+        return InputError(
+            f"--pin {name}={pinned}: {name} has no version {pinned} in the config table; "
+            f"{_existing(existing)}"
+        )
+
     def _read(self, pk: str) -> LayerVersion | None:
         if pk in self._failed:
             raise self._failed[pk]
         if pk not in self._versions:
             self._versions[pk] = self.store.read(pk, self.pin)
         return self._versions[pk]
+
+
+def _existing(versions: Sequence[int], shown: int = 8) -> str:
+    """`versions 1 and 3 exist`, for a message about a version that does not."""
+    if not versions:
+        return "it has no version at all"
+    if len(versions) == 1:
+        return f"only version {versions[0]} exists"
+    if len(versions) > shown:
+        listed = [*map(str, versions[:2]), "…", *map(str, versions[-(shown - 2) :])]
+        return f"{len(versions)} versions exist: {', '.join(listed)}"
+    return f"versions {', '.join(map(str, versions[:-1]))} and {versions[-1]} exist"

@@ -67,7 +67,7 @@ CORPUS = Path(__file__).parent / "corpus"
 # The input groups; the corpus directory also holds the fault groups (test_corpus_faults.py).
 GROUP_FILES = (
     "items", "hostile", "rbac", "parsers", "policy-classes", "quantities", "carried",
-    "config-secrets",
+    "config-secrets", "loose-ends",
 )  # fmt: skip
 ROW_KEYS = {
     "id", "covers", "also_covers", "why", "overlay", "item", "snapshot_file", "generate",
@@ -424,7 +424,9 @@ def check_strings(text: str, expected: dict[str, dict[str, str]]) -> None:
                 found = found[part]
             assert {key: found.get(key) for key in values} == values, (reader, dotted, found)
         for key, value in values.items():
-            assert f"{key}: '{value}'" in text or f'{key}: "{value}"' in text, (key, value)
+            # A multi-line value is one double-quoted line whose escapes (\n, \t) are JSON's.
+            quoted = (f"{key}: '{value}'", f'{key}: "{value}"', f"{key}: {json.dumps(value)}")
+            assert any(form in text for form in quoted), (key, value)
 
 
 @pytest.mark.parametrize(("row", "via"), row_params(lambda row, via: bool(row.get("publish"))))

@@ -15,12 +15,14 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from compiler import proc
 from compiler.errors import OutsideError, UsageError
 from compiler.secrets import register, register_url
 
 GIT_TIMEOUT = 300.0  # a clone of a large repository on a slow link; local calls take ms
+_HTTP = ("http", "https")
 _BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]+(?<![./])$")
 # What git says when the remote branch moved under us (a race, worth a retry).
 _RACE = ("stale info", "fetch first", "non-fast-forward", "failed to update ref", "cannot lock ref")
@@ -52,23 +54,51 @@ def check_branch(name: str, what: str = "branch") -> str:
     return name
 
 
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """`url` without the password of its user info, and that user and password
+    (unquoted; empty when there is none). A password on git's command line shows
+    in `ps` and /proc/<pid>/cmdline to every user of the machine, and git hands
+    the URL on to `git remote-http` as an argument too (issue 15, class 7)."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:  # not a URL (a path, scp-like `host:path`): nothing to take out
+        return url, "", ""
+    if password is None:
+        return url, "", ""
+    userinfo, _, host = parts.netloc.rpartition("@")
+    # Over http(s) the user travels in the header with the password; over ssh git
+    # cannot use a URL's password at all, and the user names the account.
+    keep = "" if parts.scheme.lower() in _HTTP else f"{userinfo.partition(':')[0]}@"
+    bare = urlunsplit(parts._replace(netloc=f"{keep}{host}"))
+    return bare, unquote(user or ""), unquote(password)
+
+
 def git_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
     """Ours, plus: never prompt (CI has no terminal), C messages (we parse some),
-    and a token from GITOPS_GIT_TOKEN as an HTTP header, passed in the
-    environment so it is never on a command line."""
+    and the credentials as an HTTP header, passed in the environment so they are
+    never on a command line: GITOPS_GIT_TOKEN's, else the URL's user info (which
+    `split_credentials` takes out of the URL git is given)."""
     register_url(url)  # a token in the URL's user info is masked as one from the environment
     env = dict(environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never", "LC_ALL": "C"})
+    if not url.lower().startswith(("https://", "http://")):
+        return env  # a path or ssh: a header would be sent nowhere useful
+    _, url_user, url_password = split_credentials(url)
     token = environ.get("GITOPS_GIT_TOKEN")
-    if token and url.startswith(("https://", "http://")):
-        register(token)
+    if token:  # the documented way wins over a URL someone pasted
         user = environ.get("GITOPS_GIT_USERNAME", "x-access-token")
-        basic = base64.b64encode(f"{user}:{token}".encode()).decode()
-        register(basic)
-        count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
-        env[f"GIT_CONFIG_KEY_{count}"] = "http.extraHeader"
-        env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: Basic {basic}"
-        env["GIT_CONFIG_COUNT"] = str(count + 1)
+    elif url_password:
+        user, token = url_user, url_password
+    else:
+        return env
+    register(token)
+    basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+    register(basic)
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    env[f"GIT_CONFIG_KEY_{count}"] = "http.extraHeader"
+    env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: Basic {basic}"
+    env["GIT_CONFIG_COUNT"] = str(count + 1)
     return env
 
 
@@ -85,7 +115,7 @@ class Workspace:
         timeout: float = GIT_TIMEOUT,
         existing: bool = False,
     ) -> None:
-        self.url = url
+        self.url, _, _ = split_credentials(url)  # the only form git and messages see
         self.dir = directory
         self._env = git_environment(environ, url)
         self._env.setdefault("GIT_AUTHOR_NAME", author.name)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from compiler import __version__
 from compiler.layout import CLUSTERS_DIR, LOCK_FILE
+from compiler.publishing.markdown import code, text
 from compiler.publishing.treediff import (
     FLEET,
     ClusterDiff,
@@ -59,12 +60,14 @@ def render_body(diff: TreeDiff, context: ReviewContext, limit: int = GITHUB_BODY
         details.append(
             f"\n> **Truncated:** the details of {len(left_out)} of "
             f"{len(diff.clusters) + bool(diff.fleet)} section(s) do not fit in a pull request "
-            f"body ({_names(left_out)}). See them with `{context.diff_command}`.\n"
+            f"body ({_names([text(n) for n in left_out])}). "
+            f"See them with {code(context.diff_command)}.\n"
         )
     body = head + "".join(details) + tail
     if len(body) > limit:  # only when the fixed parts alone are too long: cut hard
-        note = f"\n\n> **Truncated** at {limit} characters: see `{context.diff_command}`.\n"
-        body = body[: limit - len(note)] + note
+        note = f"\n\n> **Truncated** at {limit} characters: see {code(context.diff_command)}.\n"
+        # At a line's end: a cut inside a code span would set its value free as markup.
+        body = body[: body.rfind("\n", 0, limit - len(note)) + 1] + note
     return body
 
 
@@ -73,13 +76,13 @@ def _header(diff: TreeDiff, context: ReviewContext) -> str:
     changed = sum(c.count("changed") for c in diff.clusters)
     removed = sum(c.count("removed") for c in diff.clusters)
     statuses = [
-        f"**{c.cluster}**" + ("" if c.status == "changed" else f" ({c.status})")
+        f"**{text(c.cluster)}**" + ("" if c.status == "changed" else f" ({c.status})")
         for c in diff.clusters
     ]
     fleet = f"; {len(diff.fleet)} fleet-wide file(s) changed" if diff.fleet else ""
     return (
         f"## {context.title}\n\n"
-        f"Against `{context.base}`: {_names(statuses)}: {added} object(s) added, "
+        f"Against {code(context.base)}: {_names(statuses)}: {added} object(s) added, "
         f"{changed} changed, {removed} removed{fleet}.\n"
     )
 
@@ -99,7 +102,7 @@ def _security(diff: TreeDiff) -> str:
     out = ["\n### ⚠️ Security-relevant changes\n"]
     for name in removed_clusters:
         out.append(
-            f"- **Cluster `{name}` leaves the tree:** Argo CD deletes its Applications "
+            f"- **Cluster {code(name)} leaves the tree:** Argo CD deletes its Applications "
             "(resources are preserved on the cluster).\n"
         )
     if rows:
@@ -111,7 +114,8 @@ def _security(diff: TreeDiff) -> str:
 
 
 def _row(obj: ObjectChange, change: str, set_by: str) -> str:
-    return f"| {obj.cluster} | {obj.kind} {_code(obj.name)} | {change} | {_code(set_by)} |\n"
+    cluster, kind = text(obj.cluster, cell=True), text(obj.kind, cell=True)
+    return f"| {cluster} | {kind} {_cell(obj.name)} | {change} | {_cell(set_by)} |\n"
 
 
 def _grant(obj: ObjectChange) -> str:
@@ -119,23 +123,24 @@ def _grant(obj: ObjectChange) -> str:
     if obj.action != "added" or not obj.kind.endswith("RoleBinding"):
         return ""
     values = {f.path: f.new for f in obj.fields}
-    role = f"{values.get('roleRef.kind')} {_code(str(values.get('roleRef.name')))}"
+    role = f"{text(str(values.get('roleRef.kind')), cell=True)} {_cell(str(values.get('roleRef.name')))}"
     subjects = []
     for i in range(len(values)):
         if f"subjects[{i}].name" not in values:
             break
         subjects.append(
-            f"{values.get(f'subjects[{i}].kind')} {_code(str(values[f'subjects[{i}].name']))}"
+            f"{text(str(values.get(f'subjects[{i}].kind')), cell=True)} "
+            f"{_cell(str(values[f'subjects[{i}].name']))}"
         )
     return f"added: grants {role} to {', '.join(subjects) or 'nobody'}"
 
 
 def _change(field: FieldChange) -> str:
-    return f"{_code(field.path)}: {_code(show_value(field.old))} → {_code(show_value(field.new))}"
+    return f"{_cell(field.path)}: {_cell(show_value(field.old))} → {_cell(show_value(field.new))}"
 
 
 def _cluster_blocks(diff: TreeDiff) -> list[tuple[str, str]]:
-    blocks = [(c.cluster, _cluster_block(c.cluster, c.objects, c)) for c in diff.clusters]
+    blocks = [(c.cluster, _cluster_block(text(c.cluster), c.objects, c)) for c in diff.clusters]
     if diff.fleet:
         blocks.append((FLEET, _cluster_block("ApplicationSets (every cluster)", diff.fleet)))
     return blocks
@@ -160,19 +165,19 @@ def _cluster_block(
 
 def _object_item(obj: ObjectChange) -> str:
     verb = "deleted by" if obj.action == "removed" else "set by"
-    who = f" — {verb} {_code(obj.set_by)}" if obj.set_by else ""
-    line = f"- {obj.kind} {_code(obj.name)}{who}\n"
+    who = f" — {verb} {code(obj.set_by)}" if obj.set_by else ""
+    line = f"- {text(obj.kind)} {code(obj.name)}{who}\n"
     if obj.action == "added" and obj.security and obj.fields:
         shown = obj.fields[:_ADDED_FIELDS]
-        line += "".join(f"  - {_code(f.path)}: {_code(show_value(f.new))}\n" for f in shown)
+        line += "".join(f"  - {code(f.path)}: {code(show_value(f.new))}\n" for f in shown)
         if len(obj.fields) > _ADDED_FIELDS:
             line += f"  - …and {len(obj.fields) - _ADDED_FIELDS} more fields\n"
     elif obj.action == "changed" and obj.fields:
         line += "\n  | field | old | new | set by |\n  |---|---|---|---|\n"
         for f in obj.fields:
             line += (
-                f"  | {_code(f.path)} | {_code(show_value(f.old))} | "
-                f"{_code(show_value(f.new))} | {_code(f.set_by)} |\n"
+                f"  | {_cell(f.path)} | {_cell(show_value(f.old))} | "
+                f"{_cell(show_value(f.new))} | {_cell(f.set_by)} |\n"
             )
         line += "\n"
     elif obj.action == "changed":
@@ -192,10 +197,10 @@ def _policy(diff: TreeDiff, context: ReviewContext) -> str:
 def _versions(diff: TreeDiff) -> str:
     out = ["\n### Config versions\n\n| cluster | compiled from | was |\n|---|---|---|\n"]
     for cluster in diff.clusters[:_VERSION_ROWS]:
-        now = "<br>".join(_code(v) for v in cluster.new_versions) or "(removed)"
+        now = "<br>".join(_cell(v) for v in cluster.new_versions) or "(removed)"
         moved = [v for v in cluster.old_versions if v not in cluster.new_versions]
-        was = "<br>".join(_code(v) for v in moved) or ("(new)" if not cluster.old_versions else "")
-        out.append(f"| {cluster.cluster} | {now} | {was} |\n")
+        was = "<br>".join(_cell(v) for v in moved) or ("(new)" if not cluster.old_versions else "")
+        out.append(f"| {text(cluster.cluster, cell=True)} | {now} | {was} |\n")
     if len(diff.clusters) > _VERSION_ROWS:
         more = len(diff.clusters) - _VERSION_ROWS
         out.append(f"\n…and {more} more clusters: see `{CLUSTERS_DIR}/*/{LOCK_FILE}`.\n")
@@ -204,8 +209,8 @@ def _versions(diff: TreeDiff) -> str:
 
 def _footer(context: ReviewContext) -> str:
     return (
-        f"\n---\nTrace id `{context.trace_id}` · gitops-compiler {__version__} · "
-        f"`{context.diff_command}` shows this diff in a terminal.\n"
+        f"\n---\nTrace id {code(context.trace_id)} · gitops-compiler {__version__} · "
+        f"{code(context.diff_command)} shows this diff in a terminal.\n"
     )
 
 
@@ -214,11 +219,5 @@ def _names(names: Sequence[str], shown: int = 10) -> str:
     return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _code(text: str) -> str:
-    """Inline code that survives any content in a Markdown table cell."""
-    if not text:
-        return ""
-    text = text.replace("|", "\\|").replace("\n", " ")
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+def _cell(value: str) -> str:
+    return code(value, cell=True)

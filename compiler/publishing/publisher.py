@@ -22,7 +22,8 @@ from compiler.errors import OutsideError, UsageError
 from compiler.layout import LOCK_FILE
 from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
-from compiler.publishing.gitrepo import PushRace, Workspace
+from compiler.publishing.gitrepo import PushRace, Workspace, split_credentials
+from compiler.publishing.markdown import code, text
 from compiler.publishing.prbody import ReviewContext, render_body
 from compiler.publishing.treediff import Blame, TreeDiff, diff_trees
 from compiler.shard import Shard
@@ -94,9 +95,10 @@ def publish(
     diff_command: str,
     workspace: Callable[[Path], Workspace] | None = None,
 ) -> PublishOutcome:
+    shown_url, _, _ = split_credentials(target.url)  # logs need the host, not the password
     with (
         tempfile.TemporaryDirectory(prefix="gitops-publish-") as scratch,
-        steps.step("git", branch=target.branch, base=target.base, url=target.url) as pushed,
+        steps.step("git", branch=target.branch, base=target.base, url=shown_url) as pushed,
     ):
         make = workspace or (lambda d: Workspace(target.url, d, environ=environ))
         ws = make(Path(scratch) / "repo.git")
@@ -144,7 +146,7 @@ def _attempt(
     """One fetch-build round; the outcome, and the branch's commit the push must replace."""
     heads = ws.heads(target.base, target.branch)
     if target.base not in heads:
-        raise UsageError(f"base branch {target.base!r} does not exist in {target.url}")
+        raise UsageError(f"base branch {target.base!r} does not exist in {ws.url}")
     ws.fetch(*heads)
     base, tip = heads[target.base], heads.get(target.branch)
     old = ws.read_files(base, publication.owned)
@@ -213,8 +215,10 @@ def rollback_intro(diff: TreeDiff) -> str:
     for cluster in diff.clusters:
         now = {v.split("@")[0]: v for v in cluster.old_versions if "@" in v}
         back = [v for v in cluster.new_versions if "@" in v and v not in cluster.old_versions]
-        moves = [f"`{now.get(v.split('@')[0], '(none)')}` → `{v}`" for v in back]
-        lines.append(f"- **{cluster.cluster}**: " + (", ".join(moves) or "no layer version moves"))
+        moves = [f"{code(now.get(v.split('@')[0], '(none)'))} → {code(v)}" for v in back]
+        lines.append(
+            f"- **{text(cluster.cluster)}**: " + (", ".join(moves) or "no layer version moves")
+        )
     lines.append(
         "\nOverlays are as in the config repository now (their hashes are in the versions "
         "table); revert them in git if they are part of the problem.\n"

@@ -17,7 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from compiler.errors import OutsideError
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
-from compiler.sources.items import format_timestamp, layer_version_from_item, parse_timestamp, plain
+from compiler.sources.items import (
+    format_timestamp,
+    layer_version_from_item,
+    next_version,
+    parse_timestamp,
+    plain,
+)
 
 # `config` is a map only while it is small enough to read in the AWS console; past
 # that it is stored as a JSON string. Every attribute of a map is typed and parsed
@@ -154,7 +160,7 @@ class DynamoDBStore:
             number = version
             if number is None:
                 latest = self._query(pk, limit=1)
-                number = latest[0].version + 1 if latest else 1
+                number = next_version(pk, latest[0].version if latest else None)
             item: dict[str, Any] = {
                 "pk": pk,
                 "sk": sort_key_for(number),

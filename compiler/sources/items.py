@@ -19,6 +19,8 @@ _SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 _KNOWN = {"pk", "sk", "version", "config", "created_at", "author", "comment", "cluster"}
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB refuses larger items; a snapshot must not hold one
+# Sort keys hold ten digits (v#0000000042) so that their order is the version order.
+MAX_VERSION = 9_999_999_999
 
 
 def plain(value: Any, where: str) -> Any:
@@ -50,12 +52,26 @@ def format_timestamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def next_version(pk: str, latest: int | None) -> int:
+    """The number of the version written after `latest` (None: the first)."""
+    number = (latest or 0) + 1
+    if number > MAX_VERSION:
+        raise InputError(
+            f"{pk} is at version {latest}, the last one the table can hold (sort keys have "
+            f"ten digits, v#{MAX_VERSION}): no version can follow it; start a new layer"
+        )
+    return number
+
+
 def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     """Check one item of the table (already plain data) and convert it."""
     pk, sk = item.get("pk"), item.get("sk")
     where = f"item pk={pk!r} sk={sk!r}"
     if not isinstance(pk, str) or not _PK.match(pk):
         raise InputError(f"{where}: field pk must look like defaults, env#<env> or cluster#<name>")
+    version = item.get("version")
+    if isinstance(version, int) and version > MAX_VERSION:
+        raise InputError(f"{where}: field version {version} is over the limit of {MAX_VERSION}")
     match = _SK.match(sk) if isinstance(sk, str) else None
     if match is None:
         raise InputError(f"{where}: field sk must look like v#0000000042")
@@ -68,7 +84,6 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     unknown = sorted(set(item) - _KNOWN)
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    version = item.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InputError(f"{where}: field version must be a whole number >= 1, not {version!r}")
     if sort_key_for(version) != sk:

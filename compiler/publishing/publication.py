@@ -21,7 +21,7 @@ from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.publishing.blame import ConfigBlame
 from compiler.publishing.forge import Forge
-from compiler.publishing.gitrepo import check_branch
+from compiler.publishing.gitrepo import check_branch, split_credentials
 from compiler.publishing.publisher import (
     BRANCH_PREFIX,
     Publication,
@@ -211,7 +211,8 @@ def report_published(published: Published, fmt: str) -> None:
         sys.stdout.write("\n")
         return
     if outcome.status == "no-change":
-        print(f"nothing to publish: the compiled tree equals {target.base} of {target.url}")
+        shown = split_credentials(target.url)[0]  # user:password@ never reaches stdout
+        print(f"nothing to publish: the compiled tree equals {target.base} of {shown}")
         return
     if outcome.status == "dry-run":
         print(f"branch: {outcome.branch}\n\ncommit message:\n{outcome.message}")

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from compiler.errors import InputError
 from compiler.layout import LOCK_FILE, TreePath, read_path
 from compiler.model import DocPath, format_path
+from compiler.policy.guards.secrets_in_config import names_credential
 from compiler.render.argocd import APPSET_API
+from compiler.secrets import credential_like
 from compiler.yamlio import load_layer_yaml
 
 FLEET = "(fleet)"  # the applicationsets/ every cluster shares
@@ -180,7 +182,7 @@ def _object_change(
         # An added object's content, for review (who set each field: `who`, as a whole).
         content = (
             tuple(
-                FieldChange(format_path(field), MISSING, value)
+                FieldChange(format_path(field), MISSING, _shown(field, value))
                 for field, value in sorted(
                     _leaves(new_obj).items(), key=lambda item: _order(item[0])
                 )
@@ -198,7 +200,9 @@ def _object_change(
         was, now = before.get(field, MISSING), after.get(field, MISSING)
         if was != now or type(was) is not type(now):
             who = blame.field(rel, new_obj, field)
-            fields.append(FieldChange(format_path(field), was, now, who))
+            fields.append(
+                FieldChange(format_path(field), _shown(field, was), _shown(field, now), who)
+            )
     return ObjectChange(cluster, rel, kind, name, action, tuple(fields), security=security)
 
 
@@ -253,6 +257,17 @@ def _leaves(value: Any, path: DocPath = ()) -> dict[DocPath, Any]:
 
 def _order(path: DocPath) -> tuple[tuple[int, Any], ...]:
     return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
+
+
+def _shown(field: DocPath, value: Any) -> Any:
+    """The value as a review may show it: a credential (a waiver may have let one
+    through) is replaced by what it looks like, in the diff, the PR body and logs."""
+    if not isinstance(value, str) or not value:
+        return value
+    looks = credential_like(value)
+    if looks is None and field and isinstance(field[-1], str) and names_credential(field[-1]):
+        looks = f"a literal under {field[-1]!r}"
+    return value if looks is None else f"(masked: {looks})"
 
 
 def show_value(value: Any, limit: int = 120) -> str:

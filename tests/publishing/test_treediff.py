@@ -241,3 +241,26 @@ def test_json_values_are_shown_as_json() -> None:
         {path: json.dumps({"a": 1}).encode()}, {path: json.dumps({"a": "1"}).encode()}
     )
     assert '    a: 1 -> "1"' in format_text(diff)
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [
+        ({"auth": {"token": "ghp_" + "a1B2" * 9}}, "ghp_" + "a1B2" * 9),
+        ({"db": {"password": "hunter2-but-longer"}}, "hunter2-but-longer"),
+        ({"aws": {"id": "AKIA" + "ABCDEFGHIJKLMNOP"}}, "AKIA" + "ABCDEFGHIJKLMNOP"),
+    ],
+)
+def test_a_credential_that_a_waiver_let_through_is_masked_in_diffs_and_bodies(
+    values: dict[str, object], secret: str
+) -> None:
+    path = "clusters/c1/addons/app.json"
+    old = {path: dump_json({"addon": "app", "values": {}})}
+    new = {path: dump_json({"addon": "app", "values": values})}
+    diff = diff_trees(old, new)
+    shown = format_text(diff) + render_body(diff, _context())
+    assert secret not in shown
+    assert "(masked: " in shown
+    # An ordinary neighbour is shown as it is.
+    plain = diff_trees(old, {path: dump_json({"addon": "app", "values": {"replicas": 3}})})
+    assert "replicas" in format_text(plain) and "masked" not in format_text(plain)

@@ -19,9 +19,11 @@ from compiler.operations import steps
 from compiler.operations.audit import content_hash
 from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions
+from compiler.policy import Violation
 from compiler.publishing.blame import ConfigBlame
 from compiler.publishing.forge import Forge
 from compiler.publishing.gitrepo import check_branch, split_credentials
+from compiler.publishing.markdown import code
 from compiler.publishing.publisher import (
     BRANCH_PREFIX,
     Publication,
@@ -86,6 +88,7 @@ def build_publication(
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
         f"CUE policies ({', '.join(policies)}): one `cue` run for all clusters",
         "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
+        *(_notice_line(n) for n in result.notices),
     ]
     publication = Publication(
         files=result.files,
@@ -96,6 +99,16 @@ def build_publication(
         objects=result.object_count,
     )
     return Built(publication, cluster_names(result))
+
+
+def _notice_line(notice: Violation) -> str:
+    """A waived finding or a warning, for the PR body's policy section (values as code)."""
+    head = "**waived**" if notice.severity == "waived" else f"**{notice.severity}**"
+    where = f" (waiver {code(notice.waiver)})" if notice.waiver else ""
+    return (
+        f"{head} {code(notice.rule)} on {code(notice.cluster)} at {code(notice.path)}: "
+        f"{code(notice.message)}{where}"
+    )
 
 
 def _read_publication(root: Path, selection: Selection) -> Publication:

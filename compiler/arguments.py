@@ -13,6 +13,7 @@ from pathlib import Path
 from compiler import __version__
 from compiler.errors import EXIT_BAD_INPUT, UsageError
 from compiler.options import DEFAULT_SNAPSHOT
+from compiler.publishing.forge.select import FORGES
 from compiler.report import FORMATS
 from compiler.shard import Shard
 
@@ -95,12 +96,15 @@ def _publish_target_args(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument(
         "--forge",
-        choices=("github", "none"),
-        default="github",
-        help="where pull requests are opened; none only pushes the branch (default: github)",
+        choices=FORGES,
+        default="auto",
+        help="where pull requests are opened: auto tells GitHub or GitLab from --repo's host "
+        "and the CI job; none only pushes the branch (default: auto)",
     )
     target.add_argument(
-        "--forge-repo", metavar="OWNER/NAME", help="the GitHub repository (default: from --repo)"
+        "--forge-repo",
+        metavar="OWNER/NAME",
+        help="the GitHub repository or GitLab project (GROUP/SUB/NAME) (default: from --repo)",
     )
     target.add_argument(
         "--label",

@@ -53,8 +53,8 @@ class Destination:
     repo: str  # any git URL or a local path
     base: str = "main"
     branch: str | None = None  # None: one branch per scope (`scope_branch`)
-    forge: str = "github"  # or "none": push the branch only
-    forge_repo: str | None = None  # OWNER/NAME; None: from `repo`
+    forge: str = "auto"  # github, gitlab, none (push the branch only) or auto (`forge.select`)
+    forge_repo: str | None = None  # OWNER/NAME or GROUP/SUB/NAME; None: from `repo`
     labels: Sequence[str] = ("gitops-compiler",)
     dry_run: bool = False
     rollback: bool = False  # a return to older versions: its own branch and title

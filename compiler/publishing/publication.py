@@ -5,6 +5,7 @@ poll of `watch` call `publish_tree`; `diff` calls `build_publication`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.policy import Violation
 from compiler.publishing.blame import ConfigBlame
-from compiler.publishing.forge import Forge
+from compiler.publishing.forge.select import choose_forge, make_forge
 from compiler.publishing.gitrepo import check_branch, split_credentials
 from compiler.publishing.markdown import code
 from compiler.publishing.publisher import (
@@ -166,7 +167,10 @@ def publish_tree(
     check_branch(base, "base branch")
     if repo.startswith("-"):
         raise UsageError(f"--repo {repo!r} is not a repository URL or path")
-    forge = None if destination.dry_run else _forge(destination.forge, destination.forge_repo, repo)
+    choice = choose_forge(destination.forge, repo, destination.forge_repo, os.environ)
+    forge = None
+    if not destination.dry_run:
+        forge = make_forge(choice, repo, destination.forge_repo, os.environ)
     built = build_publication(source, selection, from_dir=from_dir, cue=cue)
     publication = built.publication
     if publication is None:
@@ -194,21 +198,9 @@ def publish_tree(
         diff_command=f"gitops-compiler diff {'--all' if selection.whole_fleet else scope} "
         f"--against <clone of the Argo CD repository at {base}>",
     )
+    if choice.kind == "none" and choice.note and not destination.dry_run:
+        outcome = dataclasses.replace(outcome, notes=(choice.note, *outcome.notes))
     return Published(run, built.compiled, target, outcome)
-
-
-def _forge(kind: str, forge_repo: str | None, repo_url: str) -> Forge | None:
-    if kind == "none":
-        return None
-    from compiler.publishing.forge.github import github_forge_from_env, parse_repo
-
-    name = forge_repo or parse_repo(repo_url)
-    if name is None:
-        raise UsageError(
-            f"cannot tell the GitHub repository from {repo_url!r}: "
-            "pass --forge-repo OWNER/NAME, or --forge none to push the branch only"
-        )
-    return github_forge_from_env(name, os.environ)
 
 
 def report_published(published: Published, fmt: str) -> None:

@@ -24,7 +24,7 @@ from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace, split_credentials
 from compiler.publishing.markdown import code, text
-from compiler.publishing.prbody import ReviewContext, render_body
+from compiler.publishing.prbody import GITHUB_BODY_LIMIT, ReviewContext, render_body
 from compiler.publishing.treediff import Blame, TreeDiff, diff_trees
 from compiler.shard import Shard
 
@@ -101,10 +101,11 @@ def publish(
         steps.step("git", branch=target.branch, base=target.base, url=shown_url) as pushed,
     ):
         make = workspace or (lambda d: Workspace(target.url, d, environ=environ))
+        limit = forge.body_limit if forge is not None else GITHUB_BODY_LIMIT
         ws = make(Path(scratch) / "repo.git")
         for attempt in range(1, PUSH_ATTEMPTS + 1):
             outcome, lease = _attempt(
-                ws, publication, target, dry_run=dry_run, diff_command=diff_command
+                ws, publication, target, dry_run=dry_run, diff_command=diff_command, limit=limit
             )
             if outcome.status != "pushed":
                 break
@@ -141,7 +142,13 @@ def _open_pull(forge: Forge, target: Target, outcome: PublishOutcome) -> PullReq
 
 
 def _attempt(
-    ws: Workspace, publication: Publication, target: Target, *, dry_run: bool, diff_command: str
+    ws: Workspace,
+    publication: Publication,
+    target: Target,
+    *,
+    dry_run: bool,
+    diff_command: str,
+    limit: int,
 ) -> tuple[PublishOutcome, str | None]:
     """One fetch-build round; the outcome, and the branch's commit the push must replace."""
     heads = ws.heads(target.base, target.branch)
@@ -164,7 +171,7 @@ def _attempt(
         objects=publication.objects,
         diff_command=diff_command,
     )
-    body = render_body(diff, context)
+    body = render_body(diff, context, limit)
     message = commit_message(title, diff, target)
     notes: list[str] = []
     parent, tree = base, wanted

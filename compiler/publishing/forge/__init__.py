@@ -1,4 +1,4 @@
-"""The forge: where pull requests live. An interface, so GitLab can follow GitHub.
+"""The forge: where pull requests live (GitHub pull requests, GitLab merge requests).
 
 `open_or_update` is the one policy every forge shares: find the open pull
 request for our head branch and update it, else create one; a create that
@@ -35,6 +35,10 @@ class PullRequestOutcome:
 class Forge(Protocol):
     """The calls publish needs. Errors are `OutsideError` (exit 3) with a clear message,
     except `PullRequestExists`, which `open_or_update` handles."""
+
+    # The longest body the forge accepts, in characters: the body is cut to fit.
+    @property
+    def body_limit(self) -> int: ...
 
     def find_open_pull(self, head: str, base: str) -> PullRequest | None: ...
 

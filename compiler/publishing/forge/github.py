@@ -41,6 +41,7 @@ from compiler.operations.http import (
     connection_problem,
 )
 from compiler.publishing.forge import PullRequest, PullRequestExists
+from compiler.publishing.prbody import GITHUB_BODY_LIMIT
 from compiler.secrets import register
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -90,6 +91,8 @@ class _ValidationFailed(OutsideError):
 
 
 class GitHubForge:
+    body_limit = GITHUB_BODY_LIMIT
+
     def __init__(
         self,
         repo: str,

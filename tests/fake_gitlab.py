@@ -62,8 +62,10 @@ class FakeGitLab(LoopbackServer):
         token: str = FAKE_TOKEN,
         job_token: str = FAKE_JOB_TOKEN,
         projects: Sequence[str] = (FAKE_PROJECT,),
+        filters: bool = True,  # False: ignore source_branch and target_branch, as an old GitLab
     ) -> None:
         super().__init__()
+        self.filters = filters
         self.token, self.job_token = token, job_token
         self.project = projects[0]
         self.requests: list[Request] = []
@@ -168,6 +170,7 @@ class FakeGitLab(LoopbackServer):
 
     def _list(self, project: str, match: re.Match[str], query: dict[str, str], _: Any) -> Answer:
         wanted = {k: query[k] for k in ("source_branch", "target_branch") if k in query}
+        wanted = wanted if self.filters else {}
         state = query.get("state", "all")
         found = [
             mr

@@ -150,7 +150,7 @@ class GitLabForge:
         page = "1"
         for _ in range(_MAX_PAGES):
             query |= {"per_page": "100", "page": page}
-            listed, next_page = self._call("GET", self._base, query=query, scope="read")
+            listed, next_page = self._call("GET", self._base, query=query)
             if not isinstance(listed, list):
                 raise OutsideError(f"GitLab GET {self._base} answered with no list")
             for item in listed:
@@ -173,7 +173,6 @@ class GitLabForge:
         *,
         query: Mapping[str, str] | None = None,
         payload: object = None,
-        scope: str = "write",
         recover: Callable[[], Any] | None = None,
     ) -> Any:
         """The JSON GitLab answers (for a GET, with the next page's number), after
@@ -194,7 +193,7 @@ class GitLabForge:
             if 200 <= answer.status < 300:
                 data = _json(answer, call)
                 return (data, answer.headers.get("x-next-page", "")) if method == "GET" else data
-            self._refuse(answer, call, scope)
+            self._refuse(answer, call)
 
         def look(failure: Failure) -> Any:
             assert recover is not None
@@ -229,7 +228,7 @@ class GitLabForge:
     def _unanswered(self, call: str, err: HTTPError) -> str:
         return f"{call} failed: {connection_problem(err, self._http.timeout, self.api_url)}"
 
-    def _refuse(self, response: Response, call: str, scope: str) -> NoReturn:
+    def _refuse(self, response: Response, call: str) -> NoReturn:
         """Explain an answer that a retry cannot change."""
         status, said = response.status, _says(response)
         job = self._variable == JOB_TOKEN
@@ -245,9 +244,9 @@ class GitLabForge:
                 f"({said})"
             )
         if status == 403:
-            needed = "the `read_api` scope" if scope == "read" else _WRITE
+            # Even for a read: `read_api` alone would fail at the next call, the create.
             raise OutsideError(
-                f"{call}: 403 forbidden ({said}): the token needs {needed} on {self.project}"
+                f"{call}: 403 forbidden ({said}): the token needs {_WRITE} on {self.project}"
             )
         if status == 404:
             raise OutsideError(

@@ -167,9 +167,9 @@ def publish_tree(
     check_branch(base, "base branch")
     if repo.startswith("-"):
         raise UsageError(f"--repo {repo!r} is not a repository URL or path")
-    choice = choose_forge(destination.forge, repo, destination.forge_repo, os.environ)
-    forge = None
-    if not destination.dry_run:
+    choice, forge = None, None
+    if not destination.dry_run:  # a dry run prints the body for any forge
+        choice = choose_forge(destination.forge, repo, destination.forge_repo, os.environ)
         forge = make_forge(choice, repo, destination.forge_repo, os.environ)
     built = build_publication(source, selection, from_dir=from_dir, cue=cue)
     publication = built.publication
@@ -198,7 +198,7 @@ def publish_tree(
         diff_command=f"gitops-compiler diff {'--all' if selection.whole_fleet else scope} "
         f"--against <clone of the Argo CD repository at {base}>",
     )
-    if choice.kind == "none" and choice.note and not destination.dry_run:
+    if choice is not None and choice.kind == "none" and choice.note:
         outcome = dataclasses.replace(outcome, notes=(choice.note, *outcome.notes))
     return Published(run, built.compiled, target, outcome)
 

@@ -5,12 +5,14 @@ against a real bare repository. The guarantees both forges share are in test_for
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_it import MarkdownIt
 
 from compiler import __version__
 from compiler.cli import main
@@ -335,3 +337,36 @@ def test_no_byte_produced_holds_the_token(
     produced += git(f"--git-dir={remote}", "log", "--all", "-p", "--format=%B")
     produced += "".join(json.dumps(r.json) + r.path for r in gitlab_env.requests)
     assert FAKE_TOKEN not in produced
+
+
+# -- the body as GitLab Flavored Markdown --------------------------------------------------
+
+# What GLFM reads in plain text beyond GFM (https://docs.gitlab.com/user/markdown/):
+# references (@user, #issue, !merge request, ~label, %milestone, &epic, $snippet),
+# emoji shortcodes, and `$` against a code span (inline math).
+_GLFM_ONLY = re.compile(
+    r"(?<![\w/])(?:[@#!~%&$][\w\"]|:[a-z0-9_+-]+:)|\[\[_TOC_\]\]|\$$|^\$", re.MULTILINE
+)
+
+
+def _glfm_surprises(body: str) -> list[str]:
+    parser = MarkdownIt("commonmark").enable("table")  # GLFM tables are GFM's
+    found = []
+    for block in parser.parse(body):
+        for token in block.children or ():
+            if token.type == "text" and _GLFM_ONLY.search(token.content):
+                found.append(token.content)
+    return found
+
+
+def test_the_body_reads_the_same_in_glfm(
+    remote: Path, gitlab_env: FakeGitLab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish(remote, ROOT / "golden", "--forge", "gitlab") == 0
+    [mr] = gitlab_env.merge_requests()
+    golden = (ROOT / "tests/golden/pr-body-prod-quota.md").read_text()
+    for body in (mr["description"], golden):
+        assert _glfm_surprises(body) == []
+        tables = [t for t in MarkdownIt("commonmark").enable("table").parse(body) if t.type == "table_open"]  # fmt: skip
+        assert len(tables) == body.count("|---|\n")  # every table parses as one
+    assert _glfm_surprises("see !12 and @alice, ~bug, %v1 :smile: $`x`") != []

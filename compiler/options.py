@@ -5,6 +5,8 @@ The CLI turns its arguments into these frozen objects; nothing below it sees arg
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ class Destination:
     labels: Sequence[str] = ("gitops-compiler",)
     dry_run: bool = False
     rollback: bool = False  # a return to older versions: its own branch and title
+    reverts: Sequence[str] = ()  # a rollback's reverts in the table, for its title and body
 
 
 def open_project(options: SourceOptions) -> Project:
@@ -85,6 +88,11 @@ def open_store(options: SourceOptions, project: Project) -> ConfigStore:
         region=project.region,
         endpoint_url=resolve_endpoint(options.endpoint_url, project),
     )
+
+
+def current_author() -> str:
+    """Who a table write is recorded as: $GITOPS_AUTHOR, else the user name."""
+    return os.environ.get("GITOPS_AUTHOR") or getpass.getuser()
 
 
 def check_layer_name(name: str) -> str:

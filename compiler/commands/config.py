@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,13 @@ from typing import Any
 from compiler.errors import EXIT_OK, InputError, UsageError
 from compiler.layers import StackLoader
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name
-from compiler.options import SourceOptions, check_layer_name, open_project, open_store
+from compiler.options import (
+    SourceOptions,
+    check_layer_name,
+    current_author,
+    open_project,
+    open_store,
+)
 from compiler.policy.schema import ConfigSchema
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore
@@ -44,7 +48,9 @@ def put_command(
             raise InputError(f"{file}: {err.message}") from None
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
-    written = store.put(pk, config, cluster=facts, author=author or _whoami(), comment=comment)
+    written = store.put(
+        pk, config, cluster=facts, author=author or current_author(), comment=comment
+    )
     print(f"wrote {layer} version {written.version} ({written.pk}/{written.sk})")
     return EXIT_OK
 
@@ -77,10 +83,6 @@ def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:
             "write `cluster: {name, env, server, region}` and put the layer under `config:`"
         )
     return dict(latest.cluster)
-
-
-def _whoami() -> str:
-    return os.environ.get("GITOPS_AUTHOR") or getpass.getuser()
 
 
 def history_command(*, source: SourceOptions, layer: str) -> int:

@@ -29,8 +29,9 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--project",
         type=Path,
-        default=Path(os.environ.get("GITOPS_PROJECT", ".")),
-        help="project directory holding gitops-compiler.yaml, overlays/, policies/ (default: .)",
+        default=None,
+        help="project directory holding gitops-compiler.yaml, overlays/, policies/ "
+        "(default: $GITOPS_PROJECT, else the nearest directory upwards with gitops-compiler.yaml)",
     )
     group.add_argument(
         "--source",

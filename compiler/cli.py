@@ -14,6 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from compiler import __version__
 from compiler.arguments import build_parser
@@ -21,13 +22,22 @@ from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
+from compiler.project import project_root
 from compiler.outcome import Outcome
 from compiler.secrets import redact, register_from_environment
 
 
+def _project(args: argparse.Namespace) -> Path:
+    """The project's root, found once per run (issue 17: walk up like git)."""
+    if not isinstance(getattr(args, "project_root", None), Path):
+        args.project_root = project_root(args.project, os.environ, Path.cwd())
+    root: Path = args.project_root
+    return root
+
+
 def _source(args: argparse.Namespace, default: str = "dynamodb") -> SourceOptions:
     return SourceOptions(
-        project_dir=args.project,
+        project_dir=_project(args),
         source=args.source or default,
         endpoint_url=args.endpoint_url,
         table=args.table,
@@ -102,7 +112,7 @@ def _golden(args: argparse.Namespace) -> Outcome:
 
     return golden_command(
         source=_source(args, default="snapshot:examples"),
-        golden=args.golden or args.project / "golden",
+        golden=args.golden or _project(args) / "golden",
         update=args.action == "update",
         fmt=args.format,
         cue=args.cue,

@@ -127,6 +127,34 @@ def _stack_entry(raw: Mapping[str, Any]) -> StackEntry:
     return StackEntry(kind=kind, template=str(raw[kind]), optional=optional)
 
 
+def find_project(start: Path) -> Path | None:
+    """The nearest directory from `start` upwards holding the project file (as git and
+    pre-commit find their repository), or None outside any project."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    return None
+
+
+def project_root(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """`--project`, else `$GITOPS_PROJECT`, else the nearest project above `cwd`.
+
+    Absolute, so that policies/, overlays/ and the local state are read from the
+    project's root whatever the working directory.
+    """
+    named = explicit if explicit is not None else environ.get("GITOPS_PROJECT")
+    if named:
+        return (cwd / named).resolve()
+    found = find_project(cwd)
+    if found is None:
+        raise UsageError(
+            f"not inside a gitops-compiler project: no {PROJECT_FILE} in {cwd.resolve()} "
+            "or any directory above it; run from inside one, or pass --project DIR"
+        )
+    return found
+
+
 def load_project(root: Path) -> Project:
     """Read `<root>/gitops-compiler.yaml`, or the defaults when there is none."""
     # Imported here: the YAML module is the one loader, and this keeps import order simple.

@@ -22,8 +22,8 @@ from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
-from compiler.project import project_root
 from compiler.outcome import Outcome
+from compiler.project import project_root
 from compiler.secrets import redact, register_from_environment
 
 

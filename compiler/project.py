@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -208,10 +209,29 @@ def _policy_settings(raw: Mapping[str, Any], argocd_namespace: str) -> GuardSett
 def resolve_endpoint(flag: str | None, project: Project) -> str | None:
     """`--endpoint-url`, then boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, then the project file.
 
-    Returning None lets boto3 pick up its environment variable itself.
+    Returning None lets boto3 pick up its environment variable itself. Each is checked
+    here, so a URL without a scheme is bad input naming where it came from (exit 2),
+    not an internal error inside botocore.
     """
     if flag:
-        return flag
-    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"):
-        return None
+        return check_endpoint(flag, "--endpoint-url")
+    for variable in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(variable)
+        if value:
+            check_endpoint(value, variable)
+            return None
     return project.endpoint_url
+
+
+def check_endpoint(url: str, origin: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        example = f"http://{url}" if "://" not in url else "http://127.0.0.1:8000"
+        raise UsageError(
+            f"{origin} {url!r} is not an endpoint URL: write the scheme and host, e.g. {example}"
+        )
+    try:
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise UsageError(f"{origin} {url!r}: the port is not a number") from None
+    return url

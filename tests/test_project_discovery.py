@@ -43,3 +43,27 @@ def test_project_option_and_variable_win_over_the_walk(
     assert main([*argv, "--project", str(project_dir)]) == 0, capsys.readouterr().err
     monkeypatch.setenv("GITOPS_PROJECT", str(project_dir))
     assert main(argv) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("where", "url"),
+    [
+        ("--endpoint-url", "127.0.0.1:5055"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1:5055"),
+        ("--endpoint-url", "http://127.0.0.1:port"),
+        ("AWS_ENDPOINT_URL", "ftp://host"),
+    ],
+)
+def test_an_endpoint_without_a_scheme_is_bad_input_naming_its_origin(
+    where: str, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: exit 4 (an internal error inside botocore).
+    argv = ["config", "history", "--layer", "defaults"]
+    if where.startswith("--"):
+        argv += [where, url]
+    else:
+        monkeypatch.setenv(where, url)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: {where} {url!r}" in err
+    assert "Traceback" not in err and "internal error" not in err

@@ -199,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("file", type=Path)
     put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
     put.add_argument("-m", "--comment", default="")
+    # issue 17: the gate of table writes, and tombstones.
+    put.add_argument(
+        "--force", action="store_true", help="write even if the affected clusters fail checks"
+    )
+    _cue_arg(put)
+    retire = config_commands.add_parser(
+        "retire", help="write a tombstone version: the cluster leaves the tree, history keeps it"
+    )
+    _source_args(retire)
+    retire.add_argument("--layer", required=True, help="cluster/<name>")
+    retire.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
+    retire.add_argument("-m", "--comment", default="")
     history = config_commands.add_parser("history", help="list the versions of a layer")
     _source_args(history)
     history.add_argument("--layer", required=True)

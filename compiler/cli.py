@@ -210,6 +210,14 @@ def _config(args: argparse.Namespace) -> Outcome:
                 file=args.file,
                 author=args.author,
                 comment=args.comment,
+                force=args.force,
+                cue=args.cue,
+            )
+        )
+    if args.config_command == "retire":
+        return Outcome(
+            config.retire_command(
+                source=_source(args), layer=args.layer, author=args.author, comment=args.comment
             )
         )
     if args.config_command == "history":

@@ -112,6 +112,12 @@ class StackLoader:
         if record is None:
             when = f" as of {self.pin.as_of.isoformat()}" if self.pin.as_of else ""
             raise InputError(f"no record cluster#{cluster} in the config table{when}")
+        if record.retired:
+            raise InputError(
+                f"cluster {cluster} is retired ({record.pk}/{record.sk}, by {record.author or '?'}"
+                f" at {record.created_at}); `gitops-compiler rollback` or `config put` brings "
+                "it back"
+            )
         facts = self._facts_of(record)
         layers: list[Layer] = []
         for entry in self.project.stack:

@@ -126,6 +126,7 @@ def write_reverts(
                 move.current.pk,
                 move.target.config,
                 cluster=move.target.cluster,
+                retired=move.target.retired,
                 author=author,
                 comment=f"rollback of {move.describe()} (trace {trace_id})",
             )

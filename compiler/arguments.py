@@ -292,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("--all", action="store_true", help="list every rule")
     rule.add_argument("--markdown", action="store_true", help="the whole reference (docs/rules.md)")
 
+    # issue 17: the local environment and the fleet's list.
+    local = commands.add_parser(
+        "local", help="the project's DynamoDB on loopback, running in the background"
+    )
+    local.add_argument("action", choices=("up", "down", "status", "env", "save"))
+    _source_args(local)
+
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)

@@ -225,6 +225,12 @@ def _config(args: argparse.Namespace) -> Outcome:
     return Outcome(config.seed_command(source=_source(args), directory=args.directory))
 
 
+def _local(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.local import local_command
+
+    return Outcome(local_command(source=_source(args), action=args.action))
+
+
 def _explain_rule(args: argparse.Namespace) -> Outcome:
     from compiler.commands.explain_rule import explain_rule_command
 
@@ -247,6 +253,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "table": _table,
     "config": _config,
     "explain-rule": _explain_rule,
+    "local": _local,
 }
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from compiler.errors import UsageError
-from compiler.project import Project, load_project, resolve_endpoint
+from compiler.project import Project, load_project, local_endpoint, resolve_endpoint
 from compiler.shard import Shard
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import parse_timestamp
@@ -81,12 +81,17 @@ def open_store(options: SourceOptions, project: Project) -> ConfigStore:
             f"--source is dynamodb, snapshot (= snapshot:{DEFAULT_SNAPSHOT}) or snapshot:<dir>, "
             f"not {options.source!r}"
         )
+    from compiler.localdb import LOCAL_CREDENTIALS
     from compiler.sources.dynamodb import DynamoDBStore
 
+    endpoint = resolve_endpoint(options.endpoint_url, project)
+    if endpoint is not None and endpoint == local_endpoint(project.root):
+        # The project's own local server (`local up`): any credentials do, and none
+        # should be needed (or real ones picked up) for it.
+        for key, value in LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(key, value)
     return DynamoDBStore(
-        options.table or project.table,
-        region=project.region,
-        endpoint_url=resolve_endpoint(options.endpoint_url, project),
+        options.table or project.table, region=project.region, endpoint_url=endpoint
     )
 
 

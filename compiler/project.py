@@ -220,7 +220,22 @@ def resolve_endpoint(flag: str | None, project: Project) -> str | None:
         if value:
             check_endpoint(value, variable)
             return None
-    return project.endpoint_url
+    return project.endpoint_url or local_endpoint(project.root)
+
+
+LOCAL_STATE = ".gitops/local/state.json"  # written by `gitops-compiler local up`
+
+
+def local_endpoint(root: Path) -> str | None:
+    """The endpoint `local up` recorded in the project, so commands need no export."""
+    try:
+        import json
+
+        raw = json.loads((root / LOCAL_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    endpoint = raw.get("endpoint") if isinstance(raw, dict) else None
+    return endpoint if isinstance(endpoint, str) else None
 
 
 def check_endpoint(url: str, origin: str) -> str:

@@ -101,6 +101,22 @@ class DynamoDBStore:
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted(name for name, (_, retired) in latest.items() if not retired)
 
+    def layer_keys(self) -> list[str]:
+        """Every pk in the table, sorted (retired clusters included): what a dump needs."""
+        keys: set[str] = set()
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "pk",
+            "ConsistentRead": True,
+        }
+        with self._errors("listing layers"):
+            while True:
+                page = self._client.scan(**request)
+                keys.update(item["pk"]["S"] for item in self._items(page, "listing layers"))
+                if "LastEvaluatedKey" not in page:
+                    return sorted(keys)
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def _get(self, pk: str, version: int) -> LayerVersion | None:
         with self._errors(f"reading {pk} version {version}"):
             page = self._client.get_item(

@@ -30,8 +30,9 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--project",
         type=Path,
-        default=Path(os.environ.get("GITOPS_PROJECT", ".")),
-        help="project directory holding gitops-compiler.yaml, overlays/, policies/ (default: .)",
+        default=None,
+        help="project directory holding gitops-compiler.yaml, overlays/, policies/ "
+        "(default: $GITOPS_PROJECT, else the nearest directory upwards with gitops-compiler.yaml)",
     )
     group.add_argument(
         "--source",
@@ -202,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("file", type=Path)
     put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
     put.add_argument("-m", "--comment", default="")
+    # issue 17: the gate of table writes, and tombstones.
+    put.add_argument(
+        "--force", action="store_true", help="write even if the affected clusters fail checks"
+    )
+    _cue_arg(put)
+    retire = config_commands.add_parser(
+        "retire", help="write a tombstone version: the cluster leaves the tree, history keeps it"
+    )
+    _source_args(retire)
+    retire.add_argument("--layer", required=True, help="cluster/<name>")
+    retire.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
+    retire.add_argument("-m", "--comment", default="")
     history = config_commands.add_parser("history", help="list the versions of a layer")
     _source_args(history)
     history.add_argument("--layer", required=True)
@@ -282,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("rule", nargs="?", metavar="ID", help="a rule id, e.g. rbac-no-wildcard")
     rule.add_argument("--all", action="store_true", help="list every rule")
     rule.add_argument("--markdown", action="store_true", help="the whole reference (docs/rules.md)")
+
+    # issue 17: the local environment and the fleet's list.
+    local = commands.add_parser(
+        "local", help="the project's DynamoDB on loopback, running in the background"
+    )
+    local.add_argument("action", choices=("up", "down", "status", "env", "save"))
+    _source_args(local)
 
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from compiler import __version__
 from compiler.arguments import build_parser
@@ -22,12 +23,21 @@ from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.outcome import Outcome
+from compiler.project import project_root
 from compiler.secrets import redact, register_from_environment
+
+
+def _project(args: argparse.Namespace) -> Path:
+    """The project's root, found once per run (issue 17: walk up like git)."""
+    if not isinstance(getattr(args, "project_root", None), Path):
+        args.project_root = project_root(args.project, os.environ, Path.cwd())
+    root: Path = args.project_root
+    return root
 
 
 def _source(args: argparse.Namespace, default: str = "dynamodb") -> SourceOptions:
     return SourceOptions(
-        project_dir=args.project,
+        project_dir=_project(args),
         source=args.source or default,
         endpoint_url=args.endpoint_url,
         table=args.table,
@@ -102,7 +112,7 @@ def _golden(args: argparse.Namespace) -> Outcome:
 
     return golden_command(
         source=_source(args, default="snapshot:examples"),
-        golden=args.golden or args.project / "golden",
+        golden=args.golden or _project(args) / "golden",
         update=args.action == "update",
         fmt=args.format,
         cue=args.cue,
@@ -200,11 +210,25 @@ def _config(args: argparse.Namespace) -> Outcome:
                 file=args.file,
                 author=args.author,
                 comment=args.comment,
+                force=args.force,
+                cue=args.cue,
+            )
+        )
+    if args.config_command == "retire":
+        return Outcome(
+            config.retire_command(
+                source=_source(args), layer=args.layer, author=args.author, comment=args.comment
             )
         )
     if args.config_command == "history":
         return Outcome(config.history_command(source=_source(args), layer=args.layer))
     return Outcome(config.seed_command(source=_source(args), directory=args.directory))
+
+
+def _local(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.local import local_command
+
+    return Outcome(local_command(source=_source(args), action=args.action))
 
 
 def _explain_rule(args: argparse.Namespace) -> Outcome:
@@ -229,6 +253,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "table": _table,
     "config": _config,
     "explain-rule": _explain_rule,
+    "local": _local,
 }
 
 

@@ -37,6 +37,10 @@ def main() -> int:
     print(
         f"server stopped; the tree is in {Path(out)}/ (try: .venv/bin/kubectl kustomize {out}/clusters/dev-k3s)"
     )
+    print(
+        "to keep working with a table that stays: .venv/bin/gitops-compiler local up "
+        "(then every command here finds it; `local down` saves it)"
+    )
     return code
 
 

@@ -113,6 +113,12 @@ class StackLoader:
         record = self._read(cluster_pk(cluster))
         if record is None:
             raise self._nothing_for(cluster_pk(cluster))
+        if record.retired:
+            raise InputError(
+                f"cluster {cluster} is retired ({record.pk}/{record.sk}, by {record.author or '?'}"
+                f" at {record.created_at}); `gitops-compiler rollback` or `config put` brings "
+                "it back"
+            )
         facts = self._facts_of(record)
         layers: list[Layer] = []
         for entry in self.project.stack:

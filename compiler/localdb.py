@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # Any credentials do for moto; set them only where none are configured, so a
 # local run never picks up (or needs) real AWS credentials.
@@ -36,3 +37,22 @@ def local_dynamodb() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def serve_forever(port_file: str) -> None:
+    """`python -m compiler.localdb PORT_FILE` (`local up`): serve until SIGTERM, after
+    writing the port the OS picked to PORT_FILE."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with local_dynamodb() as endpoint:
+        Path(port_file).write_text(endpoint.rsplit(":", 1)[1] + "\n", encoding="utf-8")
+        stop.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever(sys.argv[1])

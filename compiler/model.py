@@ -99,6 +99,8 @@ class LayerVersion:
     author: str = ""
     comment: str = ""
     cluster: Mapping[str, Any] | None = None
+    # A tombstone (`config retire`): the cluster leaves the tree; the history keeps it.
+    retired: bool = False
 
     @property
     def layer_name(self) -> str:

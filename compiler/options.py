@@ -5,6 +5,8 @@ The CLI turns its arguments into these frozen objects; nothing below it sees arg
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from compiler.errors import UsageError
-from compiler.project import Project, load_project, resolve_endpoint
+from compiler.project import Project, load_project, local_endpoint, resolve_endpoint
 from compiler.shard import Shard
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import parse_timestamp
@@ -58,6 +60,7 @@ class Destination:
     labels: Sequence[str] = ("gitops-compiler",)
     dry_run: bool = False
     rollback: bool = False  # a return to older versions: its own branch and title
+    reverts: Sequence[str] = ()  # a rollback's reverts in the table, for its title and body
 
 
 def open_project(options: SourceOptions) -> Project:
@@ -78,13 +81,23 @@ def open_store(options: SourceOptions, project: Project) -> ConfigStore:
             f"--source is dynamodb, snapshot (= snapshot:{DEFAULT_SNAPSHOT}) or snapshot:<dir>, "
             f"not {options.source!r}"
         )
+    from compiler.localdb import LOCAL_CREDENTIALS
     from compiler.sources.dynamodb import DynamoDBStore
 
+    endpoint = resolve_endpoint(options.endpoint_url, project)
+    if endpoint is not None and endpoint == local_endpoint(project.root):
+        # The project's own local server (`local up`): any credentials do, and none
+        # should be needed (or real ones picked up) for it.
+        for key, value in LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(key, value)
     return DynamoDBStore(
-        options.table or project.table,
-        region=project.region,
-        endpoint_url=resolve_endpoint(options.endpoint_url, project),
+        options.table or project.table, region=project.region, endpoint_url=endpoint
     )
+
+
+def current_author() -> str:
+    """Who a table write is recorded as: $GITOPS_AUTHOR, else the user name."""
+    return os.environ.get("GITOPS_AUTHOR") or getpass.getuser()
 
 
 def check_layer_name(name: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -127,6 +128,34 @@ def _stack_entry(raw: Mapping[str, Any]) -> StackEntry:
     return StackEntry(kind=kind, template=str(raw[kind]), optional=optional)
 
 
+def find_project(start: Path) -> Path | None:
+    """The nearest directory from `start` upwards holding the project file (as git and
+    pre-commit find their repository), or None outside any project."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    return None
+
+
+def project_root(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """`--project`, else `$GITOPS_PROJECT`, else the nearest project above `cwd`.
+
+    Absolute, so that policies/, overlays/ and the local state are read from the
+    project's root whatever the working directory.
+    """
+    named = explicit if explicit is not None else environ.get("GITOPS_PROJECT")
+    if named:
+        return (cwd / named).resolve()
+    found = find_project(cwd)
+    if found is None:
+        raise UsageError(
+            f"not inside a gitops-compiler project: no {PROJECT_FILE} in {cwd.resolve()} "
+            "or any directory above it; run from inside one, or pass --project DIR"
+        )
+    return found
+
+
 def load_project(root: Path) -> Project:
     """Read `<root>/gitops-compiler.yaml`, or the defaults when there is none."""
     # Imported here: the YAML module is the one loader, and this keeps import order simple.
@@ -180,10 +209,44 @@ def _policy_settings(raw: Mapping[str, Any], argocd_namespace: str) -> GuardSett
 def resolve_endpoint(flag: str | None, project: Project) -> str | None:
     """`--endpoint-url`, then boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, then the project file.
 
-    Returning None lets boto3 pick up its environment variable itself.
+    Returning None lets boto3 pick up its environment variable itself. Each is checked
+    here, so a URL without a scheme is bad input naming where it came from (exit 2),
+    not an internal error inside botocore.
     """
     if flag:
-        return flag
-    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"):
+        return check_endpoint(flag, "--endpoint-url")
+    for variable in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(variable)
+        if value:
+            check_endpoint(value, variable)
+            return None
+    return project.endpoint_url or local_endpoint(project.root)
+
+
+LOCAL_STATE = ".gitops/local/state.json"  # written by `gitops-compiler local up`
+
+
+def local_endpoint(root: Path) -> str | None:
+    """The endpoint `local up` recorded in the project, so commands need no export."""
+    try:
+        import json
+
+        raw = json.loads((root / LOCAL_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return project.endpoint_url
+    endpoint = raw.get("endpoint") if isinstance(raw, dict) else None
+    return endpoint if isinstance(endpoint, str) else None
+
+
+def check_endpoint(url: str, origin: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        example = f"http://{url}" if "://" not in url else "http://127.0.0.1:8000"
+        raise UsageError(
+            f"{origin} {url!r} is not an endpoint URL: write the scheme and host, e.g. {example}"
+        )
+    try:
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise UsageError(f"{origin} {url!r}: the port is not a number") from None
+    return url

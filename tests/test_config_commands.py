@@ -295,7 +295,9 @@ def test_a_patch_may_delete_with_null(
     seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     file = write(tmp_path / "drop.yaml", "namespaces:\n  sandbox: null\n")
-    assert seeded.run("config", "put", "--layer", "env/dev", str(file)) == 0
+    # --force: the new env/dev replaces the old one, whose namespace labels the policies
+    # need (the gate, tests/test_config_gate.py); the null itself passes the schema.
+    assert seeded.run("config", "put", "--layer", "env/dev", str(file), "--force") == 0
     latest = seeded.store.read("env#dev", Pin())
     assert latest is not None and latest.config == {"namespaces": {"sandbox": None}}
 

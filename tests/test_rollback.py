@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT
@@ -47,8 +48,8 @@ def test_rollback_to_v1_publishes_a_rollback_pr_with_v1_in_config_lock(
     monkeypatch.setenv("GITHUB_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
     target = ["--repo", str(remote), "--forge-repo", FAKE_REPO]
-    assert main(["publish", "--cluster", "dev-k3s", *target, "--run-id", "v3", *table]) == 0
-    published = "gitops-compiler/main/cluster-dev-k3s"
+    assert main(["publish", "--all", *target, "--run-id", "v3", *table]) == 0
+    published = "gitops-compiler/main/all-clusters"
     lock = json.loads(files_at(remote, published)["clusters/dev-k3s/config-lock.json"])
     assert {"layer": "cluster/dev-k3s", "version": 3}.items() <= _layer(
         lock, "cluster/dev-k3s"
@@ -61,27 +62,98 @@ def test_rollback_to_v1_publishes_a_rollback_pr_with_v1_in_config_lock(
          "--run-id", "back", *table]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
+    # The revert is in the table: version 4 holds version 1's content.
+    store = _store(table)
+    v4 = store.read("cluster#dev-k3s", Pin())
+    v1 = store.read("cluster#dev-k3s", Pin(versions={"cluster/dev-k3s": 1}))
+    assert v4 is not None and v1 is not None
+    assert (v4.version, v4.config, v4.cluster) == (4, v1.config, v1.cluster)
+    assert v4.comment == (
+        "rollback of cluster/dev-k3s@3 to cluster/dev-k3s@1 (trace ms-back-git-e40)"
+    )
     files = files_at(remote, ROLLBACK_BRANCH)
     lock = json.loads(files["clusters/dev-k3s/config-lock.json"])
-    assert _layer(lock, "cluster/dev-k3s")["version"] == 1
-    assert _layer(lock, "defaults")["version"] == 2  # only the pinned layer went back
+    assert _layer(lock, "cluster/dev-k3s")["version"] == 4
+    assert _layer(lock, "defaults")["version"] == 2  # only the named layer went back
     addon = json.loads(files["clusters/dev-k3s/addons/ingress-nginx.json"])
     assert addon["values"] == {"controller": {"replicaCount": 2}}  # v1 had no override
 
     pull = next(p for p in fake_github.pulls() if p["head"]["ref"] == ROLLBACK_BRANCH)
-    assert pull["title"] == "Rollback dev-k3s to cluster/dev-k3s@1, defaults@2, env/dev@1"
+    assert pull["title"] == "Rollback dev-k3s: cluster/dev-k3s@3 to cluster/dev-k3s@1 as @4"
     body = pull["body"]
     assert "**Rollback.**" in body
-    assert "- **dev-k3s**: `cluster/dev-k3s@3` → `cluster/dev-k3s@1`" in body
+    assert "`cluster/dev-k3s@3 to cluster/dev-k3s@1 as @4`" in body
     assert "`values.controller.replicaCount` | `3` | `2`" in body
     labels = fake_github.received("POST", f"/repos/{FAKE_REPO}/issues/{pull['number']}/labels")
     assert labels[-1].json == {"labels": ["gitops-compiler", "rollback"]}
+
+    # Merged, the rollback sticks: the next publish of the fleet changes nothing (before
+    # the revert was recorded, it proposed version 3 again).
+    git(f"--git-dir={remote}", "update-ref", "refs/heads/main", ROLLBACK_BRANCH)
+    capsys.readouterr()
+    assert main(["publish", "--all", *target, "--run-id", "after", *table]) == 0
+    assert "nothing to publish" in capsys.readouterr().out
+
+
+def test_rollback_dry_run_writes_nothing(
+    table: list[str], remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["rollback", "--cluster", "dev-k3s", "--versions", "cluster/dev-k3s=1", "--dry-run"]
+    assert main([*argv, "--repo", str(remote), *table]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Rollback dev-k3s: cluster/dev-k3s@3 to cluster/dev-k3s@1" in out
+    assert [v.version for v in _store(table).history("cluster#dev-k3s")] == [3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            "env/prod=1",
+            "--versions env/prod=1: cluster dev-k3s does not read layer env/prod; "
+            "it reads defaults, env/dev, cluster/dev-k3s",
+        ),
+        ("defaults=9", "--versions defaults=9: defaults has no version 9; it has 1-2"),
+        (
+            "cluster/dev-k3s=7",
+            "--versions cluster/dev-k3s=7: cluster/dev-k3s has no version 7; it has 1-3",
+        ),
+    ],
+)
+def test_rollback_versions_must_be_read_by_the_cluster_and_exist(
+    table: list[str],
+    remote: Path,
+    versions: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["rollback", "--cluster", "dev-k3s", "--versions", versions, "--repo", str(remote)]
+    assert main([*argv, "--forge", "none", *table]) == 2
+    assert f"error: {message}\n" in capsys.readouterr().err
+    assert [v.version for v in _store(table).history("cluster#dev-k3s")] == [3, 2, 1]
+
+
+def test_rollback_of_an_unknown_cluster_names_the_close_ones(
+    table: list[str], remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["rollback", "--cluster", "dev-k3", "--versions", "defaults=1", "--repo", str(remote)]
+    assert main([*argv, "--forge", "none", *table]) == 2
+    assert "no cluster 'dev-k3' in the config table; did you mean dev-k3s?" in (
+        capsys.readouterr().err
+    )
 
 
 def test_rollback_needs_a_time_or_versions(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["rollback", "--cluster", "dev-k3s", "--repo", "/nowhere"])
     assert exited.value.code == 2
+
+
+def _store(table: list[str]) -> DynamoDBStore:
+    options = dict(zip(table[::2], table[1::2], strict=True))
+    return DynamoDBStore(
+        options["--table"], region="us-east-1", endpoint_url=options["--endpoint-url"]
+    )
 
 
 def _layer(lock: dict, name: str) -> dict:

@@ -68,7 +68,7 @@ def test_values_and_lines_of_nested_keys_and_list_items() -> None:
         "    defaultDeny: true\n"
         "    replicas: 2\n"
         "    ratio: 0.5\n"
-        "    nothing:\n"
+        "    nothing: null\n"
     )
     assert doc.value == {
         "namespaces": {

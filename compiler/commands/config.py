@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import EXIT_OK, InputError, UsageError
+from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
+from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name
-from compiler.options import SourceOptions, check_layer_name, open_project, open_store
+from compiler.operations import steps
+from compiler.options import (
+    SourceOptions,
+    check_layer_name,
+    current_author,
+    open_project,
+    open_store,
+)
 from compiler.policy.schema import ConfigSchema
+from compiler.report import report_violations
+from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
@@ -22,8 +30,17 @@ MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
 
 
 def put_command(
-    *, source: SourceOptions, layer: str, file: Path, author: str | None, comment: str
+    *,
+    source: SourceOptions,
+    layer: str,
+    file: Path,
+    author: str | None,
+    comment: str,
+    force: bool = False,
+    cue: str | None = None,
 ) -> int:
+    """Write a new version, once it passes the checks a git change passes (`--force`
+    writes anyway, and the audit line says so)."""
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
     config, facts = _read_put_file(file)
@@ -39,14 +56,67 @@ def put_command(
         facts = facts if facts is not None else _previous_facts(store, pk, file)
         record = LayerVersion(pk=pk, sk="", version=0, config={}, created_at="", cluster=facts)
         try:
-            StackLoader(store, project, Pin()).facts(record)  # same checks as a compile
+            checked = StackLoader(store, project, Pin()).facts(record)  # as a compile does
         except InputError as err:
             raise InputError(f"{file}: {err.message}") from None
+        if checked.name != pk.partition("#")[2]:
+            raise InputError(
+                f"{file}: field cluster.name must be {pk.partition('#')[2]!r}, the layer's name"
+            )
+        check_environment(checked.env, project, store, str(file))
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
-    written = store.put(pk, config, cluster=facts, author=author or _whoami(), comment=comment)
-    print(f"wrote {layer} version {written.version} ({written.pk}/{written.sk})")
+    proposed = LayerVersion(pk=pk, sk="", version=0, config=config, created_at="", cluster=facts)
+    with steps.step("policy", layer=layer, action="config put") as gate:
+        clusters, result = compile_proposed(store, project, proposed, cue=cue)
+        gate.update(clusters=len(clusters), violations=len(result.violations), forced=force)
+    if result.violations or result.notices:
+        report_violations(result.violations, "text", sys.stderr, result.notices)
+    if result.violations and not force:
+        print(
+            f"not written: {layer} would break {len(result.violations)} check(s) in "
+            f"{', '.join(clusters)}; fix the file, or pass --force to write it anyway",
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS
+    if result.violations:
+        print(f"warning: --force: writing {layer} despite the findings", file=sys.stderr)
+    return _write(store, proposed, author=author, comment=comment, forced=bool(result.violations))
+
+
+def _write(
+    store: ConfigStore, proposed: LayerVersion, *, author: str | None, comment: str, forced: bool
+) -> int:
+    with steps.step("dynamodb", layer=proposed.layer_name, action="write", forced=forced) as out:
+        written = store.put(
+            proposed.pk,
+            proposed.config,
+            cluster=proposed.cluster,
+            author=author or current_author(),
+            comment=comment,
+            retired=proposed.retired,
+        )
+        out["version"] = written.version
+    print(f"wrote {proposed.layer_name} version {written.version} ({written.pk}/{written.sk})")
     return EXIT_OK
+
+
+def retire_command(*, source: SourceOptions, layer: str, author: str | None, comment: str) -> int:
+    """A tombstone version: the cluster leaves the tree (and `--all`), the history keeps it."""
+    pk = pk_from_layer_name(check_layer_name(layer))
+    if not pk.startswith(CLUSTER_PK_PREFIX):
+        raise UsageError(f"config retire --layer {layer}: only cluster/<name> layers retire")
+    project = open_project(source)
+    store = open_store(source, project)
+    latest = store.read(pk, Pin())
+    if latest is None:
+        raise unknown_cluster(store, pk.partition("#")[2])
+    if latest.retired:
+        raise InputError(f"{layer} is retired already ({latest.pk}/{latest.sk})")
+    tombstone = LayerVersion(
+        pk=pk, sk="", version=0, config={}, created_at="", cluster=latest.cluster, retired=True
+    )
+    return _write(store, tombstone, author=author, comment=comment or "retired", forced=False)
 
 
 def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -79,10 +149,6 @@ def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:
     return dict(latest.cluster)
 
 
-def _whoami() -> str:
-    return os.environ.get("GITOPS_AUTHOR") or getpass.getuser()
-
-
 def history_command(*, source: SourceOptions, layer: str) -> int:
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
@@ -92,7 +158,8 @@ def history_command(*, source: SourceOptions, layer: str) -> int:
         return EXIT_OK
     print(f"{'VERSION':>7}  {'CREATED':20}  {'AUTHOR':16}  COMMENT")
     for v in versions:
-        print(f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}")
+        retired = " (retired)" if v.retired else ""
+        print(f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}")
     return EXIT_OK
 
 

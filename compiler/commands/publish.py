@@ -1,17 +1,30 @@
 """`publish` and `rollback`: a compiled tree as a branch and a pull request on the Argo CD
-repository. A rollback is a publish of one cluster compiled from older layer versions,
-on its own branch, labelled and titled as a rollback."""
+repository. A rollback first records a revert in the table (new versions holding the old
+content, `compiler/reversion.py`), then publishes the cluster on its own branch, labelled
+and titled as a rollback; a dry run writes nothing and compiles the old versions."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.operations import steps
 from compiler.operations.trace import Run
-from compiler.options import Destination, Selection, SourceOptions, parse_versions
+from compiler.options import (
+    Destination,
+    Selection,
+    SourceOptions,
+    build_pin,
+    current_author,
+    open_project,
+    open_store,
+    parse_versions,
+)
 from compiler.outcome import Outcome
 from compiler.publishing.publication import Published, publish_tree, report_published
+from compiler.reversion import pin_of, plan_moves, write_reverts
 from compiler.sources import Pin
 
 
@@ -45,17 +58,41 @@ def rollback_command(
     fmt: str,
 ) -> Outcome:
     """`--as-of TIME` or `--versions LAYER=N,...` (one of them: the parser sees to it)."""
-    pin = Pin(versions=parse_versions(versions)) if versions is not None else None
-    selection = Selection(clusters=(cluster,), as_of=as_of, pin=pin)
-    return publish_command(
-        source=source,
-        selection=selection,
-        destination=destination,
+    pin = (
+        Pin(versions=parse_versions(versions))
+        if versions is not None
+        else build_pin(Selection(as_of=as_of))
+    )
+    current = steps.current().run
+    run = current if run_id in (None, current.id) else Run(run_id)
+    project = open_project(source)
+    store = open_store(source, project)
+    moves = plan_moves(store, project, cluster, pin)
+    reverts = [m.describe() for m in moves]
+    selection = Selection(clusters=(cluster,))
+    if not moves:
+        print(f"{cluster} reads these versions already: nothing to revert", file=sys.stderr)
+    elif destination.dry_run:
+        selection = Selection(clusters=(cluster,), pin=pin_of(moves))
+    else:
+        with steps.step("dynamodb", cluster=cluster, action="rollback") as wrote:
+            written = write_reverts(
+                store, moves, author=current_author(), trace_id=run.trace("git")
+            )
+            reverts = [f"{r} as @{w.version}" for r, w in zip(reverts, written, strict=True)]
+            wrote["reverts"] = reverts
+        for line in reverts:
+            print(f"reverted {line}", file=sys.stderr)
+    published = publish_tree(
+        source,
+        selection,
+        dataclasses.replace(destination, reverts=tuple(reverts)),
+        run=run,
         from_dir=from_dir,
         cue=cue,
-        run_id=run_id,
-        fmt=fmt,
     )
+    report_published(published, fmt)
+    return _outcome(published)
 
 
 def _outcome(published: Published) -> Outcome:

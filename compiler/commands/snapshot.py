@@ -66,4 +66,6 @@ def _item(version: LayerVersion) -> dict[str, Any]:
     }
     if version.cluster is not None:
         item["cluster"] = version.cluster
+    if version.retired:
+        item["retired"] = True
     return item

@@ -187,7 +187,15 @@ def publish_tree(
         )
     )
     labels = tuple(destination.labels)
-    target = Target(repo, base, branch, run.trace("git"), labels, rollback=destination.rollback)
+    target = Target(
+        repo,
+        base,
+        branch,
+        run.trace("git"),
+        labels,
+        rollback=destination.rollback,
+        reverts=tuple(destination.reverts),
+    )
     scope = " ".join(f"--cluster {c}" for c in publication.clusters)
     outcome = publish(
         publication,

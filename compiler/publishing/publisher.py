@@ -54,6 +54,8 @@ class Target:
     trace_id: str  # of the git step; the commit and the body carry it
     labels: Sequence[str] = ("gitops-compiler",)
     rollback: bool = False  # titled and introduced as a return to older versions
+    # A rollback's reverts as written in the table ("cluster/x@5 to cluster/x@3 as @6").
+    reverts: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ def _attempt(
     wanted = ws.tree_with(base, publication.files, publication.owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
-    title = rollback_title(diff) if target.rollback else pull_title(diff)
+    title = rollback_title(diff, target.reverts) if target.rollback else pull_title(diff)
     context = ReviewContext(
         title=title,
-        intro=rollback_intro(diff) if target.rollback else "",
+        intro=rollback_intro(diff, target.reverts) if target.rollback else "",
         trace_id=target.trace_id,
         base=target.base,
         checks=publication.checks,
@@ -206,19 +208,26 @@ def pull_title(diff: TreeDiff) -> str:
     return f"Cluster config: {len(names)} clusters"
 
 
-def rollback_title(diff: TreeDiff) -> str:
+def rollback_title(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
     names = ", ".join(c.cluster for c in diff.clusters[:3]) or "clusters"
+    if reverts:
+        return f"Rollback {names}: {'; '.join(reverts)}"
     versions = sorted({v for c in diff.clusters for v in c.new_versions if "@" in v})
     shown = ", ".join(versions[:4]) + (" …" if len(versions) > 4 else "")
     return f"Rollback {names} to {shown}" if shown else f"Rollback {names}"
 
 
-def rollback_intro(diff: TreeDiff) -> str:
+def rollback_intro(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
     """What a rollback reverts, and to which versions, layer by layer."""
     lines = [
         "**Rollback.** Merging this returns the clusters below to the configuration "
         "compiled from older layer versions; Argo CD then syncs them back to it.\n"
     ]
+    if reverts:
+        lines.append(
+            "The config table records the revert as new versions holding the old content, "
+            "so later publishes keep it: " + "; ".join(f"`{r}`" for r in reverts) + ".\n"
+        )
     for cluster in diff.clusters:
         now = {v.split("@")[0]: v for v in cluster.old_versions if "@" in v}
         back = [v for v in cluster.new_versions if "@" in v and v not in cluster.old_versions]

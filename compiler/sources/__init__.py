@@ -37,7 +37,7 @@ class ConfigStore(Protocol):
         ...
 
     def list_clusters(self) -> list[str]:
-        """The names of all clusters that have a record, sorted."""
+        """The names of all clusters whose latest record is not a tombstone, sorted."""
         ...
 
     def put(
@@ -50,6 +50,7 @@ class ConfigStore(Protocol):
         comment: str,
         created_at: str | None = None,
         version: int | None = None,
+        retired: bool = False,
     ) -> LayerVersion:
         """Write a new version (never overwrite one); return what was written."""
         ...

@@ -84,10 +84,12 @@ class DynamoDBStore:
         return list(self._iter_versions(pk))
 
     def list_clusters(self) -> list[str]:
-        names: set[str] = set()
+        # The latest sort key of each cluster and whether it is a tombstone: a retired
+        # cluster is not listed (its history stays in the table).
+        latest: dict[str, tuple[str, bool]] = {}
         request: dict[str, Any] = {
             "TableName": self.table,
-            "ProjectionExpression": "pk",
+            "ProjectionExpression": "pk, sk, retired",
             "FilterExpression": "begins_with(pk, :prefix)",
             "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
             "ConsistentRead": True,
@@ -96,11 +98,30 @@ class DynamoDBStore:
             while True:
                 page = self._client.scan(**request)
                 items = self._items(page, "listing clusters")
-                names.update(item["pk"]["S"].partition("#")[2] for item in items)
+                for item in items:
+                    name, sk = item["pk"]["S"].partition("#")[2], item["sk"]["S"]
+                    if sk.startswith("v#") and sk > latest.get(name, ("", False))[0]:
+                        latest[name] = (sk, item.get("retired", {}).get("BOOL", False))
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(names)
+        return sorted(name for name, (_, retired) in latest.items() if not retired)
+
+    def layer_keys(self) -> list[str]:
+        """Every pk in the table, sorted (retired clusters included): what a dump needs."""
+        keys: set[str] = set()
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "pk",
+            "ConsistentRead": True,
+        }
+        with self._errors("listing layers"):
+            while True:
+                page = self._client.scan(**request)
+                keys.update(item["pk"]["S"] for item in self._items(page, "listing layers"))
+                if "LastEvaluatedKey" not in page:
+                    return sorted(keys)
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _get(self, pk: str, version: int) -> LayerVersion | None:
         with self._errors(f"reading {pk} version {version}"):
@@ -154,6 +175,7 @@ class DynamoDBStore:
         comment: str,
         created_at: str | None = None,
         version: int | None = None,
+        retired: bool = False,
     ) -> LayerVersion:
         stamp = created_at or format_timestamp(datetime.now(UTC))
         for _attempt in range(_PUT_ATTEMPTS):
@@ -172,6 +194,8 @@ class DynamoDBStore:
             }
             if cluster is not None:
                 item["cluster"] = _to_dynamo_numbers(dict(cluster))
+            if retired:
+                item["retired"] = True
             # Validate before writing: a malformed item in the table breaks every later read.
             written = layer_version_from_item(plain(item, pk))
             try:

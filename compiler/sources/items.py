@@ -17,7 +17,9 @@ from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, sort_key_for
 
 _SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
-_KNOWN = {"pk", "sk", "version", "config", "created_at", "author", "comment", "cluster"}
+_KNOWN = {
+    "pk", "sk", "version", "config", "created_at", "author", "comment", "cluster", "retired"
+}  # fmt: skip
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB refuses larger items; a snapshot must not hold one
 # Sort keys hold ten digits (v#0000000042) so that their order is the version order.
 MAX_VERSION = 9_999_999_999
@@ -96,6 +98,9 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     for name in ("author", "comment"):
         if not isinstance(item.get(name, ""), str):
             raise InputError(f"{where}: field {name} must be a string")
+    retired = item.get("retired", False)
+    if not isinstance(retired, bool) or (retired and not pk.startswith(CLUSTER_PK_PREFIX)):
+        raise InputError(f"{where}: field retired is true or false, on cluster# records only")
     cluster = item.get("cluster")
     if pk.startswith(CLUSTER_PK_PREFIX):
         if not isinstance(cluster, dict):
@@ -113,6 +118,7 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         author=item.get("author", ""),
         comment=item.get("comment", ""),
         cluster=cluster,
+        retired=retired,
     )
 
 

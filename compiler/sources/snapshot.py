@@ -53,7 +53,9 @@ class SnapshotStore:
 
     def list_clusters(self) -> list[str]:
         return sorted(
-            pk.partition("#")[2] for pk in self._layers if pk.startswith(CLUSTER_PK_PREFIX)
+            pk.partition("#")[2]
+            for pk, versions in self._layers.items()
+            if pk.startswith(CLUSTER_PK_PREFIX) and not versions[0].retired
         )
 
     def put(
@@ -66,6 +68,7 @@ class SnapshotStore:
         comment: str,
         created_at: str | None = None,
         version: int | None = None,
+        retired: bool = False,
     ) -> LayerVersion:
         raise UsageError(f"the snapshot {self.root} is read-only; write to the DynamoDB table")
 
@@ -110,7 +113,11 @@ def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
     for item in snapshot.items():
         existing = store.read(item.pk, Pin(versions={item.layer_name: item.version}))
         if existing is not None:
-            if existing.config != item.config or existing.cluster != item.cluster:
+            if (existing.config, existing.cluster, existing.retired) != (
+                item.config,
+                item.cluster,
+                item.retired,
+            ):
                 raise InputError(
                     f"{item.pk} version {item.version} differs in the table; "
                     "versions are never overwritten"
@@ -125,6 +132,7 @@ def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
             comment=item.comment,
             created_at=item.created_at,
             version=item.version,
+            retired=item.retired,
         )
         written += 1
     return written, skipped

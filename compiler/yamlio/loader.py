@@ -142,8 +142,11 @@ class _Walk:
         value: Any
         if isinstance(event, yaml.ScalarEvent):
             value = self.scalar(event, line, path)
-            if parent is None and value is None and event.value == "" and event.tag is None:
-                value = {}  # a document with no content, such as `---` alone
+            if value is None and event.value == "" and event.tag is None:
+                if parent is None:
+                    value = {}  # a document with no content, such as `---` alone
+                else:
+                    raise self.empty_value(parent, path, line)
         elif isinstance(event, yaml.CollectionStartEvent):
             if len(self.open) >= self.max_depth:
                 raise self.error(line, path, f"nested deeper than {self.max_depth} levels")
@@ -234,6 +237,18 @@ class _Walk:
                 f"{event.value!r} is read as a boolean by YAML 1.1; "
                 "write true/false, or quote it if you meant the string",
             )
+
+    def empty_value(self, parent: _Open, path: DocPath, line: int) -> InputError:
+        """An implicit null: in a merge patch it deletes, and it is most often a key whose
+        lines below lost their indentation (issue 17). Only an explicit null deletes."""
+        if isinstance(parent.value, dict) and parent.key is not None:
+            line = parent.key_lines.get(parent.key, line)
+        return self.error(
+            line,
+            path,
+            "empty value: it would delete this key from the layers below; write `null` "
+            "(or `~`) to delete it, or indent the lines below if they belong to it",
+        )
 
     def child_path(self) -> DocPath:
         if not self.open:

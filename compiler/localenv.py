@@ -1,0 +1,180 @@
+"""`local up/down/status/env`: the embedded DynamoDB kept running, its data kept on disk.
+
+moto's server keeps its tables in memory only (it has no persistence of its own), so
+the data lives in the project as a snapshot directory, `.gitops/local/data/` (the
+format of `examples/`): `local down` dumps every version there before it stops the
+server, and `local up` seeds the new server from it (from `examples/` the first time).
+What is lost is only what was written after the last `down` if the server is killed
+(the machine restarts): `local status` says when the data was last saved.
+
+The endpoint is recorded in `.gitops/local/state.json`, where every command of the
+project finds it (`project.resolve_endpoint`), so no export is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import OutsideError
+from compiler.localdb import LOCAL_CREDENTIALS
+from compiler.model import layer_name_from_pk
+from compiler.project import LOCAL_STATE, Project
+from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.snapshot import SnapshotStore, seed
+from compiler.yamlio import dump_yaml
+
+LOCAL_DIR = str(Path(LOCAL_STATE).parent)
+_START_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class LocalState:
+    pid: int
+    endpoint: str
+
+    @property
+    def running(self) -> bool:
+        return _alive(self.pid) and _answers(self.endpoint)
+
+
+def state_dir(project: Project) -> Path:
+    return project.root / LOCAL_DIR
+
+
+def read_state(project: Project) -> LocalState | None:
+    try:
+        raw = json.loads((state_dir(project) / "state.json").read_text(encoding="utf-8"))
+        return LocalState(pid=int(raw["pid"]), endpoint=str(raw["endpoint"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def up(project: Project) -> tuple[LocalState, str]:
+    """Start the server in the background (or find it running); seed it; record it."""
+    state = read_state(project)
+    if state is not None and state.running:
+        return state, "running already"
+    directory = state_dir(project)
+    directory.mkdir(parents=True, exist_ok=True)
+    port_file = directory / "port"
+    port_file.unlink(missing_ok=True)
+    log = str(directory / "server.log")
+    # posix_spawn, not Popen: the server outlives this command (its own session, no
+    # terminal), and nothing here waits for it.
+    pid = os.posix_spawn(
+        sys.executable,
+        [sys.executable, "-m", "compiler.localdb", str(port_file)],
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    endpoint = _wait_for_port(port_file, pid)
+    state = LocalState(pid=pid, endpoint=endpoint)
+    for key, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    store = DynamoDBStore(project.table, region=project.region, endpoint_url=endpoint)
+    store.create_table()
+    data = directory / "data"
+    origin = data if data.is_dir() else project.root / "examples"
+    written, _ = seed(store, SnapshotStore(origin))
+    (directory / "state.json").write_text(
+        json.dumps({"pid": state.pid, "endpoint": endpoint}) + "\n", encoding="utf-8"
+    )
+    return state, f"started, {written} version(s) loaded from {origin}"
+
+
+def down(project: Project) -> str:
+    """Save every version to `.gitops/local/data/`, then stop the server."""
+    state = read_state(project)
+    if state is None or not state.running:
+        (state_dir(project) / "state.json").unlink(missing_ok=True)
+        return "not running"
+    saved = save(project, state)
+    os.kill(state.pid, signal.SIGTERM)
+    for _ in range(50):  # bounded: 5 s
+        if not _alive(state.pid):
+            break
+        time.sleep(0.1)
+    (state_dir(project) / "state.json").unlink(missing_ok=True)
+    return f"stopped; {saved} version(s) saved in {state_dir(project) / 'data'}"
+
+
+def save(project: Project, state: LocalState) -> int:
+    for key, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    store = DynamoDBStore(project.table, region=project.region, endpoint_url=state.endpoint)
+    data = state_dir(project) / "data"
+    count = 0
+    for pk in store.layer_keys():
+        history = store.history(pk)
+        items = [_item(v) for v in reversed(history)]
+        path = data / f"{layer_name_from_pk(pk)}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(dump_yaml({"versions": items}))
+        count += len(items)
+    return count
+
+
+def _item(version: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "version": version.version,
+        "created_at": version.created_at,
+        "author": version.author,
+        "comment": version.comment,
+        "config": version.config,
+    }
+    if version.cluster is not None:
+        item["cluster"] = version.cluster
+    if version.retired:
+        item["retired"] = True
+    return item
+
+
+def _wait_for_port(port_file: Path, pid: int) -> str:
+    deadline = time.monotonic() + _START_SECONDS
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise OutsideError(f"the local DynamoDB exited; see {port_file.parent}/server.log")
+        text = port_file.read_text().strip() if port_file.is_file() else ""
+        if text.isdigit() and _answers(f"http://127.0.0.1:{text}"):
+            return f"http://127.0.0.1:{text}"
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGTERM)
+    raise OutsideError(f"the local DynamoDB did not start within {_START_SECONDS:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap it if it is our child and has exited (a zombie still answers kill 0).
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # started by another command: not ours to reap
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an answer, even an error one: the server is up
+    except OSError:
+        return False

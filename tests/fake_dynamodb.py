@@ -75,8 +75,13 @@ class FakeDynamoDB(LoopbackServer):
                 return self._failures.pop(0)
         operation = target.rpartition(".")[2]
         if operation == "Scan":
-            pks = [{"pk": {"S": f"cluster#{name}"}} for name in self.store.list_clusters()]
-            return _ok({"Items": pks, "Count": len(pks), "ScannedCount": len(pks)})
+            # The keys of every cluster version, as the projection `pk, sk, retired` gives.
+            keys = [
+                {"pk": {"S": v.pk}, "sk": {"S": v.sk}}
+                for name in self.store.list_clusters()
+                for v in self.store.history(f"cluster#{name}")
+            ]
+            return _ok({"Items": keys, "Count": len(keys), "ScannedCount": len(keys)})
         if operation == "Query":
             pk = request["ExpressionAttributeValues"][":pk"]["S"]
             found = self.store.read(pk, Pin())

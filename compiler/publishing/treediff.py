@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from compiler.argocd.applications import AppChange, application_changes
 from compiler.errors import InputError
 from compiler.layout import LOCK_FILE, TreePath, read_path
 from compiler.model import DocPath, format_path
@@ -100,6 +101,8 @@ class ClusterDiff:
 class TreeDiff:
     clusters: tuple[ClusterDiff, ...]
     fleet: tuple[ObjectChange, ...]  # ApplicationSets: they act on every cluster
+    # What the ApplicationSet controller will do: Applications created, deleted, moved.
+    applications: tuple[AppChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -145,7 +148,8 @@ def diff_trees(
                 new_versions=lock_versions(new.get(lock)),
             )
         )
-    return TreeDiff(tuple(clusters), tuple(fleet))
+    apps = tuple(application_changes(old, new)) if changed else ()
+    return TreeDiff(tuple(clusters), tuple(fleet), apps)
 
 
 def lock_versions(data: bytes | None) -> tuple[str, ...]:
@@ -294,6 +298,7 @@ def format_text(diff: TreeDiff) -> str:
     if diff.fleet:
         lines.append(f"{FLEET}: {len(diff.fleet)} changed")
         lines += [f"  {line}" for obj in diff.fleet for line in _object_lines(obj)]
+    lines += [change.describe() for change in diff.applications]
     return "\n".join(lines) + "\n"
 
 

@@ -84,6 +84,7 @@ def _validate(args: argparse.Namespace) -> Outcome:
         fmt=args.format,
         cue=args.cue,
         changed=args.files,
+        against=args.against,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.argocd.applications import application_violations
+from compiler.argocd.immutable import mark_replacements
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import ClusterInput, StackLoader
 from compiler.layout import cluster_files, owned_directories, shared_files
@@ -287,6 +288,7 @@ def render_and_check(
     name = cluster.facts.name
     with timed("render"):
         rendered = render_cluster(cluster.facts, merged.value)
+        rendered.problems.extend(mark_replacements(rendered.objects, merged.value))
     if rendered.problems:
         return None, [_violation(name, p, merged) for p in rendered.problems]
     violations: list[Violation] = []

@@ -99,7 +99,7 @@ def _security(diff: TreeDiff) -> str:
             rows.append(_row(obj, _grant(obj) or obj.action, obj.set_by))
     removed_clusters = [c.cluster for c in diff.clusters if c.status == "removed"]
     deleted = [a for a in diff.applications if a.action != "create"]
-    if not rows and not removed_clusters and not deleted:
+    if not rows and not removed_clusters and not deleted and not diff.immutable:
         return "\n### Security-relevant changes\n\nNone: no RBAC, network policy, Calico or quota change.\n"
     out = ["\n### ⚠️ Security-relevant changes\n"]
     for name in removed_clusters:
@@ -109,6 +109,9 @@ def _security(diff: TreeDiff) -> str:
         )
     for change in deleted:  # a deleted or moved Application stops managing what it deployed
         out.append(f"- **{_app_line(change)}**\n")
+    for refused in diff.immutable:
+        mark = "Replaced" if refused.accepted else "Sync will fail"
+        out.append(f"- **{mark}** on {text(refused.cluster)}: {text(refused.describe())}\n")
     if rows:
         out.append("\n| cluster | object | change | set by |\n|---|---|---|---|\n")
         out += rows[:_SECURITY_ROWS]

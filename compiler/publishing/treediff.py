@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from compiler.argocd.applications import AppChange, application_changes
+from compiler.argocd.immutable import ImmutableChange, immutable_changes
 from compiler.errors import InputError
 from compiler.layout import LOCK_FILE, TreePath, read_path
 from compiler.model import DocPath, format_path
@@ -103,6 +104,8 @@ class TreeDiff:
     fleet: tuple[ObjectChange, ...]  # ApplicationSets: they act on every cluster
     # What the ApplicationSet controller will do: Applications created, deleted, moved.
     applications: tuple[AppChange, ...] = ()
+    # Changes the API server will not make in place (Argo CD's sync fails on them).
+    immutable: tuple[ImmutableChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -149,7 +152,8 @@ def diff_trees(
             )
         )
     apps = tuple(application_changes(old, new)) if changed else ()
-    return TreeDiff(tuple(clusters), tuple(fleet), apps)
+    refused = tuple(immutable_changes(old, new)) if changed else ()
+    return TreeDiff(tuple(clusters), tuple(fleet), apps, refused)
 
 
 def lock_versions(data: bytes | None) -> tuple[str, ...]:
@@ -299,6 +303,7 @@ def format_text(diff: TreeDiff) -> str:
         lines.append(f"{FLEET}: {len(diff.fleet)} changed")
         lines += [f"  {line}" for obj in diff.fleet for line in _object_lines(obj)]
     lines += [change.describe() for change in diff.applications]
+    lines += [f"{c.cluster}: in-place change refused: {c.describe()}" for c in diff.immutable]
     return "\n".join(lines) + "\n"
 
 

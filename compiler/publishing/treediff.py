@@ -242,7 +242,7 @@ def _is_security(obj: Mapping[str, Any] | None) -> bool:
     api = str(obj.get("apiVersion", ""))
     return (
         obj.get("kind") in _SECURITY_KINDS
-        or api.startswith("projectcalico.org/")
+        or api.startswith(("projectcalico.org/", "crd.projectcalico.org/"))
         or api == APPSET_API  # the ApplicationSets decide what every cluster runs
     )
 

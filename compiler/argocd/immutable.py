@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, MutableSequence
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.errors import InputError
 from compiler.layout import read_path
 from compiler.render import Problem, Rendered
 from compiler.yamlio import load_layer_yaml
@@ -157,7 +158,7 @@ def _objects(tree: Mapping[str, bytes]) -> dict[tuple[str, str, str], tuple[str,
             continue
         try:
             obj = load_layer_yaml(data, path).value
-        except Exception:  # the base branch may hold anything; an unreadable file is no object
+        except InputError:  # the base branch may hold anything; an unreadable file is no object
             continue
         if isinstance(obj, Mapping) and "kind" in obj:
             out[(where.cluster, _group_kind(obj), _identity(obj))] = (path, obj)
@@ -166,7 +167,11 @@ def _objects(tree: Mapping[str, bytes]) -> dict[tuple[str, str, str], tuple[str,
 
 def immutable_changes(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> list[ImmutableChange]:
     """Every change, between two trees, to a field of `IMMUTABLE` of an object kept by name."""
-    before, after = _objects(old), _objects(new)
+    # File names come from the object's identity: a kept object keeps its path, and only
+    # files whose bytes differ can hold a change (the trees hold thousands of objects).
+    changed = {p for p in old.keys() & new.keys() if old[p] != new[p]}
+    before = _objects({p: old[p] for p in changed})
+    after = _objects({p: new[p] for p in changed})
     found = []
     for key in sorted(set(before) & set(after)):
         cluster, group_kind, name = key

@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_args(validate)
     validate.add_argument("--format", choices=FORMATS, default="text")
     validate.add_argument(
+        "--against",
+        metavar="DIR|REF[:PATH]",
+        help="also fail on changes the API server refuses in place (a binding's roleRef, an "
+        "IP pool's cidr) against this base tree, unless the config's replaceOnSync accepts them",
+    )
+    validate.add_argument(
         "files",
         nargs="*",
         type=Path,

@@ -94,6 +94,7 @@ def _validate(args: argparse.Namespace) -> Outcome:
         fmt=args.format,
         cue=args.cue,
         changed=args.files,
+        against=args.against,
     )
 
 

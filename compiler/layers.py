@@ -157,6 +157,7 @@ class StackLoader:
             server=raw["server"],
             region=raw.get("region", ""),
             labels=dict(raw.get("labels", {})),
+            calico_api=raw.get("calicoAPI", self.project.calico_api),
         )
 
     def _facts_of(self, record: LayerVersion) -> ClusterFacts:

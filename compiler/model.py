@@ -85,6 +85,8 @@ class ClusterFacts:
     server: str
     region: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The apiVersion of its Calico objects; "" for the default (compiler.render.calico).
+    calico_api: str = ""
 
 
 @dataclass(frozen=True)

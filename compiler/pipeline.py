@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.argocd.applications import application_violations
+from compiler.argocd.immutable import mark_replacements
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import ClusterInput, StackLoader
 from compiler.layout import cluster_files, owned_directories, shared_files
@@ -170,6 +172,9 @@ def compile_inputs(
         if checks.objects is not None:
             with timed("validate objects"):
                 result.violations.extend(checks.objects.check_shared(result.shared))
+        with timed("applications"):  # what the ApplicationSet controller would refuse or drop
+            merged_by_name = {c.facts.name: c.merged for c in result.clusters}
+            result.violations.extend(application_violations(result.files, merged_by_name))
         if while_policies_run is not None and not _failing(result.violations):
             while_policies_run(result)
         with timed("cue wait"):
@@ -283,6 +288,7 @@ def render_and_check(
     name = cluster.facts.name
     with timed("render"):
         rendered = render_cluster(cluster.facts, merged.value)
+        rendered.problems.extend(mark_replacements(rendered.objects, merged.value))
     if rendered.problems:
         return None, [_violation(name, p, merged) for p in rendered.problems]
     violations: list[Violation] = []

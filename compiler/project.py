@@ -37,6 +37,8 @@ _SCHEMA: Mapping[str, Any] = {
         "region": {"type": "string", "minLength": 1},
         "endpointUrl": {"type": ["string", "null"], "pattern": "^https?://"},
         "kubernetesVersion": {"type": "string", "pattern": r"^\d+\.\d+$"},
+        # The Calico API group of every cluster without its own `calicoAPI` fact.
+        "calicoAPI": {"enum": ["projectcalico.org/v3", "crd.projectcalico.org/v1"]},
         "layers": {
             "type": "array",
             "minItems": 1,
@@ -109,6 +111,7 @@ class Project:
     region: str = "us-east-1"
     endpoint_url: str | None = None
     kubernetes_version: str = "1.31"
+    calico_api: str = ""  # "" for the default, projectcalico.org/v3
     stack: tuple[StackEntry, ...] = field(
         default_factory=lambda: tuple(_stack_entry(e) for e in DEFAULT_STACK)
     )
@@ -183,6 +186,7 @@ def load_project(root: Path) -> Project:
         region=raw.get("region", Project.region),
         endpoint_url=raw.get("endpointUrl"),
         kubernetes_version=raw.get("kubernetesVersion", Project.kubernetes_version),
+        calico_api=raw.get("calicoAPI", ""),
         stack=tuple(_stack_entry(e) for e in raw.get("layers", DEFAULT_STACK)),
         lists=ListStrategies.from_mapping(raw.get("lists", {})),
         argocd=ArgoCDSettings(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from compiler.argocd.against import read_base, replacement_findings
 from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.layout import TREE_ROOTS
@@ -106,10 +107,16 @@ def validate_command(
     fmt: str,
     cue: str | None,
     changed: Sequence[Path] = (),
+    against: str | None = None,
 ) -> Outcome:
     result = run_compile_stage(
         source, selection, cue=cue, changed=changed, show_progress=fmt == "text"
     )
+    if against is not None and not result.violations:  # issue 19: changes refused in place
+        base = read_base(against, result.owned)
+        failing, notices = replacement_findings(base, result.files, against)
+        result.violations.extend(failing)
+        result.notices.extend(notices)
     report_violations(result.violations, fmt, sys.stdout, result.notices)
     if not result.violations and fmt == "text":
         if changed and not result.clusters:

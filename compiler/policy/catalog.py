@@ -19,6 +19,10 @@ _K8S_QUOTA = "https://kubernetes.io/docs/concepts/policy/resource-quotas/"
 _K8S_NETPOL = "https://kubernetes.io/docs/concepts/services-networking/network-policies/"
 _CALICO_IPPOOL = "https://docs.tigera.io/calico/latest/reference/resources/ippool"
 _DESIGN = "DESIGN.md, Validation"
+_ARGOCD_APPSET = (
+    "https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Generators-Git/"
+)
+_ARGOCD_SYNC = "https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/"
 
 _BUILT_IN: tuple[Rule, ...] = (
     Rule(
@@ -264,6 +268,56 @@ _BUILT_IN: tuple[Rule, ...] = (
         "An exception has an end; past it the finding it covered stands again.",
         "docs/rules.md#waivers",
         "fix the finding, or renew the waiver with a new `expires` and a reason",
+        waivable=False,
+    ),
+    Rule(
+        "argocd.application-duplicate",
+        "error",
+        "No two generator files give Applications one name, within an ApplicationSet or "
+        "across the two (cluster `a` + add-on `b-c` and cluster `a-b` + add-on `c`; an "
+        "add-on named `bootstrap`).",
+        "The ApplicationSet controller refuses a duplicate within a set, and across sets the "
+        "second never takes the first's Application: one of the two is silently not deployed.",
+        _ARGOCD_APPSET,
+        "addons: {bootstrap: null, cluster-bootstrap: {...}}   # rename the add-on",
+        waivable=False,
+    ),
+    Rule(
+        "argocd.application-name",
+        "error",
+        "Every generated Application name is a DNS-1123 subdomain of at most 253 characters.",
+        "Argo CD validates Application names as Pod names; the API server refuses the rest.",
+        _K8S_NAMES,
+        "rename the cluster or the add-on",
+        waivable=False,
+    ),
+    Rule(
+        "argocd.template-key",
+        "error",
+        "Every field an ApplicationSet template reads is in each generator file it matches.",
+        "With `missingkey=error` the controller makes no Application from that file.",
+        _ARGOCD_APPSET,
+        "recompile: the compiler writes every key the templates read",
+        waivable=False,
+    ),
+    Rule(
+        "immutable.field-change",
+        "error",
+        "A change to a field the API server will not update in place (a binding's `roleRef`, "
+        "an IP pool's `cidr` or `blockSize`, ...) is accepted in `replaceOnSync`.",
+        'Argo CD\'s sync fails with "field is immutable" and the cluster stays on the old '
+        "object until someone deletes it by hand.",
+        _ARGOCD_SYNC,
+        'replaceOnSync: {"RoleBinding/dev-team/viewers": "recreate: roleRef view -> edit"}   '
+        "# or a new name",
+    ),
+    Rule(
+        "render.replace-unknown",
+        "error",
+        "Every `replaceOnSync` key names an object the cluster's config renders.",
+        "A stale acceptance would silently accept a future replacement of that object.",
+        _ARGOCD_SYNC,
+        "remove the key once the replacement is merged",
         waivable=False,
     ),
     Rule(

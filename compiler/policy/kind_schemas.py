@@ -43,6 +43,17 @@ CRD_FILES: Mapping[tuple[str, str], str] = {
     ("projectcalico.org/v3", "FelixConfiguration"): (
         "calico/v3/projectcalico.org_felixconfigurations.yaml"
     ),
+    # crd.projectcalico.org/v1: the storage CRDs many installs serve instead (issue 19).
+    **{
+        ("crd.projectcalico.org/v1", kind): f"calico/crd.projectcalico.org_{plural}.yaml"
+        for kind, plural in (
+            ("IPPool", "ippools"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("GlobalNetworkPolicy", "globalnetworkpolicies"),
+            ("BGPConfiguration", "bgpconfigurations"),
+            ("FelixConfiguration", "felixconfigurations"),
+        )
+    },
     ("argoproj.io/v1alpha1", "ApplicationSet"): "argocd/applicationset-crd.yaml",
     ("argoproj.io/v1alpha1", "Application"): "argocd/application-crd.yaml",
 }

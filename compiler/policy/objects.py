@@ -146,7 +146,7 @@ class ObjectSchemas:
             return
         yield from _schema_findings(schema, obj)
         yield from label_findings(obj)
-        if (api_version, kind) == ("projectcalico.org/v3", "IPPool"):
+        if kind == "IPPool" and api_version in ("projectcalico.org/v3", "crd.projectcalico.org/v1"):
             spec = obj.get("spec")
             if isinstance(spec, Mapping) and isinstance(spec.get("cidr"), str):
                 yield from ippool_findings(spec)

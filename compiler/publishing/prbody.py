@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compiler import __version__
+from compiler.argocd.applications import AppChange
 from compiler.layout import CLUSTERS_DIR, LOCK_FILE
 from compiler.publishing.markdown import code, text
 from compiler.publishing.treediff import (
@@ -45,7 +46,7 @@ class ReviewContext:
 
 def render_body(diff: TreeDiff, context: ReviewContext, limit: int = GITHUB_BODY_LIMIT) -> str:
     intro = f"\n{context.intro}" if context.intro else ""
-    head = _header(diff, context) + intro + _security(diff)
+    head = _header(diff, context) + intro + _security(diff) + _applications(diff)
     tail = _policy(diff, context) + _versions(diff) + _footer(context)
     budget = limit - len(head) - len(tail) - 400  # room for the truncation note
     details: list[str] = []
@@ -97,7 +98,8 @@ def _security(diff: TreeDiff) -> str:
         else:
             rows.append(_row(obj, _grant(obj) or obj.action, obj.set_by))
     removed_clusters = [c.cluster for c in diff.clusters if c.status == "removed"]
-    if not rows and not removed_clusters:
+    deleted = [a for a in diff.applications if a.action != "create"]
+    if not rows and not removed_clusters and not deleted and not diff.immutable:
         return "\n### Security-relevant changes\n\nNone: no RBAC, network policy, Calico or quota change.\n"
     out = ["\n### ⚠️ Security-relevant changes\n"]
     for name in removed_clusters:
@@ -105,12 +107,36 @@ def _security(diff: TreeDiff) -> str:
             f"- **Cluster {code(name)} leaves the tree:** Argo CD deletes its Applications "
             "(resources are preserved on the cluster).\n"
         )
+    for change in deleted:  # a deleted or moved Application stops managing what it deployed
+        out.append(f"- **{_app_line(change)}**\n")
+    for refused in diff.immutable:
+        mark = "Replaced" if refused.accepted else "Sync will fail"
+        out.append(f"- **{mark}** on {text(refused.cluster)}: {text(refused.describe())}\n")
     if rows:
         out.append("\n| cluster | object | change | set by |\n|---|---|---|---|\n")
         out += rows[:_SECURITY_ROWS]
         if len(rows) > _SECURITY_ROWS:
             out.append(f"\n…and {len(rows) - _SECURITY_ROWS} more rows (see the details below).\n")
     return "".join(out)
+
+
+def _applications(diff: TreeDiff) -> str:
+    """What the ApplicationSet controller will do once this merges."""
+    if not diff.applications:
+        return ""
+    lines = "".join(f"- {_app_line(change)}\n" for change in diff.applications)
+    return f"\n### Argo CD Applications\n\n{lines}"
+
+
+def _app_line(change: AppChange) -> str:
+    app = change.app
+    if change.action == "move" and change.was is not None:
+        return (
+            f"Argo CD will move Application {code(app.name)}: {code(change.was.destination)} "
+            f"→ {code(app.destination)}"
+        )
+    where = f", namespace {code(app.namespace)}" if app.namespace else ""
+    return f"Argo CD will {change.action} Application {code(app.name)} → {code(app.server)}{where}"
 
 
 def _row(obj: ObjectChange, change: str, set_by: str) -> str:

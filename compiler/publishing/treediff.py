@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from compiler.argocd.applications import AppChange, application_changes
+from compiler.argocd.immutable import ImmutableChange, immutable_changes
 from compiler.errors import InputError
 from compiler.layout import LOCK_FILE, TreePath, read_path
 from compiler.model import DocPath, format_path
@@ -100,6 +102,10 @@ class ClusterDiff:
 class TreeDiff:
     clusters: tuple[ClusterDiff, ...]
     fleet: tuple[ObjectChange, ...]  # ApplicationSets: they act on every cluster
+    # What the ApplicationSet controller will do: Applications created, deleted, moved.
+    applications: tuple[AppChange, ...] = ()
+    # Changes the API server will not make in place (Argo CD's sync fails on them).
+    immutable: tuple[ImmutableChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -145,7 +151,9 @@ def diff_trees(
                 new_versions=lock_versions(new.get(lock)),
             )
         )
-    return TreeDiff(tuple(clusters), tuple(fleet))
+    apps = tuple(application_changes(old, new)) if changed else ()
+    refused = tuple(immutable_changes(old, new)) if changed else ()
+    return TreeDiff(tuple(clusters), tuple(fleet), apps, refused)
 
 
 def lock_versions(data: bytes | None) -> tuple[str, ...]:
@@ -234,7 +242,7 @@ def _is_security(obj: Mapping[str, Any] | None) -> bool:
     api = str(obj.get("apiVersion", ""))
     return (
         obj.get("kind") in _SECURITY_KINDS
-        or api.startswith("projectcalico.org/")
+        or api.startswith(("projectcalico.org/", "crd.projectcalico.org/"))
         or api == APPSET_API  # the ApplicationSets decide what every cluster runs
     )
 
@@ -294,6 +302,8 @@ def format_text(diff: TreeDiff) -> str:
     if diff.fleet:
         lines.append(f"{FLEET}: {len(diff.fleet)} changed")
         lines += [f"  {line}" for obj in diff.fleet for line in _object_lines(obj)]
+    lines += [change.describe() for change in diff.applications]
+    lines += [f"{c.cluster}: in-place change refused: {c.describe()}" for c in diff.immutable]
     return "\n".join(lines) + "\n"
 
 

@@ -112,7 +112,10 @@ def dsl_home(obj: Mapping[str, Any]) -> DocPath:
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
-    calico = str(obj.get("apiVersion", "")).startswith("projectcalico.org/")
+    calico = str(obj.get("apiVersion", "")).partition("/")[0] in (
+        "projectcalico.org",
+        "crd.projectcalico.org",
+    )
     kind = obj.get("kind")
     if kind == "Namespace":
         return ("namespaces", name)

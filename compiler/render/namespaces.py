@@ -7,6 +7,7 @@ from typing import Any
 
 from compiler.model import ClusterFacts
 from compiler.render import Problem, Rendered, RenderResult, file_name, namespace_folder, quantity
+from compiler.render.calico import calico_api
 
 DEFAULT_DENY = "default-deny"
 
@@ -85,7 +86,7 @@ def _network_policies(
         out.objects.append(Rendered(f"{folder}/{file_name('networkpolicy', name)}", obj, source))
     for name, body in sorted(spec.get("calicoPolicies", {}).items()):
         obj = {
-            "apiVersion": "projectcalico.org/v3",
+            "apiVersion": calico_api(facts),
             "kind": "NetworkPolicy",
             "metadata": {"name": name, "namespace": ns},
             "spec": dict(body),

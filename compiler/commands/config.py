@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
-from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name
+from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name, sort_key_for
 from compiler.operations import steps
 from compiler.options import (
     SourceOptions,
@@ -23,6 +24,7 @@ from compiler.report import report_violations
 from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.items import item_size
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
 
@@ -47,6 +49,15 @@ def put_command(
     size = file.stat().st_size
     if size > MAX_ITEM_BYTES:
         raise InputError(f"{file}: {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}")
+    # The stored item, not the file, must fit: refused as bad input before any compile.
+    # A document this large is stored as a JSON string (sources.dynamodb), so count that.
+    as_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    stored = {"pk": pk, "sk": sort_key_for(1), "version": 1, "config": as_json, "cluster": facts}
+    if (need := item_size(stored)) > MAX_ITEM_BYTES:
+        raise InputError(
+            f"{file}: item pk={pk!r}: the item would be {need} bytes, over DynamoDB's limit "
+            f"of {MAX_ITEM_BYTES}; split the layer"
+        )
     # A layer is a patch: check its keys and types, not completeness (nulls delete).
     patch_errors = ConfigSchema(project.policies_dir).check_patch(config)
     if patch_errors:

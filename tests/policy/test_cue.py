@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -291,7 +292,7 @@ def test_how_to_get_a_cue_names_both_ways() -> None:
 
 
 def test_cue_version_of_a_broken_cue(tmp_path: Path) -> None:
-    with pytest.raises(OutsideError, match="printed '', not `cue version vX.Y.Z`"):
+    with pytest.raises(OutsideError, match=re.escape("printed '', not `cue version vX.Y.Z`")):
         cue_version(fake_cue(tmp_path / "a", "true", version=""))
     with pytest.raises(OutsideError, match="exited 3\n    no version"):
         cue_version(fake_cue(tmp_path / "b", "echo 'no version' >&2; exit 3", version=""))

@@ -3,17 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The `cue` for machines without one (CUE v0.4 in WebAssembly, run by node);
-# a cue of the caller's own (GITOPS_CUE) wins.
+# The `cue` the policies run on: the real current CLI, built with Go into the project
+# where Go is present (issue 18); else CUE v0.4 in WebAssembly, run by node. A cue of
+# the caller's own (GITOPS_CUE) wins. v0.17.1: the newest release the Go module proxy
+# offers that builds with the Go here (1.26), with the new evaluator users run.
 CUE_DIR := tools/cue-wasm
 CUE_STAMP := $(CUE_DIR)/node_modules/.installed
+GO ?= go
+CUE_VERSION := v0.17.1
+NATIVE_CUE := tools/cue-native/bin/cue
+HAVE_GO := $(shell command -v $(GO) 2>/dev/null)
+ifneq ($(HAVE_GO),)
+export GITOPS_CUE ?= $(CURDIR)/$(NATIVE_CUE)
+else
 export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
+endif
 # Wheels of every dependency, so the hook tests' `pre-commit try-repo` installs the
 # hooks' environment offline (PIP_NO_INDEX): tests never download.
 WHEELHOUSE := .wheelhouse
 WHEEL_STAMP := $(WHEELHOUSE)/.built
 
-.PHONY: demo test bench lint format golden clean
+.PHONY: demo test bench lint format golden clean native-cue
 
 # (Re)install when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -26,17 +36,28 @@ $(CUE_STAMP): $(CUE_DIR)/package.json $(CUE_DIR)/package-lock.json
 	npm ci --prefix $(CUE_DIR) --no-audit --no-fund --loglevel=error
 	touch $(CUE_STAMP)
 
+# Builds only when Go is present and the binary is missing or says another version.
+# GOTOOLCHAIN=local: the Go here builds it, none is downloaded.
+native-cue:
+ifneq ($(HAVE_GO),)
+	@$(NATIVE_CUE) version 2>/dev/null | head -n 1 | grep -qx 'cue version $(CUE_VERSION)' || { \
+	  echo "building cue $(CUE_VERSION) into $(NATIVE_CUE) (go install, ~2 min)"; \
+	  rm -f $(NATIVE_CUE); \
+	  GOBIN=$(CURDIR)/$(dir $(NATIVE_CUE)) GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+	    $(GO) install cuelang.org/go/cmd/cue@$(CUE_VERSION); }
+endif
+
 $(WHEEL_STAMP): pyproject.toml $(STAMP)
 	rm -rf $(WHEELHOUSE)
 	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) . 'setuptools>=77' wheel
 	rm -rf $(WHEELHOUSE)/gitops_compiler-*.whl build
 	touch $(WHEEL_STAMP)
 
-demo: $(STAMP) $(CUE_STAMP)
+demo: $(STAMP) $(CUE_STAMP) native-cue
 	$(BIN)/python -m compiler.demo out
 
 # Lint and types first: CI keeps them clean, and a style slip fails in seconds, not minutes.
-test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP)
+test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP) native-cue
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -44,7 +65,7 @@ test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP)
 
 # The benchmark (bench/): seeds the local DynamoDB server with synthetic fleets and
 # prints per-stage timings against the YAML floor. BENCH_ARGS="--size 100x10" for one size.
-bench: $(STAMP) $(CUE_STAMP)
+bench: $(STAMP) $(CUE_STAMP) native-cue
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
@@ -56,8 +77,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-golden: $(STAMP) $(CUE_STAMP)
+golden: $(STAMP) $(CUE_STAMP) native-cue
 	$(BIN)/gitops-compiler golden update
 
 clean:
-	rm -rf $(VENV) $(CUE_DIR)/node_modules $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CUE_DIR)/node_modules tools/cue-native $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""`python -m bench [--size CxN ...] [--no-kustomize] [--workdir DIR]` (or `make bench`)."""
+"""`python -m bench [--size CxN ...] [--cue PATH ...] [--no-kustomize] [--workdir DIR]`
+(or `make bench`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 from bench.report import format_report
-from bench.runner import run_bench
+from bench.runner import bench_cue, run_bench
 from bench.workload import Workload
+from compiler.errors import CompilerError
 
 DEFAULT_SIZES = ("100x10", "1000x10")
 
@@ -38,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         help="CLUSTERSxNAMESPACES, repeatable (default: 100x10 and 1000x10)",
     )
     parser.add_argument(
+        "--cue",
+        type=Path,
+        action="append",
+        dest="cues",
+        help="a cue to compile with, repeatable (default: each one available: the native "
+        "one make builds, the WebAssembly launcher, GITOPS_CUE)",
+    )
+    parser.add_argument(
         "--no-kustomize",
         action="store_true",
         help="skip building every cluster with kubectl kustomize",
@@ -55,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as scratch:
         workdir = args.workdir or Path(scratch)
-        results = run_bench(sizes, workdir, kustomize=not args.no_kustomize, say=say)
+        try:
+            cues = [bench_cue(path) for path in args.cues] if args.cues else None
+            results = run_bench(sizes, workdir, kustomize=not args.no_kustomize, cues=cues, say=say)
+        except CompilerError as err:  # a cue that is not one, or too old
+            say(f"bench: {err}")
+            return err.exit_code
     sys.stdout.write(format_report(results, os.cpu_count() or 1))
     return 0
 

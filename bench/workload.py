@@ -63,7 +63,10 @@ class Workload:
         return snapshot
 
     def cluster_record(self, index: int, *, revision: int = 0) -> dict[str, Any]:
-        """The cluster's item: facts beside `config`. `revision` > 0 makes a changed version."""
+        """The cluster's item: facts beside `config`. `revision` > 0 makes a changed version:
+        a change a team would make and the policies pass at any size and revision (each
+        quota one core up, within every environment's ceiling, and the revision's
+        on-call group granted view), unlike growing the quota with each revision."""
         name = self.cluster_name(index)
         env = ENVS[index % len(ENVS)]
         pool_a, pool_b = _POOLS[env]
@@ -110,7 +113,8 @@ class Workload:
 
 def _namespace(env: str, n: int, index: int, revision: int) -> dict[str, Any]:
     team = f"team-{n:02d}"
-    cpu = 4 + (index + n) % 8 + revision
+    cpu = 4 + (index + n) % 8 + (1 if revision else 0)  # at most 12: dev's ceiling is 16
+    viewers = [f"{team}-devs", "auditors"] + ([f"oncall-r{revision:04d}"] if revision else [])
     return {
         "labels": {"team": team, "environment": env, "cost-center": f"cc-{index % 50:03d}"},
         "quotas": {"compute": {"cpu": str(cpu), "memory": f"{cpu * 2}Gi", "pods": "100"}},
@@ -120,7 +124,7 @@ def _namespace(env: str, n: int, index: int, revision: int) -> dict[str, Any]:
         },
         "access": {
             "deployers": {"role": "app-deployer", "groups": [f"{team}-deployers"]},
-            "viewers": {"clusterRole": "view", "groups": [f"{team}-devs", "auditors"]},
+            "viewers": {"clusterRole": "view", "groups": viewers},
         },
         "defaultDeny": True,
         "networkPolicies": {

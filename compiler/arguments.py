@@ -63,6 +63,11 @@ def _cue_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="send every cluster to cue, keeping no verdicts (also GITOPS_NO_CACHE=1)",
+    )
 
 
 def _selection_args(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,11 @@
 """A cache of derived data on disk, keyed by the content it derives from.
 
-Only pure derivations go here (a vendored CRD file parsed into JSON): the key
-is a hash of the source bytes, so an entry is never stale and a changed
-source is simply a new entry. The cache is an optimisation: any failure to
-read or write it is ignored and the value is computed as if it were not there.
+Only derivations go here whose key names everything they depend on (a vendored
+CRD file parsed into JSON, keyed by its bytes; a cue binary's version, keyed by its
+path, size and modification time; cue's verdicts, compiler/policy/cue_verdicts.py):
+an entry is never stale, and a changed source is simply a new entry. The cache is
+an optimisation: any failure to read or write it is ignored and the value is
+computed as if it were not there.
 
 Where: `$GITOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/gitops-compiler`, else
 `~/.cache/gitops-compiler`.
@@ -38,11 +40,11 @@ def cached_json(kind: str, source: bytes, derive: Callable[[], Any]) -> Any:
         return json.loads(path.read_bytes())
     value = derive()
     with contextlib.suppress(OSError, TypeError, ValueError):
-        _write_atomically(path, json.dumps(value, separators=(",", ":")).encode())
+        write_atomically(path, json.dumps(value, separators=(",", ":")).encode())
     return value
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Readers see the whole entry or none: two runs may fill the same entry at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

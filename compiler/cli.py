@@ -41,6 +41,7 @@ def _source(args: argparse.Namespace, default: str = "dynamodb") -> SourceOption
         source=args.source or default,
         endpoint_url=args.endpoint_url,
         table=args.table,
+        cache=not getattr(args, "no_cache", False),
     )
 
 

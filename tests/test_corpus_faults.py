@@ -110,9 +110,14 @@ class Case:
         captured = self.capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
-    def script(self, name: str, body: str, mode: int = 0o755) -> Path:
+    def script(
+        self, name: str, body: str, mode: int = 0o755, *, version: str | None = None
+    ) -> Path:
+        """`version`: the answer to `<name> version` (a compile asks cue's first)."""
         path = self.dir / "bin-scripts" / name
         path.parent.mkdir(exist_ok=True)
+        if version is not None:
+            body = f'if [ "$1" = version ]; then echo "cue version {version}"; exit 0; fi\n{body}'
         # Its own PATH: the compiler's may be emptied by the case.
         path.write_text(f"#!/bin/sh\nPATH=/usr/bin:/bin\n{body}\n")
         path.chmod(mode)
@@ -309,7 +314,7 @@ def old_tree(case: Case) -> Path:
 
 
 def compile_argv(case: Case, *extra: str, cue: Path | None = None) -> list[str]:
-    cue = cue or case.script("cue", "echo '[]'")
+    cue = cue or case.script("cue", "echo '[]'", version="v0.17.1")
     return ["compile", "--all", "--project", str(ROOT), "--source", "snapshot:examples",
             "--out", str(case.out), "--cue", str(cue), *extra]  # fmt: skip
 
@@ -444,8 +449,10 @@ def compile_with_cue(
     mode: str = "755",
     timeout: float | None = None,
     kubectl: str | None = None,
+    version: str | None = "v0.17.1",
 ) -> list[str]:
-    """A compile over an existing tree with a cue that misbehaves, on an empty PATH."""
+    """A compile over an existing tree with a cue that misbehaves, on an empty PATH;
+    `version`: what it says to `cue version` (None: the script's own answer)."""
     old_tree(case)
     bin_dir = case.empty_path()
     case.monkeypatch.delenv("GITOPS_CUE", raising=False)
@@ -470,7 +477,7 @@ def compile_with_cue(
         return argv[: argv.index("--cue")] + argv[argv.index("--cue") + 2 :]
     if cue == "launcher":
         return compile_argv(case, cue=ROOT / "tools/cue-wasm/cue")
-    return compile_argv(case, cue=case.script("cue", cue, int(mode, 8)))
+    return compile_argv(case, cue=case.script("cue", cue, int(mode, 8), version=version))
 
 
 _FAILURES = {

@@ -13,6 +13,10 @@ cluster for the WebAssembly cue), and one process uses one core. Rules are per
 cluster by contract (a one-cluster compile vets that cluster alone), so the
 split changes no finding.
 
+With a verdict cache (compiler/policy/cue_verdicts.py), a cluster whose document,
+policies and cue are those of a kept verdict is not sent to cue: the kept findings
+stand for it, and a run where nothing changed starts no cue at all.
+
 A cue that is missing, dies, hangs or prints something that is not such a
 list is an outside failure (exit 3), never a pass. A cue that says the
 policies do not evaluate (exit 1 and a message) is bad input (exit 2).
@@ -33,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from compiler import proc
+from compiler.cachedir import cache_root
 from compiler.errors import InputError, OutsideError
+from compiler.policy.cue_verdicts import VerdictCache, cue_identity
 
 DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_MB_TIMEOUT for each MB of documents
 # The WebAssembly cue needs ~0.5 s to start, then its time follows the size of the
@@ -47,7 +53,8 @@ MAX_PROCESSES = 4
 CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
 HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "
-    "the gitops-compiler checkout and set GITOPS_CUE=<checkout>/tools/cue-wasm/cue"
+    "the gitops-compiler checkout and set GITOPS_CUE=<checkout>/tools/cue-native/bin/cue "
+    "(built with Go) or GITOPS_CUE=<checkout>/tools/cue-wasm/cue (without Go)"
 )
 _KEYS = ("cluster", "path", "rule", "message")
 
@@ -89,17 +96,6 @@ def find_cue(flag: str | None, environ: Mapping[str, str]) -> Path:
     return Path(found).absolute()
 
 
-def cue_version(cue: Path, *, timeout: float = 30.0) -> str:
-    """The first line of `cue version`, e.g. `cue version v0.4.0-beta.1 js/wasm`."""
-    ran = proc.run([cue, "version"], cwd=None, env=None, timeout=timeout)
-    if ran.returncode != 0:
-        raise OutsideError(proc.failure(ran))
-    lines = ran.stdout.decode("utf-8", "replace").strip().splitlines()
-    if not lines:
-        raise OutsideError(f"{proc.describe(ran.argv)} printed nothing")
-    return lines[0]
-
-
 # cue processes started before the compiler was imported (compiler/entry.py), by
 # (binary, policy files), for the CuePolicies that warm up with the same ones.
 _PRESTARTED: dict[tuple[str, tuple[str, ...]], _CueRun] = {}
@@ -128,7 +124,11 @@ class CuePolicies:
         timeout: float = DEFAULT_TIMEOUT,
         *,
         split_above: int = SPLIT_ABOVE_BYTES,
+        version: str | None = None,
+        cache: bool = False,
     ) -> None:
+        """`version`: what `cue version` said (compiler/policy/cue_binary.py); with
+        `cache`, verdicts are kept and reused under it (the cache needs it)."""
         self.policies_dir = policies_dir
         self.cue = cue
         self.timeout = timeout
@@ -139,6 +139,16 @@ class CuePolicies:
         )
 
         self._warm: _CueRun | None = None
+        self.version = version
+        self._verdicts = self._verdict_cache() if cache and version is not None else None
+        self.sent: tuple[str, ...] = ()  # the clusters the last check sent to cue
+
+    def _verdict_cache(self) -> VerdictCache | None:
+        assert self.version is not None
+        try:
+            return VerdictCache(cache_root(), self.files, cue_identity(self.cue, self.version))
+        except OSError:
+            return None  # an unreadable policy file: cue says so, uncached
 
     def warm_up(self) -> None:
         """Start cue now, before the documents exist: node and the WebAssembly module take
@@ -166,11 +176,35 @@ class CuePolicies:
         """
         if not self.files or not inputs:
             return []
-        # Each document serialised once: the shards' inputs are joined from these.
+        # Each document serialised once: the cache keys and the shards' inputs are
+        # made from these.
         dumped = {
             name: json.dumps(doc, sort_keys=True, separators=(",", ":"))
             for name, doc in inputs.items()
         }
+        verdicts = self._verdicts
+        keys = {name: verdicts.key(name, text) for name, text in dumped.items()} if verdicts else {}
+        kept = verdicts.lookup(keys) if verdicts else {}
+        todo = {name: text for name, text in dumped.items() if name not in kept}
+        self.sent = tuple(sorted(todo))
+        if not todo:
+            self.close()  # a cue started early is not needed
+            found = []
+        else:
+            found = self._evaluate(todo, cancel)
+        if verdicts:
+            verdicts.store(
+                {name: keys[name] for name in todo},
+                ((f.cluster, f.path, f.rule, f.message) for f in found),
+            )
+        found += [CueFinding(name, *one) for name, verdict in kept.items() for one in verdict]
+        return sorted(found)
+
+    def _evaluate(
+        self, dumped: Mapping[str, str], cancel: threading.Event | None
+    ) -> list[CueFinding]:
+        """cue's findings on `dumped` (name -> its document as JSON), in one or more
+        processes (the one started early first)."""
         shards = _split(dumped, self._processes(dumped))
         runs = [self._warm or self._start()]
         self._warm = None

@@ -1,9 +1,11 @@
 """The document the CUE policies see for one cluster: the merged config, made regular.
 
 Every collection the policies iterate is present (empty when the config has
-none) and every optional field they test has its default, so the policies are
-plain comprehensions and comparisons: no `_|_` tests, no defaults, nothing
-that reads differently on CUE v0.4 and current CUE. Paths are the DSL's, so a
+none) and every optional field they test has its default, so the policies can be
+plain comprehensions and comparisons: no `_|_` tests (rbac.cue had one, on
+clusterRole, which is always here; issue 18 removed it), no defaults, nothing
+that reads differently on CUE v0.4 and current CUE. tests/policy/test_policies.py
+runs every rule's cases on both. Paths are the DSL's, so a
 finding's path is a path in the merged config and its provenance is found
 there. Quantities also come as integers in milli-units, which CUE cannot parse.
 """

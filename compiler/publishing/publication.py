@@ -21,6 +21,8 @@ from compiler.operations.audit import content_hash
 from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.policy import Violation
+from compiler.policy.cue import find_cue
+from compiler.policy.cue_binary import cue_version
 from compiler.publishing.blame import ConfigBlame
 from compiler.publishing.forge.select import choose_forge, make_forge
 from compiler.publishing.gitrepo import check_branch, split_credentials
@@ -87,7 +89,8 @@ def build_publication(
     policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
     checks = [
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
-        f"CUE policies ({', '.join(policies)}): one `cue` run for all clusters",
+        f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue)}: "
+        "one `cue` run for all clusters",
         "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
         *(_notice_line(n) for n in result.notices),
     ]
@@ -259,3 +262,8 @@ def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, obje
             else None
         ),
     }
+
+
+def _cue_version(flag: str | None) -> str:
+    """The version the compile just checked (read once a binary, compiler/policy/cue_binary.py)."""
+    return cue_version(find_cue(flag, os.environ))

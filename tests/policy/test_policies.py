@@ -4,7 +4,7 @@ Each file of `tests/cases/policies/<rule-id>.yaml` is a rule's case: a cluster
 record that keeps to the rule (`pass`) and one that breaks it (`fail`) at
 `path`; `facts` (optional) overrides the record's cluster facts per outcome. All
 cases become clusters of one snapshot table and are validated in one run (one
-cue process), as a real fleet would be. The guards' rules
+cue process), as a real fleet would be, once on each cue the project installs. The guards' rules
 (`compiler/policy/guards`) have their cases here too; `also` lists the other rules
 a failing case cannot help breaking (a guard that names what a CUE wildcard rule
 only calls "*").
@@ -26,7 +26,7 @@ from compiler.cli import main
 from compiler.policy.guards.registry import guard_rules
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_cue
 
 CASES = sorted((Path(__file__).parent.parent / "cases/policies").glob("*.yaml"))
 RULE_IDS = [case.stem for case in CASES]
@@ -70,8 +70,8 @@ def cluster_record(
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, str]]]:
-    """Violations by cluster, from one `validate --all` over every case."""
+def case_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose snapshot table holds every case as a cluster."""
     project = tmp_path_factory.mktemp("policies")
     shutil.copy2(ROOT / "gitops-compiler.yaml", project)
     for name in ("overlays", "policies"):
@@ -86,16 +86,51 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str,
             facts = case.get("facts", {}).get(outcome)
             record = cluster_record(name, case["env"], case[outcome], facts)
             (table / "cluster" / f"{name}.yaml").write_text(yaml.safe_dump(record))
-    argv = ["validate", "--all", "--format", "json", "--project", str(project)]
+    return project
+
+
+Report = dict[str, list[dict[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, Report]:
+    """The report of each cue, once a module: cue kind -> violations by cluster."""
+    return {}
+
+
+def cases_report(project: Path, kind: str, reports: dict[str, Report]) -> Report:
+    """Violations by cluster, from one `validate --all` over every case on one cue,
+    without kept verdicts: every case goes to that cue."""
+    if kind in reports:
+        return reports[kind]
+    argv = ["validate", "--all", "--format", "json", "--project", str(project), "--no-cache"]
+    argv += ["--cue", str(project_cue(kind)), "--source", "snapshot:table"]
     stream = io.StringIO()
     with contextlib.redirect_stdout(stream):
-        code = main([*argv, "--source", "snapshot:table"])
+        code = main(argv)
     record = json.loads(stream.getvalue())
     assert code == (1 if record["violations"] else 0)
-    by_cluster: dict[str, list[dict[str, str]]] = {}
+    by_cluster: Report = {}
     for violation in record["violations"]:
         by_cluster.setdefault(violation["cluster"], []).append(violation)
+    reports[kind] = by_cluster
     return by_cluster
+
+
+# Every case on the native cue (current CUE, the default) and on the WebAssembly v0.4
+# one (the fallback): the policies must hold on both (issue 18).
+@pytest.fixture(scope="module", params=["native", "wasm"])
+def report(
+    request: pytest.FixtureRequest, case_project: Path, reports: dict[str, Report]
+) -> Report:
+    return cases_report(case_project, request.param, reports)
+
+
+def test_both_cues_give_identical_findings(case_project: Path, reports: dict[str, Report]) -> None:
+    native = cases_report(case_project, "native", reports)
+    wasm = cases_report(case_project, "wasm", reports)
+    assert native == wasm
+    assert sum(map(len, native.values())) >= len(CASES)  # every failing case found something
 
 
 def test_every_rule_of_the_policies_has_a_case() -> None:
@@ -109,15 +144,13 @@ def test_every_rule_of_the_policies_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("rule", RULE_IDS)
-def test_passing_config_has_no_violation(
-    rule: str, report: dict[str, list[dict[str, str]]]
-) -> None:
+def test_passing_config_has_no_violation(rule: str, report: Report) -> None:
     assert report.get(f"{rule}-pass", []) == []
 
 
 @pytest.mark.parametrize("rule", RULE_IDS)
 def test_failing_config_is_reported_with_rule_path_and_provenance(
-    rule: str, report: dict[str, list[dict[str, str]]]
+    rule: str, report: Report
 ) -> None:
     case = load_case(ROOT / "tests/cases/policies" / f"{rule}.yaml")
     cluster = f"{rule}-fail"

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.policy.cue import find_cue
+from compiler.policy.cue_binary import cue_version
 from tests.conftest import ROOT
 from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
 from tests.gitrepos import commit_files, files_at, git, has_branch
@@ -267,6 +269,10 @@ def test_pr_body_for_prod_quota_change_and_new_rolebinding_matches_golden(
     assert _publish_project(project_dir, remote, "--cluster", "prod-eks-1", "--dry-run") == 0
     out = capsys.readouterr().out
     body = out.split("pull request body:\n", 1)[1]
+    # The policy section names the cue that ran (issue 18): the tests run on either.
+    version = cue_version(find_cue(None, os.environ))
+    assert f") on cue {version}: one `cue` run" in body
+    body = body.replace(f"on cue {version}:", "on cue VERSION:")
     if os.environ.get("GITOPS_UPDATE_GOLDEN"):
         GOLDEN_BODY.write_text(body)
     assert body == GOLDEN_BODY.read_text()

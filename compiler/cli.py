@@ -84,6 +84,7 @@ def _validate(args: argparse.Namespace) -> Outcome:
         fmt=args.format,
         cue=args.cue,
         changed=args.files,
+        hook=args.hook,
     )
 
 
@@ -106,6 +107,8 @@ def _golden(args: argparse.Namespace) -> Outcome:
         update=args.action == "update",
         fmt=args.format,
         cue=args.cue,
+        hook=args.hook,
+        changed=args.files,
     )
 
 

@@ -208,6 +208,10 @@ def test_project_overlays(path: Path) -> None:
         ("a:\n  enabled: on\n", 2, "read as a boolean"),
         ("a: !!python/name:os.system x\n", 1, "not allowed"),
         ("a: [1, 2\n", 2, "expected ',' or ']'"),
+        # Strings to YAML 1.1, numbers to YAML 1.2: refused, never quoted as one reading.
+        ("a:\n  b: 1e3\n", 2, "the string '1e3' in YAML 1.1 and the number 1000 in YAML 1.2"),
+        ("a: x\nmode: 0o17\n", 2, "the string '0o17' in YAML 1.1 and the number 15 in YAML 1.2"),
+        ("a: [1.5E3]\n", 1, "the string '1.5E3' in YAML 1.1 and the number 1500 in YAML 1.2"),
     ],
 )
 def test_refused_input_names_file_and_line(tmp_path: Path, text: str, line: int, says: str) -> None:

@@ -94,6 +94,7 @@ def build_publication(
         blame=ConfigBlame(result.clusters),
         checks=checks,
         objects=result.object_count,
+        shard=selection.shard if selection.all_clusters else None,
     )
     return Built(publication, cluster_names(result))
 
@@ -135,6 +136,7 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
         blame=NoBlame(),
         checks=[f"compiled elsewhere (`--from {root}`): the checks of that compile apply"],
         objects=objects,
+        shard=selection.shard if selection.all_clusters else None,
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import OutsideError, UsageError
-from compiler.layout import LOCK_FILE
+from compiler.layout import CLUSTERS_DIR, LOCK_FILE, cluster_dir
 from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace
@@ -43,6 +43,9 @@ class Publication:
     blame: Blame
     checks: Sequence[str]  # what passed, for the body's policy results
     objects: int
+    # A sharded publish of the fleet owns every clusters/<c> of its shard, in the
+    # repository too: a cluster deleted from the table is removed by its shard (issue 16).
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,10 @@ def _attempt(
         raise UsageError(f"base branch {target.base!r} does not exist in {target.url}")
     ws.fetch(*heads)
     base, tip = heads[target.base], heads.get(target.branch)
-    old = ws.read_files(base, publication.owned)
+    owned = _owned(ws, publication, base, tip)
+    old = ws.read_files(base, owned)
     diff = diff_trees(old, publication.files, publication.blame)
-    wanted = ws.tree_with(base, publication.files, publication.owned)
+    wanted = ws.tree_with(base, publication.files, owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
     title = rollback_title(diff) if target.rollback else pull_title(diff)
@@ -167,7 +171,7 @@ def _attempt(
     notes: list[str] = []
     parent, tree = base, wanted
     if tip is not None:
-        on_tip = ws.tree_with(tip, publication.files, publication.owned)
+        on_tip = ws.tree_with(tip, publication.files, owned)
         if on_tip == ws.tree_of(tip):
             status = "dry-run" if dry_run else "up-to-date"
             return PublishOutcome(status, target.branch, diff, tip, message, title, body), tip
@@ -186,6 +190,16 @@ def _attempt(
         status, target.branch, diff, commit, message, title, body, notes=tuple(notes)
     )
     return outcome, tip
+
+
+def _owned(ws: Workspace, publication: Publication, *commits: str | None) -> list[str]:
+    """The directories the publication replaces; a shard's include the clusters of its
+    shard that the base or our branch still hold and the compile no longer produced."""
+    if publication.shard is None:
+        return list(publication.owned)
+    found = {n for c in commits if c for n in ws.subdirectories(c, CLUSTERS_DIR)}
+    mine = [cluster_dir(n) for n in found if publication.shard.holds(n)]
+    return sorted(set(publication.owned).union(mine))
 
 
 def pull_title(diff: TreeDiff) -> str:

@@ -87,6 +87,16 @@ def scope_branch(
     return f"{BRANCH_PREFIX}/{where}/clusters-{digest}"
 
 
+def rolling_branch(base: str) -> str:
+    """`gitops-compiler/<base>/watch`: the one branch `watch` keeps updating for a base.
+
+    One per base, not one per cluster: every publication also rewrites the shared
+    `applicationsets/`, so per-cluster pull requests would conflict with each other,
+    and a fleet of thousands would open thousands of them (issue 16).
+    """
+    return f"{BRANCH_PREFIX}/{base.replace('/', '-')}/watch"
+
+
 def publish(
     publication: Publication,
     target: Target,

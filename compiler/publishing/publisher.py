@@ -24,7 +24,7 @@ from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace
 from compiler.publishing.prbody import ReviewContext, render_body
-from compiler.publishing.treediff import Blame, TreeDiff, diff_trees
+from compiler.publishing.treediff import Blame, ClusterDiff, TreeDiff, diff_trees
 from compiler.shard import Shard
 
 BRANCH_PREFIX = "gitops-compiler"
@@ -224,8 +224,16 @@ def pull_title(diff: TreeDiff) -> str:
 def rollback_title(diff: TreeDiff) -> str:
     names = ", ".join(c.cluster for c in diff.clusters[:3]) or "clusters"
     versions = sorted({v for c in diff.clusters for v in c.new_versions if "@" in v})
+    # A layer the older versions did not have yet (an optional env layer) goes away: say so.
+    versions += sorted({f"{v} → (none)" for c in diff.clusters for v in _dropped_layers(c)})
     shown = ", ".join(versions[:4]) + (" …" if len(versions) > 4 else "")
     return f"Rollback {names} to {shown}" if shown else f"Rollback {names}"
+
+
+def _dropped_layers(cluster: ClusterDiff) -> list[str]:
+    """The layer versions the cluster had that the rollback has no version of at all."""
+    kept = {v.split("@")[0] for v in cluster.new_versions if "@" in v}
+    return [v for v in cluster.old_versions if "@" in v and v.split("@")[0] not in kept]
 
 
 def rollback_intro(diff: TreeDiff) -> str:
@@ -238,6 +246,7 @@ def rollback_intro(diff: TreeDiff) -> str:
         now = {v.split("@")[0]: v for v in cluster.old_versions if "@" in v}
         back = [v for v in cluster.new_versions if "@" in v and v not in cluster.old_versions]
         moves = [f"`{now.get(v.split('@')[0], '(none)')}` → `{v}`" for v in back]
+        moves += [f"`{v}` → (none)" for v in _dropped_layers(cluster)]
         lines.append(f"- **{cluster.cluster}**: " + (", ".join(moves) or "no layer version moves"))
     lines.append(
         "\nOverlays are as in the config repository now (their hashes are in the versions "

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from compiler import __version__
 from compiler.arguments import build_parser
@@ -237,7 +238,16 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # pre-commit appends file names after a hook's `args:`, so `golden check --source X
+    # a.yaml` puts options between a command's positionals; argparse leaves the
+    # names over. They are the command's files; anything else is still an error.
+    if extra and isinstance(getattr(args, "files", None), list):
+        if any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.files += [Path(word) for word in extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     register_from_environment(os.environ)
     # Step lines: always as JSON (for machines); as text only for a person at a terminal.
     quiet = args.log_format == "text" and not sys.stderr.isatty()

@@ -295,6 +295,12 @@ def test_a_snapshot_elsewhere_is_an_input_of_every_cluster(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 cluster(s) valid" in done.stdout  # before: "no cluster reads them"
+    golden = run_hook(
+        hook_repo, pre_commit_home, config_repo, "gitops-golden",
+        hook_args="[--source, 'snapshot:snap']",
+    )  # fmt: skip
+    assert golden.returncode == 0, golden.stdout + golden.stderr
+    assert "golden files match" in golden.stdout  # compiled, not skipped as unread
 
 
 def test_a_snapshot_older_than_the_table_is_a_warning_naming_the_refresh(

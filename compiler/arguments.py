@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="changed files (a pre-commit hook): validate the clusters they affect",
     )
+    validate.add_argument(
+        "--hook",
+        action="store_true",
+        help="as a pre-commit hook: also ask git what the commit changes (deletions and "
+        "renames too) and warn when the snapshot is older than the table",
+    )
     _cue_arg(validate)
 
     explain = commands.add_parser("explain", help="a merged value and the layers that set it")
@@ -204,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(golden)
     golden.add_argument("--golden", type=Path, default=None, help="default: <project>/golden")
     golden.add_argument("--format", choices=FORMATS, default="text")
+    golden.add_argument(
+        "files", nargs="*", type=Path, help="changed files (with --hook: skip when none counts)"
+    )
+    golden.add_argument(
+        "--hook",
+        action="store_true",
+        help="as a pre-commit hook: also ask git what the commit changes (deletions and "
+        "renames too) and warn when the snapshot is older than the table",
+    )
     _cue_arg(golden)
 
     config = commands.add_parser("config", help="versions in the config table")

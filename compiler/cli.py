@@ -96,6 +96,7 @@ def _validate(args: argparse.Namespace) -> Outcome:
         cue=args.cue,
         changed=args.files,
         against=args.against,
+        hook=args.hook,
     )
 
 
@@ -118,6 +119,8 @@ def _golden(args: argparse.Namespace) -> Outcome:
         update=args.action == "update",
         fmt=args.format,
         cue=args.cue,
+        hook=args.hook,
+        changed=args.files,
     )
 
 
@@ -261,7 +264,16 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # pre-commit appends file names after a hook's `args:`, so `golden check --source X
+    # a.yaml` puts options between a command's positionals; argparse leaves the
+    # names over. They are the command's files; anything else is still an error.
+    if extra and isinstance(getattr(args, "files", None), list):
+        if any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.files += [Path(word) for word in extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     register_from_environment(os.environ)
     # Step lines: always as JSON (for machines); as text only for a person at a terminal.
     quiet = args.log_format == "text" and not sys.stderr.isatty()

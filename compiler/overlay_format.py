@@ -56,8 +56,9 @@ def format_overlay(data: bytes, source: str) -> bytes:
     # Canonical JSON tells 1 from 1.0 and True, which `==` does not.
     if yamlio.dump_json(again.value) != yamlio.dump_json(document.value):
         raise _bug(source, "the canonical text loads to different data")
-    if sorted(c.text for c in _scan(text)[0]) != sorted(c.text for c in _scan(result)[0]):
-        raise _bug(source, "the canonical text lost or changed a comment")
+    before, after = _place(text, document.value, source), _place(result, again.value, source)
+    if _owners(before) != _owners(after):
+        raise _bug(source, "the canonical text lost a comment or moved one to another key")
     if _render(result, again.value, source) != result:
         raise _bug(source, "formatting the canonical text changes it again")
     return result.encode("utf-8")
@@ -80,6 +81,7 @@ class _Entry(NamedTuple):
     path: DocPath
     line: int  # of the key, or of a sequence item's dash
     is_key: bool
+    end: int  # the line where its value ends
 
 
 @dataclass
@@ -88,10 +90,19 @@ class _Notes:
     eol: str | None = None
 
 
-def _scan(text: str) -> tuple[list[_Comment], list[tuple[int, int]]]:
-    """The comments, and the offset and line of every block sequence dash (`-`)."""
+@dataclass
+class _Scanned:
+    comments: list[_Comment]
+    dashes: list[tuple[int, int]]  # the offset and line of every block sequence dash (`-`)
+    starts: set[int] = field(default_factory=set)  # lines of an explicit `---`
+    end: int | None = None  # the line of the first `...`
+
+
+def _scan(text: str) -> _Scanned:
+    """The comments, the block sequence dashes and the document markers."""
     found: list[re.Match[str]] = []
-    dashes: list[tuple[int, int]] = []
+    scanned = _Scanned([], [])
+    dashes = scanned.dashes
     covered = 0  # everything before this offset is inside a token
     for token in yaml.scan(text, Loader=yaml.SafeLoader):
         start, end = token.start_mark.index, token.end_mark.index
@@ -99,18 +110,21 @@ def _scan(text: str) -> tuple[list[_Comment], list[tuple[int, int]]]:
             found.extend(_COMMENT.finditer(text, covered, start))
         if isinstance(token, yaml.BlockEntryToken):
             dashes.append((start, token.start_mark.line))
+        if isinstance(token, yaml.DocumentStartToken):
+            scanned.starts.add(token.start_mark.line)
+        if isinstance(token, yaml.DocumentEndToken) and scanned.end is None:
+            scanned.end = token.start_mark.line
         if isinstance(token, yaml.ScalarToken) and token.style in ("|", ">"):
             # The header line `key: |-  # note` is part of the block scalar's token.
             header = _BREAK.search(text, start)
             found.extend(_COMMENT.finditer(text, start, header.start() if header else end))
         covered = max(covered, end)
     starts = [0, *(m.end() for m in _BREAK.finditer(text))]
-    comments = []
     for match in found:
         line = bisect_right(starts, match.start()) - 1
         eol = bool(text[starts[line] : match.start()].strip(" \t"))
-        comments.append(_Comment(line, match.group().rstrip(" \t"), eol))
-    return comments, dashes
+        scanned.comments.append(_Comment(line, match.group().rstrip(" \t"), eol))
+    return scanned
 
 
 def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) -> list[_Entry]:
@@ -123,7 +137,9 @@ def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) 
         if isinstance(node, yaml.MappingNode) and isinstance(value, dict):
             for key, child in node.value:
                 if key.value in value:
-                    entries.append(_Entry((*path, key.value), key.start_mark.line, True))
+                    entries.append(
+                        _Entry((*path, key.value), key.start_mark.line, True, child.end_mark.line)
+                    )
                     walk(child, value[key.value], (*path, key.value))
         elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
             for index, (child, item) in enumerate(zip(node.value, value, strict=False)):
@@ -131,7 +147,7 @@ def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) 
                 dash = bisect_left(dashes, (child.start_mark.index, -1)) - 1
                 block = dash >= 0 and not node.flow_style
                 line = dashes[dash][1] if block else child.start_mark.line
-                entries.append(_Entry((*path, index), line, False))
+                entries.append(_Entry((*path, index), line, False, child.end_mark.line))
                 walk(child, item, (*path, index))
 
     if root is not None:
@@ -140,7 +156,7 @@ def _entries(root: yaml.Node | None, value: Any, dashes: list[tuple[int, int]]) 
 
 
 def _attach(
-    comments: list[_Comment], entries: list[_Entry], root_line: int | None
+    scanned: _Scanned, entries: list[_Entry], root_line: int | None
 ) -> tuple[list[str], bool, dict[DocPath, _Notes], list[str]]:
     """The header ("" for a blank line), whether a blank line ended it, each entry's
     comments, the footer."""
@@ -151,14 +167,20 @@ def _attach(
     lines = [entry.line for entry in entries]
     top: list[_Comment] = []
     footer: list[str] = []
-    for comment in comments:
+    for comment in scanned.comments:
         after = bisect_right(lines, comment.line)  # entries[after] is the first one below
-        if comment.eol and after:
-            # On an entry's line: `- name: x  # c` is about `name` (which sorting may move),
-            # else about the line's last entry (`- x  # c`, a flow list). On a line where
-            # no entry starts (`]  # c`, the `: value` of a `? key`): the entry above.
+        if scanned.end is not None and comment.line >= scanned.end:
+            footer.append(comment.text)  # on or after `...`: about the document's end
+        elif comment.eol and after and comment.line not in scanned.starts:
+            # On an entry's line: about the outermost key whose value ends on it
+            # (`a: {k: v}  # c` is about `a`, `- name: x  # c` about `name`), else the
+            # line's last key (`a: {b: 1, # c` is about `b`: sorting may move it), else
+            # the line's last entry (`- x  # c`). On a line where no entry starts
+            # (`]  # c`, the `: value` of a `? key`): the entry above.
             here = on_line.get(comment.line) or [entries[after - 1]]
-            note = notes[next((entry for entry in here if entry.is_key), here[-1]).path]
+            keys = [entry for entry in here if entry.is_key]
+            ended = [entry for entry in keys if entry.end == comment.line]
+            note = notes[ended[0].path if ended else (keys or here)[-1].path]
             if note.eol is None:
                 note.eol = comment.text
             else:
@@ -169,11 +191,13 @@ def _attach(
             notes[entries[after].path].above.append(comment.text)
         else:
             footer.append(comment.text)
-    # The comments at the top are the file's header and stay there, whatever key sorts
-    # first; those after its last blank line (or `---`) are about the first entry.
+    # The comments at the top up to the last blank line (or on a `---` line) are the
+    # file's header and stay there, whatever key sorts first; those right above the
+    # first entry are about it, like any comment above a key (issue 16).
     follows = [c.line for c in top[1:]] + [root_line or 0]
     gaps = [i + 1 for i, c in enumerate(top) if follows[i] > c.line + 1] if entries else []
-    split = gaps[-1] if gaps else len(top)
+    marked = [i + 1 for i, c in enumerate(top) if c.line in scanned.starts]
+    split = max([*gaps, *marked], default=0) if entries else len(top)
     header: list[str] = []
     for i, comment in enumerate(top[:split]):
         if i and comment.line > top[i - 1].line + 1:
@@ -181,7 +205,7 @@ def _attach(
         header.append(comment.text)
     if entries:
         notes[entries[0].path].above[:0] = [c.text for c in top[split:]]
-    return header, bool(gaps), notes, footer
+    return header, bool(gaps or marked), notes, footer
 
 
 def _hoist(value: Any, path: DocPath, notes: dict[DocPath, _Notes]) -> None:
@@ -226,6 +250,10 @@ def _plain_is_string(text: str) -> bool:
 def _literal_fits(text: str) -> bool:
     # A literal block holds printable text only; \r and the Unicode breaks would be read
     # back as \n, so such strings stay double-quoted with escapes.
+    # A line that starts with a tab cannot open a block (YAML reads the tab as
+    # indentation, and indentation is spaces only): double quotes with \t (issue 16).
+    if any(line.startswith("\t") for line in text.split("\n")):
+        return False
     return "\n" in text and all(ch in "\n\t" or ch.isprintable() for ch in text)
 
 
@@ -311,18 +339,42 @@ def _eol(text: str | None) -> CommentToken | None:
     return None if text is None else CommentToken(" " + text, CommentMark(0))
 
 
-def _render(text: str, value: Any, source: str) -> str:
+class _Placed(NamedTuple):
+    header: list[str]
+    blank: bool  # a blank line ended the header
+    notes: dict[DocPath, _Notes]
+    footer: list[str]
+    empty: bool  # no document
+
+
+def _place(text: str, value: Any, source: str) -> _Placed:
+    """Where every comment of `text` belongs, as the canonical text will write it."""
     try:
-        comments, dashes = _scan(text)
+        scanned = _scan(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        entries = _entries(root, value, dashes)
+        entries = _entries(root, value, scanned.dashes)
     except yaml.YAMLError as err:  # the strict loader (libyaml) read it, PyYAML cannot
         raise _bug(source, f"PyYAML cannot re-read the file ({err})") from None
     root_line = None if root is None else root.start_mark.line
-    header, blank, notes, footer = _attach(comments, entries, root_line)
+    header, blank, notes, footer = _attach(scanned, entries, root_line)
     _hoist(value, (), notes)
+    return _Placed(header, blank, notes, footer, root is None)
+
+
+def _owners(placed: _Placed) -> list[tuple[str, str]]:
+    """Each comment with what it belongs to: the safety net compares these, so a comment
+    that changed owner (not only one lost) stops the rewrite."""
+    owned = [("header", c) for c in placed.header if c] + [("footer", c) for c in placed.footer]
+    for path, note in placed.notes.items():
+        where = ".".join(map(str, path))
+        owned.extend((where, c) for c in [*note.above, *([note.eol] if note.eol else [])])
+    return sorted(owned)
+
+
+def _render(text: str, value: Any, source: str) -> str:
+    header, blank, notes, footer, empty = _place(text, value, source)
     body = ""
-    if root is not None:
+    if not empty:
         writer = YAML(typ="rt", pure=True)
         writer.Representer = _Representer
         writer.Emitter = _Emitter

@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compiler.affected import affected_clusters
+from compiler.affected import affected_clusters, standing
+from compiler.changeset import git_changes
 from compiler.gctuning import fewer_collections
 from compiler.layers import StackLoader
 from compiler.model import cluster_pk
@@ -25,6 +26,7 @@ from compiler.policy.cue_binary import supported_cue_version, use_cache
 from compiler.progress import tracking
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
+from compiler.sources.snapshot import SnapshotStore
 from compiler.stageclock import timed
 from compiler.yamlio import load_layer_yaml
 
@@ -35,12 +37,16 @@ def run_compile_stage(
     *,
     cue: str | None,
     changed: Sequence[Path] = (),
+    hook: bool = False,
     show_progress: bool = True,
     while_policies_run: Callable[[CompileResult], None] | None = None,
 ) -> CompileResult:
-    """Compile the selected clusters; with `changed` files (a hook), those they affect."""
+    """Compile the selected clusters; with `changed` files, those they affect; as a
+    `hook`, those that the files and git's own list of the commit's changes affect."""
     with fewer_collections():
-        return _compile_stage(source, selection, cue, changed, show_progress, while_policies_run)
+        return _compile_stage(
+            source, selection, cue, changed, hook, show_progress, while_policies_run
+        )
 
 
 def _compile_stage(
@@ -48,6 +54,7 @@ def _compile_stage(
     selection: Selection,
     cue: str | None,
     changed: Sequence[Path],
+    hook: bool,
     show_progress: bool,
     while_policies_run: Callable[[CompileResult], None] | None,
 ) -> CompileResult:
@@ -65,7 +72,9 @@ def _compile_stage(
             store = open_store(source, project)
             pin = build_pin(selection)
         with timed("fetch"):
-            if changed and not (selection.clusters or selection.all_clusters):
+            if hook:
+                changed = commit_changes(project, changed)
+            if (hook or changed) and not (selection.clusters or selection.all_clusters):
                 names = clusters_affected_by(project, store, pin, changed)
             else:
                 names = select_clusters(
@@ -97,16 +106,65 @@ def clusters_affected_by(
 ) -> list[str]:
     """The clusters a hook must recompile for `changed` files; each overlay among them
     is read strictly first, so a broken file is reported by name and line."""
-    for path in changed:
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            load_layer_yaml(path.read_bytes(), str(path))
     loader = StackLoader(store, project, pin)
     facts = []
     for name in store.list_clusters():
         record = store.read(cluster_pk(name), pin)
         if record is not None:
             facts.append(loader.facts(record))
-    return affected_clusters(project.root, project.stack, facts, changed)
+    for path in changed:
+        # Overlays only: a hook sees every staged file, and a workflow's `on:` is no layer.
+        is_overlay = path.suffix in (".yaml", ".yml") and path.is_file()
+        if is_overlay and affected_clusters(project.root, project.stack, facts, [path]):
+            load_layer_yaml(path.read_bytes(), _shown(path, project.root))
+    # The snapshot the run reads is an input like the policies (wherever it is); the
+    # table is not a file, so a DynamoDB run has none.
+    everything = [store.root] if isinstance(store, SnapshotStore) else []
+    return affected_clusters(project.root, project.stack, facts, changed, everything=everything)
+
+
+def commit_changes(project: Project, passed: Sequence[Path]) -> list[Path]:
+    """The files pre-commit passed and what git itself lists for the commit (deletions
+    and the old side of renames, which pre-commit never passes)."""
+    given = {standing(p) for p in passed}
+    return sorted(given.union(git_changes(project.root, os.environ)))
+
+
+def hook_reads_changes(source: SourceOptions, passed: Sequence[Path], golden: Path) -> bool:
+    """Whether a commit touches anything the golden check compares: the golden files
+    or an input of some cluster (git's list of changes included)."""
+    project = open_project(source)
+    changed = commit_changes(project, passed)
+    golden = standing(golden)
+    if any(p == golden or p.is_relative_to(golden) for p in changed):
+        return True
+    store = open_store(source, project)
+    return bool(clusters_affected_by(project, store, Pin(), changed))
+
+
+def stale_snapshot_warning(source: SourceOptions) -> str | None:
+    """For a hook reading a snapshot: a warning when the table holds newer versions, or
+    could not be asked; None for a current snapshot or a run from the table."""
+    from compiler.freshness import shown_path, snapshot_warning  # boto3: only when asked
+
+    project = open_project(source)
+    store = open_store(source, project)
+    if not isinstance(store, SnapshotStore):
+        return None
+    return snapshot_warning(
+        store,
+        project,
+        endpoint_url=source.endpoint_url,
+        table=source.table,
+        shown_as=shown_path(store.root, project.root),
+    )
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return standing(path).relative_to(standing(root)).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def cluster_names(result: CompileResult) -> tuple[str, ...]:

@@ -90,9 +90,35 @@ strings:
 """
 
 CASES = {
-    "top comment stays on top, no blank line added": (
-        "# header\nb: 1\n# about a\na: 2\n",
-        "# header\n\n# about a\na: 2\nb: 1\n",
+    # issue 16: a comment is about the key it precedes (or ends the line of), wherever
+    # sorting moves that key; only a blank line or `---` makes comments a header.
+    "a comment right above the first key travels with it": (
+        "# about b\nb: 1\n# about a\na: 2\n",
+        "# about a\na: 2\n# about b\nb: 1\n",
+    ),
+    "a comment above a nested first key travels with it": (
+        "m:\n  # about zeta\n  zeta: 1\n  alpha: 2\n",
+        "m:\n  alpha: 2\n  # about zeta\n  zeta: 1\n",
+    ),
+    "a comment between a key and its block value stays with what follows it": (
+        "m:\n  # about zz\n  zz: 2\n  yy: 3\n",
+        "m:\n  yy: 3\n  # about zz\n  zz: 2\n",
+    ),
+    "a comment inside a flow mapping stays with the key whose line it ends": (
+        "m: {zeta: 1, # about zeta\n  alpha: 2}\n",
+        "m:\n  alpha: 2\n  zeta: 1  # about zeta\n",
+    ),
+    "a comment on the document start is the header": (
+        "--- # the document\nzeta: 1\nalpha: 2\n",
+        "# the document\n\nalpha: 2\nzeta: 1\n",
+    ),
+    "a comment on the document end stays at the end": (
+        "zeta: 1\nalpha: 2\n... # the end\n",
+        "alpha: 2\nzeta: 1\n# the end\n",
+    ),
+    "a multi-line string starting with a tab is double-quoted (a block cannot hold it)": (
+        'a: "\\tindented\\nsecond\\n"\nb: "x\\n\\ty\\n"\n',
+        'a: "\\tindented\\nsecond\\n"\nb: "x\\n\\ty\\n"\n',
     ),
     "a blank line ends the header; the rest travels with its key": (
         "# header\n\n# about zeta\nzeta: 1\nalpha: 2\n",
@@ -135,9 +161,9 @@ CASES = {
         "b: 1\na:\n  x: 1\n  # the end\n",
         "a:\n  x: 1\nb: 1\n# the end\n",
     ),
-    "markers, CRLF and BOM are dropped": (
+    "markers, CRLF and BOM are dropped (the `---` comment stays a header: a blank line)": (
         "\ufeff%YAML 1.1\r\n--- # doc\r\nb: 1\r\na: 2\r\n...\r\n",
-        "# doc\na: 2\nb: 1\n",
+        "# doc\n\na: 2\nb: 1\n",
     ),
     "an item's dash alone on its line": (
         "l:\n-   # first\n  k: v\n  a: 1\n",
@@ -208,6 +234,10 @@ def test_project_overlays(path: Path) -> None:
         ("a:\n  enabled: on\n", 2, "read as a boolean"),
         ("a: !!python/name:os.system x\n", 1, "not allowed"),
         ("a: [1, 2\n", 2, "expected ',' or ']'"),
+        # Strings to YAML 1.1, numbers to YAML 1.2: refused, never quoted as one reading.
+        ("a:\n  b: 1e3\n", 2, "the string '1e3' in YAML 1.1 and the number 1000 in YAML 1.2"),
+        ("a: x\nmode: 0o17\n", 2, "the string '0o17' in YAML 1.1 and the number 15 in YAML 1.2"),
+        ("a: [1.5E3]\n", 1, "the string '1.5E3' in YAML 1.1 and the number 1500 in YAML 1.2"),
     ],
 )
 def test_refused_input_names_file_and_line(tmp_path: Path, text: str, line: int, says: str) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.sources import Pin
+from compiler.sources.dynamodb import DynamoDBStore
 from tests.conftest import ROOT
 
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -110,15 +112,18 @@ def _pre_commit(home: Path, config: Path, *args: str) -> subprocess.CompletedPro
 
 
 def run_hook(
-    hook_repo: Path, home: Path, config: Path, hook: str, *args: str
+    hook_repo: Path, home: Path, config: Path, hook: str, *args: str, hook_args: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """`pre-commit run HOOK` with the published hooks referenced by path and rev."""
+    """`pre-commit run HOOK` with the published hooks referenced by path and rev;
+    `hook_args` (a YAML flow list) is given to the validate and golden hooks."""
     rev = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True
     ).stdout.strip()
+    extra = f"\n        args: {hook_args}" if hook_args else ""
     (config / ".pre-commit-config.yaml").write_text(
         f"repos:\n  - repo: {hook_repo}\n    rev: {rev}\n    hooks:\n"
-        "      - id: gitops-validate\n      - id: gitops-golden\n      - id: gitops-format\n"
+        f"      - id: gitops-validate{extra}\n      - id: gitops-golden{extra}\n"
+        "      - id: gitops-format\n"
     )
     _git("add", ".pre-commit-config.yaml", cwd=config)
     return _pre_commit(home, config, "run", hook, "--verbose", *args)
@@ -206,3 +211,125 @@ def test_format_hook_rewrites_a_messy_overlay_then_passes(
         "--files", "overlays/dev/20-messy.yaml",
     )  # fmt: skip
     assert second.returncode == 0, second.stdout
+
+
+# -- issue 16: the hooks see what git sees (deletions, renames, links, any snapshot) --
+
+
+def _commit_all(repo: Path) -> None:
+    _git("add", "-A", cwd=repo)
+    _git("commit", "--quiet", "-m", "setup", cwd=repo)
+
+
+def test_a_commit_that_only_deletes_an_overlay_is_checked(
+    hook_repo: Path, pre_commit_home: Path, config_repo: Path
+) -> None:
+    # pre-commit passes no deleted path: before, both hooks were skipped and this landed.
+    _git("rm", "--quiet", "overlays/prod/20-no-sandbox.yaml", cwd=config_repo)
+    validate = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert validate.returncode == 1, validate.stdout + validate.stderr
+    assert "prod-eks-1: namespaces.sandbox.quotas" in validate.stdout
+    assert "violation(s) in 1 cluster(s)" in validate.stdout  # prod only: where it was
+    golden = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-golden")
+    assert golden.returncode == 1, golden.stdout + golden.stderr
+    assert "Skipped" not in golden.stdout
+
+
+def test_a_rename_across_environments_checks_the_clusters_it_leaves(
+    hook_repo: Path, pre_commit_home: Path, config_repo: Path
+) -> None:
+    _git(
+        "mv", "overlays/prod/20-no-sandbox.yaml", "overlays/dev/20-no-sandbox.yaml",
+        cwd=config_repo,
+    )  # fmt: skip
+    done = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "prod-eks-1: namespaces.sandbox" in done.stdout  # the old side, never passed
+
+
+def test_a_linked_overlay_and_a_linked_env_directory_map_to_the_clusters_that_read_them(
+    hook_repo: Path, pre_commit_home: Path, config_repo: Path
+) -> None:
+    shared = config_repo / "shared"
+    shared.mkdir()
+    link = config_repo / "overlays/prod/20-no-sandbox.yaml"
+    original = link.read_text()
+    (shared / "no-sandbox.yaml").write_text(original)
+    link.unlink()
+    link.symlink_to("../../shared/no-sandbox.yaml")
+    _commit_all(config_repo)
+    # The target changes, not the link: only `shared/no-sandbox.yaml` is staged.
+    (shared / "no-sandbox.yaml").write_text("addons: {}\n")
+    _git("add", "-A", cwd=config_repo)
+    target = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert target.returncode == 1, target.stdout + target.stderr
+    assert "prod-eks-1: namespaces.sandbox" in target.stdout
+    _git("reset", "--quiet", "--hard", cwd=config_repo)
+
+    # The whole env directory a link; a file inside its target changes.
+    link.unlink()
+    link.write_text(original)
+    (config_repo / "overlays/prod").rename(config_repo / "prod-overlays")
+    (config_repo / "overlays/prod").symlink_to("../prod-overlays")
+    _commit_all(config_repo)
+    (config_repo / "prod-overlays/10-quotas.yaml").write_text(
+        "namespaces: {monitoring: {quotas: null}}\n"
+    )
+    _git("add", "-A", cwd=config_repo)
+    inside = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert inside.returncode == 1, inside.stdout + inside.stderr
+    assert "prod-eks-1: namespaces.monitoring.quotas" in inside.stdout
+
+
+def test_a_snapshot_elsewhere_is_an_input_of_every_cluster(
+    hook_repo: Path, pre_commit_home: Path, config_repo: Path
+) -> None:
+    (config_repo / ".gitops/snapshot").rename(config_repo / "snap")
+    _commit_all(config_repo)
+    record = config_repo / "snap/env/prod.yaml"
+    record.write_text(record.read_text() + "# reviewed\n")
+    _git("add", "-A", cwd=config_repo)
+    done = run_hook(
+        hook_repo, pre_commit_home, config_repo, "gitops-validate",
+        hook_args="[--source, 'snapshot:snap']",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 cluster(s) valid" in done.stdout  # before: "no cluster reads them"
+    golden = run_hook(
+        hook_repo, pre_commit_home, config_repo, "gitops-golden",
+        hook_args="[--source, 'snapshot:snap']",
+    )  # fmt: skip
+    assert golden.returncode == 0, golden.stdout + golden.stderr
+    assert "golden files match" in golden.stdout  # compiled, not skipped as unread
+
+
+def test_a_snapshot_older_than_the_table_is_a_warning_naming_the_refresh(
+    hook_repo: Path, pre_commit_home: Path, config_repo: Path, server_store: DynamoDBStore
+) -> None:
+    from compiler.sources.snapshot import SnapshotStore, seed
+
+    seed(server_store, SnapshotStore(config_repo / ".gitops/snapshot"))
+    newest = server_store.read("env#prod", Pin())
+    assert newest is not None
+    server_store.put("env#prod", newest.config, cluster=None, author="t", comment="newer")
+    project_file = config_repo / "gitops-compiler.yaml"
+    project_file.write_text(
+        project_file.read_text().replace(
+            "table: gitops-config",
+            f"table: {server_store.table}\nendpointUrl: {server_store.endpoint_url}",
+        )
+    )
+    _git("add", "-A", cwd=config_repo)
+    stale = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert stale.returncode == 0, stale.stdout + stale.stderr
+    assert "the snapshot .gitops/snapshot is older than the table" in stale.stdout
+    assert f"env/prod@{newest.version} → @{newest.version + 1}" in stale.stdout
+    assert "gitops-compiler snapshot --out .gitops/snapshot" in stale.stdout
+
+    project_file.write_text(
+        project_file.read_text().replace(server_store.endpoint_url or "?", "http://127.0.0.1:9")
+    )
+    _git("add", "-A", cwd=config_repo)
+    unknown = run_hook(hook_repo, pre_commit_home, config_repo, "gitops-validate")
+    assert unknown.returncode == 0, unknown.stdout + unknown.stderr
+    assert "could not check whether the snapshot .gitops/snapshot is current" in unknown.stdout

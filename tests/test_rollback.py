@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.publishing.publisher import rollback_intro, rollback_title
+from compiler.publishing.treediff import ClusterDiff, TreeDiff
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
@@ -158,3 +160,21 @@ def _store(table: list[str]) -> DynamoDBStore:
 
 def _layer(lock: dict, name: str) -> dict:
     return next(layer for layer in lock["layers"] if layer["layer"] == name)
+
+
+def test_a_rollback_that_drops_a_layer_names_it_in_title_and_intro() -> None:
+    # --as-of before the optional env layer existed: env/stage2 goes away (issue 16).
+    cluster = ClusterDiff(
+        cluster="stage2-k3s",
+        status="changed",
+        objects=(),
+        old_versions=("cluster/stage2-k3s@2", "defaults@2", "env/stage2@1"),
+        new_versions=("cluster/stage2-k3s@2", "defaults@1"),
+    )
+    diff = TreeDiff(clusters=(cluster,), fleet=())
+    assert rollback_title(diff) == (
+        "Rollback stage2-k3s to cluster/stage2-k3s@2, defaults@1, env/stage2@1 → (none)"
+    )
+    intro = rollback_intro(diff)
+    assert "- **stage2-k3s**: `defaults@2` → `defaults@1`, `env/stage2@1` → (none)" in intro
+    assert "no layer version moves" not in intro

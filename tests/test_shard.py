@@ -10,6 +10,7 @@ from compiler.cli import main
 from compiler.errors import UsageError
 from compiler.shard import Shard
 from tests.conftest import ROOT, tree
+from tests.gitrepos import commit_files, files_at, has_branch
 
 ARGS = ["--project", str(ROOT), "--source", "snapshot:examples"]
 
@@ -56,3 +57,36 @@ def test_cli_rejects_a_bad_shard_with_exit_2(capsys: pytest.CaptureFixture[str])
         main(["compile", "--all", "--shard", "3/2", *ARGS])
     assert exited.value.code == 2
     assert "use i/n" in capsys.readouterr().err
+
+
+def test_a_cluster_deleted_from_the_table_is_removed_by_its_shard(
+    tmp_path: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shards' branches together equal the unsharded publish, deletions included
+    (issue 16): the shard a deleted cluster hashes to removes its directory."""
+    golden = tree(ROOT / "golden")
+    commit_files(remote, "main", golden, "published before", author="Alice")
+    gone = "dev-k3s"  # its shard (2 of 2) keeps prod-eks-1: a shard never publishes none
+    after = tmp_path / "after"
+    for rel, data in golden.items():
+        if not rel.startswith(f"clusters/{gone}/"):
+            (after / rel).parent.mkdir(parents=True, exist_ok=True)
+            (after / rel).write_bytes(data)
+    common = ["publish", "--from", str(after), "--all", "--repo", str(remote), "--forge", "none"]
+    branches = []
+    for index in (1, 2):
+        assert main([*common, "--shard", f"{index}/2"]) == 0
+        branches.append(f"gitops-compiler/main/shard-{index}-of-2")
+    owner = next(b for b, i in zip(branches, (1, 2), strict=True) if Shard(i, 2).holds(gone))
+    assert has_branch(remote, owner), "the deletion was never published"
+    assert not files_at(remote, owner, f"clusters/{gone}")
+    assert files_at(remote, owner, "applicationsets") == files_at(remote, "main", "applicationsets")
+    # Merged together, the shards' branches are the unsharded tree.
+    merged = files_at(remote, "main")
+    for branch in branches:
+        if has_branch(remote, branch):
+            on_branch = files_at(remote, branch)
+            merged = {k: v for k, v in merged.items() if k in on_branch} | on_branch
+    assert {k: v for k, v in merged.items() if k.startswith("clusters/")} == {
+        k: v for k, v in tree(after).items() if k.startswith("clusters/")
+    }

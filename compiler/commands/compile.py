@@ -19,7 +19,7 @@ from compiler.options import Selection, SourceOptions
 from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
 from compiler.report import records, report_violations
-from compiler.run import cluster_names, run_compile_stage
+from compiler.run import cluster_names, run_compile_stage, stale_snapshot_warning
 from compiler.stageclock import timed
 
 
@@ -108,9 +108,10 @@ def validate_command(
     cue: str | None,
     changed: Sequence[Path] = (),
     against: str | None = None,
+    hook: bool = False,
 ) -> Outcome:
     result = run_compile_stage(
-        source, selection, cue=cue, changed=changed, show_progress=fmt == "text"
+        source, selection, cue=cue, changed=changed, hook=hook, show_progress=fmt == "text"
     )
     if against is not None and not result.violations:  # issue 19: changes refused in place
         base = read_base(against, result.owned)
@@ -118,8 +119,10 @@ def validate_command(
         result.violations.extend(failing)
         result.notices.extend(notices)
     report_violations(result.violations, fmt, sys.stdout, result.notices)
+    if hook and (warning := stale_snapshot_warning(source)):
+        print(warning, file=sys.stderr)
     if not result.violations and fmt == "text":
-        if changed and not result.clusters:
+        if (changed or hook) and not result.clusters:
             print(f"{len(changed)} file(s) checked: no cluster reads them")
         else:
             print(f"{len(result.clusters)} cluster(s) valid: {result.object_count} objects")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from compiler.emit import write_tree
@@ -12,12 +13,22 @@ from compiler.layout import TREE_ROOTS
 from compiler.options import Selection, SourceOptions
 from compiler.outcome import Outcome
 from compiler.report import report_violations
-from compiler.run import cluster_names, run_compile_stage
+from compiler.run import cluster_names, hook_reads_changes, run_compile_stage
 
 
 def golden_command(
-    *, source: SourceOptions, golden: Path, update: bool, fmt: str, cue: str | None
+    *,
+    source: SourceOptions,
+    golden: Path,
+    update: bool,
+    fmt: str,
+    cue: str | None,
+    hook: bool = False,
+    changed: Sequence[Path] = (),
 ) -> Outcome:
+    if hook and not update and not hook_reads_changes(source, changed, golden):
+        print("golden check: the commit changes nothing the compile reads")
+        return Outcome(EXIT_OK)
     result = run_compile_stage(source, Selection(all_clusters=True), cue=cue)
     compiled = cluster_names(result)
     if result.violations:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -13,7 +13,7 @@ from compiler.errors import EXIT_OK
 from compiler.operations import steps
 from compiler.options import Destination, Selection, SourceOptions, open_project, open_store
 from compiler.outcome import Outcome
-from compiler.publishing.publication import publish_tree, report_published
+from compiler.publishing.publication import publish_rolling, report_published
 from compiler.publishing.watcher import Changes, Watcher
 
 
@@ -31,14 +31,16 @@ def watch_command(
 
     poll_numbers = iter(range(1, 2**31))
 
-    def publish_changes(changes: Changes) -> bool:
+    def publish_changes(changes: Changes, names: list[str]) -> Sequence[str] | None:
         # Each publish is a run of its own, compiled from exactly the versions the poll saw.
-        selection = Selection(clusters=tuple(changes.clusters), pin=changes.pin())
+        selection = Selection(clusters=tuple(names), pin=changes.pin())
         with steps.child_run(f"p{next(poll_numbers)}") as child:
-            published = publish_tree(source, selection, destination, run=child.run, cue=cue)
-            report_published(published, "text")
-        # Violations: the checkpoint stays, the next poll retries.
-        return published.outcome is not None
+            rolled = publish_rolling(source, selection, destination, run=child.run, cue=cue)
+            if rolled.published.outcome is not None:
+                report_published(rolled.published, "text")
+        if rolled.held:
+            print(f"watch: held for violations: {', '.join(rolled.held)}", flush=True)
+        return rolled.held
 
     stop = threading.Event()
     watcher = Watcher(

@@ -191,6 +191,16 @@ class Workspace:
     def tree_of(self, commit: str) -> str:
         return self._git("rev-parse", f"{commit}^{{tree}}").decode().strip()
 
+    def subdirectories(self, commit: str, directory: str) -> list[str]:
+        """The names of the directories right under `directory` at `commit`."""
+        listing = self._git("ls-tree", "-z", "--full-tree", commit, "--", f"{directory}/")
+        names = []
+        for entry in listing.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            if meta.split()[1:2] == [b"tree"]:
+                names.append(name.decode("utf-8", "surrogateescape").rpartition("/")[2])
+        return sorted(names)
+
     def read_files(self, commit: str, prefixes: Sequence[str]) -> dict[str, bytes]:
         """The files under `prefixes` at `commit`, path -> bytes (symlinks and submodules
         are not ours and are skipped)."""

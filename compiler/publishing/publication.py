@@ -33,6 +33,7 @@ from compiler.publishing.publisher import (
     PublishOutcome,
     Target,
     publish,
+    rolling_branch,
     scope_branch,
 )
 from compiler.publishing.treediff import NoBlame
@@ -86,21 +87,14 @@ def build_publication(
         return Built(None, cluster_names(result))
     with steps.step("emit", clusters=len(result.clusters)) as built:
         built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
-    policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
-    checks = [
-        "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
-        f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue)}: "
-        "one `cue` run for all clusters",
-        "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
-        *(_notice_line(n) for n in result.notices),
-    ]
     publication = Publication(
         files=result.files,
         owned=list(TREE_ROOTS) if selection.whole_fleet else result.owned,
         clusters=[c.facts.name for c in result.clusters],
         blame=ConfigBlame(result.clusters),
-        checks=checks,
+        checks=_checks(source, cue, result.notices),
         objects=result.object_count,
+        shard=selection.shard if selection.all_clusters else None,
     )
     return Built(publication, cluster_names(result))
 
@@ -113,6 +107,17 @@ def _notice_line(notice: Violation) -> str:
         f"{head} {code(notice.rule)} on {code(notice.cluster)} at {code(notice.path)}: "
         f"{code(notice.message)}{where}"
     )
+
+
+def _checks(source: SourceOptions, cue: str | None, notices: Sequence[Violation] = ()) -> list[str]:
+    policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
+    return [
+        "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
+        f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue)}: "
+        "one `cue` run for all clusters",
+        "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
+        *(_notice_line(n) for n in notices),
+    ]
 
 
 def _read_publication(root: Path, selection: Selection) -> Publication:
@@ -152,6 +157,7 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
         blame=NoBlame(),
         checks=[f"compiled elsewhere (`--from {root}`): the checks of that compile apply"],
         objects=objects,
+        shard=selection.shard if selection.all_clusters else None,
     )
 
 
@@ -212,6 +218,84 @@ def publish_tree(
     if choice is not None and choice.kind == "none" and choice.note:
         outcome = dataclasses.replace(outcome, notes=(choice.note, *outcome.notes))
     return Published(run, built.compiled, target, outcome)
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """One poll's publish: what was published, and the clusters held for violations."""
+
+    published: Published
+    held: Sequence[str]
+
+
+def publish_rolling(
+    source: SourceOptions,
+    selection: Selection,
+    destination: Destination,
+    *,
+    run: Run,
+    cue: str | None = None,
+) -> Rolled:
+    """`watch`'s publish: the clusters that pass go on the base's rolling branch; one with
+    violations is reported (alert, status, audit) and left out, so the branch keeps its
+    last published state (the base's) for it. `publish` stays all-or-nothing."""
+    result = run_compile_stage(source, selection, cue=cue, show_progress=False)
+    held = sorted({v.cluster for v in result.violations})
+    if held:
+        report_violations(result.violations, "text", sys.stderr, result.notices)
+        _report_held(held, run)
+    good = [c for c in result.clusters if c.facts.name not in held]
+    if not good:
+        return Rolled(Published(run, cluster_names(result)), held)
+    files = dict(result.shared)
+    for cluster in good:
+        files.update(cluster.files)
+    publication = Publication(
+        files=files,
+        owned=[SHARED_DIR, *(cluster_dir(c.facts.name) for c in good)],
+        clusters=[c.facts.name for c in good],
+        blame=ConfigBlame(good),
+        checks=_checks(source, cue, result.notices),
+        objects=sum(len(c.objects) for c in good) + len(result.shared),
+    )
+    target = Target(
+        destination.repo,
+        destination.base,
+        rolling_branch(destination.base),
+        run.trace("git"),
+        tuple(destination.labels),
+    )
+    forge = None
+    if not destination.dry_run:
+        choice = choose_forge(
+            destination.forge, destination.repo, destination.forge_repo, os.environ
+        )
+        forge = make_forge(choice, destination.repo, destination.forge_repo, os.environ)
+    outcome = publish(
+        publication,
+        target,
+        forge=forge,
+        dry_run=destination.dry_run,
+        environ=os.environ,
+        diff_command="gitops-compiler diff --all --against <clone of the Argo CD repository>",
+    )
+    return Rolled(Published(run, cluster_names(result), target, outcome), held)
+
+
+def _report_held(held: Sequence[str], run: Run) -> None:
+    """Alert, status and an audit line for the clusters a poll holds back."""
+    with steps.step("policy", clusters=len(held)) as holding:
+        holding["held"] = list(held)  # the audit line names them
+    record = {
+        "command": "watch",
+        "run_id": run.id,
+        "status": "held",
+        "clusters": list(held),
+        "error": "violations found: left at their last published state until their inputs change",
+    }
+    notifier = steps.current().notifier
+    notifier.alert(record)
+    notifier.status(record)
 
 
 def report_published(published: Published, fmt: str) -> None:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import OutsideError, UsageError
-from compiler.layout import LOCK_FILE
+from compiler.layout import CLUSTERS_DIR, LOCK_FILE, cluster_dir
 from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace, split_credentials
 from compiler.publishing.markdown import code, text
 from compiler.publishing.prbody import GITHUB_BODY_LIMIT, ReviewContext, render_body
-from compiler.publishing.treediff import Blame, TreeDiff, diff_trees
+from compiler.publishing.treediff import Blame, ClusterDiff, TreeDiff, diff_trees
 from compiler.shard import Shard
 
 BRANCH_PREFIX = "gitops-compiler"
@@ -44,6 +44,9 @@ class Publication:
     blame: Blame
     checks: Sequence[str]  # what passed, for the body's policy results
     objects: int
+    # A sharded publish of the fleet owns every clusters/<c> of its shard, in the
+    # repository too: a cluster deleted from the table is removed by its shard (issue 16).
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,16 @@ def scope_branch(
         return f"{BRANCH_PREFIX}/{where}/cluster-{clusters[0]}"
     digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
     return f"{BRANCH_PREFIX}/{where}/clusters-{digest}"
+
+
+def rolling_branch(base: str) -> str:
+    """`gitops-compiler/<base>/watch`: the one branch `watch` keeps updating for a base.
+
+    One per base, not one per cluster: every publication also rewrites the shared
+    `applicationsets/`, so per-cluster pull requests would conflict with each other,
+    and a fleet of thousands would open thousands of them (issue 16).
+    """
+    return f"{BRANCH_PREFIX}/{base.replace('/', '-')}/watch"
 
 
 def publish(
@@ -158,9 +171,10 @@ def _attempt(
         raise UsageError(f"base branch {target.base!r} does not exist in {ws.url}")
     ws.fetch(*heads)
     base, tip = heads[target.base], heads.get(target.branch)
-    old = ws.read_files(base, publication.owned)
+    owned = _owned(ws, publication, base, tip)
+    old = ws.read_files(base, owned)
     diff = diff_trees(old, publication.files, publication.blame)
-    wanted = ws.tree_with(base, publication.files, publication.owned)
+    wanted = ws.tree_with(base, publication.files, owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
     title = rollback_title(diff, target.reverts) if target.rollback else pull_title(diff)
@@ -178,7 +192,7 @@ def _attempt(
     notes: list[str] = []
     parent, tree = base, wanted
     if tip is not None:
-        on_tip = ws.tree_with(tip, publication.files, publication.owned)
+        on_tip = ws.tree_with(tip, publication.files, owned)
         if on_tip == ws.tree_of(tip):
             status = "dry-run" if dry_run else "up-to-date"
             return PublishOutcome(status, target.branch, diff, tip, message, title, body), tip
@@ -199,6 +213,16 @@ def _attempt(
     return outcome, tip
 
 
+def _owned(ws: Workspace, publication: Publication, *commits: str | None) -> list[str]:
+    """The directories the publication replaces; a shard's include the clusters of its
+    shard that the base or our branch still hold and the compile no longer produced."""
+    if publication.shard is None:
+        return list(publication.owned)
+    found = {n for c in commits if c for n in ws.subdirectories(c, CLUSTERS_DIR)}
+    mine = [cluster_dir(n) for n in found if publication.shard.holds(n)]
+    return sorted(set(publication.owned).union(mine))
+
+
 def pull_title(diff: TreeDiff) -> str:
     names = [c.cluster for c in diff.clusters]
     if not names:
@@ -213,8 +237,16 @@ def rollback_title(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
     if reverts:
         return f"Rollback {names}: {'; '.join(reverts)}"
     versions = sorted({v for c in diff.clusters for v in c.new_versions if "@" in v})
+    # A layer the older versions did not have yet (an optional env layer) goes away: say so.
+    versions += sorted({f"{v} → (none)" for c in diff.clusters for v in _dropped_layers(c)})
     shown = ", ".join(versions[:4]) + (" …" if len(versions) > 4 else "")
     return f"Rollback {names} to {shown}" if shown else f"Rollback {names}"
+
+
+def _dropped_layers(cluster: ClusterDiff) -> list[str]:
+    """The layer versions the cluster had that the rollback has no version of at all."""
+    kept = {v.split("@")[0] for v in cluster.new_versions if "@" in v}
+    return [v for v in cluster.old_versions if "@" in v and v.split("@")[0] not in kept]
 
 
 def rollback_intro(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
@@ -232,6 +264,7 @@ def rollback_intro(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
         now = {v.split("@")[0]: v for v in cluster.old_versions if "@" in v}
         back = [v for v in cluster.new_versions if "@" in v and v not in cluster.old_versions]
         moves = [f"{code(now.get(v.split('@')[0], '(none)'))} → {code(v)}" for v in back]
+        moves += [f"{code(v)} → (none)" for v in _dropped_layers(cluster)]
         lines.append(
             f"- **{text(cluster.cluster)}**: " + (", ".join(moves) or "no layer version moves")
         )

@@ -1,11 +1,16 @@
 """`watch`: poll the table, compile and publish what new versions or new clusters affect.
 
 The checkpoint file records, per layer (pk), the version last published. A
-poll reads the latest version of every layer the fleet uses, publishes the
-clusters whose layers moved (all of them in one pull request), and only then
-advances the checkpoint, atomically: a restart neither repeats a version nor
-skips one. The clusters are compiled pinned to exactly the versions the poll
-saw, so what is published is what the checkpoint says.
+poll reads the latest version of every layer the fleet uses and, when any moved,
+compiles the fleet pinned to exactly the versions it saw and publishes it on one
+rolling branch and pull request per base branch, updated by every later poll
+(issue 16); only then it advances the checkpoint, atomically: a restart neither
+repeats a version nor skips one.
+
+A cluster whose compile finds violations does not block the others: it is
+reported, left out of the publication (so it stays at its last published state,
+the base branch's), and held in the checkpoint with the versions it failed at.
+It is compiled again only when one of those versions moves.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import StackLoader
@@ -31,6 +37,12 @@ MAX_BACKOFF = 600.0  # seconds between polls while an outside system keeps faili
 class Changes:
     clusters: list[str]  # affected, sorted
     seen: dict[str, int]  # pk -> latest version, every layer the fleet uses
+    # cluster -> the versions of its layers (pk -> version): the whole fleet
+    inputs: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_compile(self, held: Mapping[str, Mapping[str, int]]) -> list[str]:
+        """The fleet, but a cluster held for violations only once its inputs moved."""
+        return sorted(c for c, used in self.inputs.items() if held.get(c) != used)
 
     def pin(self) -> Pin:
         """Exactly the versions this poll saw (a newer one waits for the next poll)."""
@@ -38,24 +50,40 @@ class Changes:
 
 
 def load_checkpoint(path: Path) -> dict[str, int]:
+    return dict(_read_checkpoint(path).get("versions", {}))
+
+
+def load_held(path: Path) -> dict[str, dict[str, int]]:
+    """The clusters held back for violations, each with the versions it failed at."""
+    return {c: dict(v) for c, v in _read_checkpoint(path).get("held", {}).items()}
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        versions = data["versions"]
+        versions, held = data["versions"], data.get("held", {})
         if not all(isinstance(k, str) and isinstance(v, int) for k, v in versions.items()):
             raise TypeError("versions must map pk to int")
+        if not all(isinstance(v, dict) for v in held.values()):
+            raise TypeError("held must map a cluster to its versions")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(
             f"checkpoint {path} is not readable ({err}); move it away to start over"
         ) from None
-    return dict(versions)
+    return {"versions": versions, "held": held}
 
 
-def save_checkpoint(path: Path, versions: Mapping[str, int]) -> None:
+def save_checkpoint(
+    path: Path, versions: Mapping[str, int], held: Mapping[str, Mapping[str, int]] | None = None
+) -> None:
     """Write-then-rename: a crash leaves the old checkpoint or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"versions": dict(sorted(versions.items()))}, indent=2) + "\n"
+    record: dict[str, Any] = {"versions": dict(sorted(versions.items()))}
+    if held:
+        record["held"] = {c: dict(sorted(v.items())) for c, v in sorted(held.items())}
+    text = json.dumps(record, indent=2) + "\n"
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)
@@ -85,7 +113,8 @@ def poll(store: ConfigStore, project: Project, checkpoint: Mapping[str, int]) ->
         uses[cluster] = pks
     moved = {pk for pk, version in seen.items() if checkpoint.get(pk) != version}
     affected = sorted(c for c, pks in uses.items() if moved.intersection(pks))
-    return Changes(affected, {pk: v for pk, v in seen.items() if v})
+    inputs = {c: {pk: seen[pk] for pk in pks if seen[pk]} for c, pks in uses.items()}
+    return Changes(affected, {pk: v for pk, v in seen.items() if v}, inputs)
 
 
 @dataclass
@@ -95,7 +124,9 @@ class Watcher:
     store: ConfigStore
     project: Project
     checkpoint_path: Path
-    publish: Callable[[Changes], bool]  # True: published or nothing to do; False: blocked
+    # Compiles and publishes the clusters given; the ones it held back for violations,
+    # or None when nothing could be published (the checkpoint then stays).
+    publish: Callable[[Changes, list[str]], Sequence[str] | None]
     log: Callable[[str], None]
     interval: float
     stop: threading.Event
@@ -125,6 +156,14 @@ class Watcher:
             self.log("no new versions or clusters")
             return self.interval
         self.log(f"{len(changes.clusters)} cluster(s) affected: {', '.join(changes.clusters)}")
-        if self.publish(changes):
-            save_checkpoint(self.checkpoint_path, {**checkpoint, **changes.seen})
+        held = load_held(self.checkpoint_path)
+        names = changes.to_compile(held)
+        waiting = sorted(set(held).intersection(changes.inputs).difference(names))
+        if waiting:
+            self.log(f"held until their inputs change: {', '.join(waiting)}")
+        failed = self.publish(changes, names) if names else []
+        if failed is not None:
+            still = {c: held[c] for c in waiting}
+            still.update({c: changes.inputs.get(c, {}) for c in failed})
+            save_checkpoint(self.checkpoint_path, {**checkpoint, **changes.seen}, still)
         return self.interval

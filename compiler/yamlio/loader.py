@@ -45,6 +45,9 @@ _ALIASES = "aliases and anchors are not allowed in layer documents; write the va
 # 0755 is 493 (octal) or 755, and 0b1, 1:30 (base 60) and 1_000 are numbers or strings.
 # Hexadecimal means the same to both.
 _AMBIGUOUS_NUMBER = re.compile(r"[-+]?0[0-9bB_]|.*[_:]")
+# Plain scalars that YAML 1.1 (this loader) reads as strings and YAML 1.2 (kubectl, Argo
+# CD, Go's yaml.v3) as numbers: 1e3, 1.5E3, 0o17 (issue 16). Refused, not guessed.
+_YAML12_ONLY_NUMBER = re.compile(r"[-+]?(0o[0-7]+|(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)")
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class _Walk:
             )
         self.refuse_bool_word(event, line, path)
         if tag == tags.STR:
+            self.refuse_yaml12_number(event, line, path)
             return event.value
         node = yaml.ScalarNode(tag, event.value)
         try:
@@ -248,6 +252,21 @@ class _Walk:
             path,
             "empty value: it would delete this key from the layers below; write `null` "
             "(or `~`) to delete it, or indent the lines below if they belong to it",
+        )
+
+    def refuse_yaml12_number(self, event: yaml.ScalarEvent, line: int, path: DocPath) -> None:
+        plain = event.style in (None, "") and event.tag is None
+        if not plain or not _YAML12_ONLY_NUMBER.fullmatch(event.value):
+            return
+        text = event.value
+        digits = text.lstrip("+-")
+        number: float = int(digits[2:], 8) if digits.startswith("0o") else float(digits)
+        number = -number if text.startswith("-") else number
+        raise self.error(
+            line,
+            path,
+            f"{text} is the string {text!r} in YAML 1.1 and the number {number:g} in YAML 1.2 "
+            "(kubectl, Argo CD); quote it for the string, or write the number in decimal",
         )
 
     def child_path(self) -> DocPath:

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.publishing.watcher import Watcher, load_checkpoint, save_checkpoint
+from compiler.publishing.watcher import Watcher, load_checkpoint, load_held, save_checkpoint
+from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT
-from tests.gitrepos import git
+from tests.gitrepos import files_at, git
 
 NEW_CLUSTER = """\
 cluster: {name: dev-k3s-2, env: dev, region: eu-west-1, server: "https://dev-k3s-2:6443"}
@@ -74,7 +75,8 @@ def test_watch_publishes_new_versions_once_and_a_restart_repeats_nothing(
     out = capsys.readouterr().out
     assert "2 cluster(s) affected: dev-k3s, dev-k3s-2" in out, out
     second = branches(remote)
-    assert len(second) == 3, out  # one new branch: both dev clusters in one pull request
+    # The same rolling branch, moved: both dev clusters in the one pull request.
+    assert second.keys() == first.keys() and second != first, out
     saved = load_checkpoint(checkpoint)
     assert saved["env#dev"] == 2 and saved["cluster#dev-k3s-2"] == 1
 
@@ -102,7 +104,7 @@ def test_outside_failures_back_off_and_never_advance_the_checkpoint(
             waits.append(timeout or 0)
             return False
 
-    def failing_publish(changes: object) -> bool:
+    def failing_publish(changes: object, names: object) -> list[str]:
         raise OutsideError("git push failed")
 
     messages: list[str] = []
@@ -130,3 +132,102 @@ def test_sigterm_stops_after_the_current_step(
     out = capsys.readouterr().out
     assert "SIGTERM: stopping after this step" in out and "stopped on a signal" in out
     assert json.loads((tmp_path / "c.json").read_text())["versions"]  # the poll completed
+
+
+# -- issue 16: one rolling branch per base; a cluster with violations does not block --
+
+ROLLING = "gitops-compiler/main/watch"
+
+
+def _put_env_cpu(store: DynamoDBStore, env: str, cpu: str) -> None:
+    latest = store.read(f"env#{env}", Pin())
+    assert latest is not None
+    config = json.loads(json.dumps(latest.config))
+    for namespace in config.get("namespaces", {}).values():
+        for quota in namespace.get("quotas", {}).values():
+            quota["cpu"] = cpu
+    store.put(f"env#{env}", config, cluster=None, author="t", comment=f"cpu {cpu}")
+
+
+def _quota_cpu(remote: Path, cluster: str) -> set[str]:
+    files = files_at(remote, ROLLING, f"clusters/{cluster}/namespaces")
+    return {
+        line.split(":", 1)[1].strip()
+        for rel, data in files.items()
+        if "resourcequota" in rel
+        for line in data.decode().splitlines()
+        if line.strip().startswith("cpu:")
+    }
+
+
+def test_successive_polls_update_one_rolling_branch_that_keeps_every_pending_change(
+    remote: Path, table: list[str], server_store: DynamoDBStore, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "checkpoint.json"
+    assert watch(remote, table, checkpoint) == 0
+    _put_env_cpu(server_store, "dev", "5")
+    assert watch(remote, table, checkpoint) == 0
+    after_dev = branches(remote)
+    _put_env_cpu(server_store, "test", "7")
+    assert watch(remote, table, checkpoint) == 0
+    after_test = branches(remote)
+    # Never merged, yet one branch (one pull request) holds both changes: a later poll
+    # neither opens a second, conflicting one nor drops the earlier change.
+    assert set(after_test) == {"main", ROLLING} and after_test[ROLLING] != after_dev[ROLLING]
+    assert "'5'" in _quota_cpu(remote, "dev-k3s") and "'7'" in _quota_cpu(remote, "test-k3s")
+
+
+BAD_ROLE = {
+    "roles": {"wide": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}}
+}
+
+
+def test_a_cluster_with_violations_is_held_reported_and_retried_when_its_inputs_change(
+    remote: Path, table: list[str], server_store: DynamoDBStore, tmp_path: Path
+) -> None:
+    notified = tmp_path / "notified.jsonl"
+    hook = tmp_path / "hook"
+    hook.write_text(f'#!/bin/sh\ncat >> "{notified}"; echo >> "{notified}"\n')
+    hook.chmod(0o755)
+    checkpoint = tmp_path / "checkpoint.json"
+    prod = server_store.read("cluster#prod-eks-1", Pin())
+    assert prod is not None and prod.cluster is not None
+    server_store.put("cluster#prod-eks-1", {**prod.config, **BAD_ROLE}, cluster=prod.cluster,
+                     author="t", comment="too wide")  # fmt: skip
+    argv = ["--alert", f"command:{hook}", "--audit-log", str(tmp_path / "audit.jsonl"),
+            "watch", "--repo", str(remote), "--forge", "none", "--interval", "0.01",
+            "--max-polls", "1", "--checkpoint", str(checkpoint), *table]  # fmt: skip
+    assert main(argv) == 0
+    # The others are published; prod-eks-1 is not, and is reported.
+    assert files_at(remote, ROLLING, "clusters/dev-k3s")
+    assert not files_at(remote, ROLLING, "clusters/prod-eks-1")
+    alerts = [json.loads(line) for line in notified.read_text().splitlines() if line.strip()]
+    assert any(a["status"] == "held" and a["clusters"] == ["prod-eks-1"] for a in alerts)
+    assert '"held":["prod-eks-1"]' in (tmp_path / "audit.jsonl").read_text()
+    assert "prod-eks-1" in load_held(checkpoint)
+
+    # Another cluster moves: prod-eks-1's inputs did not, so it is not compiled again.
+    _put_env_cpu(server_store, "dev", "5")
+    notified.write_text("")
+    assert main(argv) == 0
+    assert not notified.read_text().strip()  # no second alert for the same inputs
+    assert "'5'" in _quota_cpu(remote, "dev-k3s")
+    assert not files_at(remote, ROLLING, "clusters/prod-eks-1")
+
+    # Its record is fixed: retried, published, no longer held.
+    server_store.put("cluster#prod-eks-1", prod.config, cluster=prod.cluster, author="t",
+                     comment="fixed")  # fmt: skip
+    assert main(argv) == 0
+    assert files_at(remote, ROLLING, "clusters/prod-eks-1")
+    assert load_held(checkpoint) == {}
+
+
+def test_publish_stays_all_or_nothing(
+    remote: Path, table: list[str], server_store: DynamoDBStore
+) -> None:
+    prod = server_store.read("cluster#prod-eks-1", Pin())
+    assert prod is not None and prod.cluster is not None
+    server_store.put("cluster#prod-eks-1", {**prod.config, **BAD_ROLE}, cluster=prod.cluster,
+                     author="t", comment="too wide")  # fmt: skip
+    code = main(["publish", "--all", "--repo", str(remote), "--forge", "none", *table])
+    assert code == 1 and set(branches(remote)) == {"main"}

@@ -267,8 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--against",
         required=True,
-        metavar="DIR|REF[:PATH]",
-        help="a compiled tree, or a revision of the git repository here (e.g. main, HEAD:golden)",
+        metavar="REPO|DIR|REF[:PATH]",
+        help="the Argo CD repository (a git path or URL, bare or not: its --base branch), a "
+        "compiled tree, REF:PATH of the git repository here (e.g. HEAD:golden), or a branch "
+        "REF of --repo",
+    )
+    # issue 17 (g): which Argo CD repository and branch a bare REF or a REPO means.
+    diff.add_argument(
+        "--repo",
+        help="the Argo CD repository that --against REF reads (default: argocd.repoURL "
+        "of the project file)",
+    )
+    diff.add_argument(
+        "--base",
+        help="the branch of --against REPO (default: argocd.targetRevision of the project file)",
     )
     diff.add_argument(
         "--from", dest="from_dir", type=Path, help="compare this compiled tree, do not compile"

@@ -172,6 +172,8 @@ def _diff(args: argparse.Namespace) -> Outcome:
             source=_source(args),
             selection=_selection(args),
             against=args.against,
+            repo=args.repo,
+            base=args.base,
             from_dir=args.from_dir,
             exit_code=args.exit_code,
             fmt=args.format,

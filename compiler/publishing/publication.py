@@ -238,6 +238,8 @@ def report_published(published: Published, fmt: str) -> None:
     )
     if outcome.pull is None:
         print(f"{moved}; no forge: open the pull request from {outcome.branch} yourself")
+        # Its title and body too (issue 17, item 8): no second --dry-run run to get them.
+        print(f"\npull request title: {outcome.title}\n\npull request body:\n{outcome.body}")
     else:
         pull = outcome.pull
         print(f"{moved}; pull request #{pull.pull.number} {pull.action}: {pull.pull.url}")
@@ -253,6 +255,10 @@ def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, obje
         "run_id": run.id,
         "trace_id": target.trace_id,
         "clusters": [c.cluster for c in outcome.diff.clusters] if outcome.diff else [],
+        # The pull request as written (or to write by hand with --forge none); none when
+        # nothing changed.
+        "title": outcome.title or None,
+        "body": outcome.body or None,
         "pull_request": (
             {"number": pull.pull.number, "url": pull.pull.url, "action": pull.action}
             if pull

@@ -315,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=("up", "down", "status", "env", "save"))
     _source_args(local)
 
+    # issue 17 (g): the fleet's list.
+    clusters = commands.add_parser("clusters", help="the clusters of the config table")
+    clusters.add_argument("action", choices=("list",))
+    _source_args(clusters)
+    clusters.add_argument("--format", choices=("text", "json"), default="text")
+
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)

@@ -233,6 +233,12 @@ def _local(args: argparse.Namespace) -> Outcome:
     return Outcome(local_command(source=_source(args), action=args.action))
 
 
+def _clusters(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.clusters import clusters_list_command
+
+    return Outcome(clusters_list_command(source=_source(args), fmt=args.format))
+
+
 def _explain_rule(args: argparse.Namespace) -> Outcome:
     from compiler.commands.explain_rule import explain_rule_command
 
@@ -256,6 +262,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "config": _config,
     "explain-rule": _explain_rule,
     "local": _local,
+    "clusters": _clusters,
 }
 
 

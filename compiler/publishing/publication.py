@@ -6,6 +6,7 @@ poll of `watch` call `publish_tree`; `diff` calls `build_publication`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import sys
@@ -130,7 +131,9 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
             raise UsageError("name the clusters with --cluster NAME (repeatable) or use --all")
         missing = [n for n in names if n not in present]
         if missing:
-            raise UsageError(f"--from {root}: no {CLUSTERS_DIR}/{missing[0]}/ in the tree")
+            close = difflib.get_close_matches(missing[0], present, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(f"--from {root}: no {CLUSTERS_DIR}/{missing[0]}/ in the tree{hint}")
         owned = [SHARED_DIR, *(cluster_dir(n) for n in names)]
     if not names:
         raise UsageError(f"--from {root}: the tree has no clusters; refusing to publish none")

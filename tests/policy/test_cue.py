@@ -248,10 +248,29 @@ def test_find_cue_precedence_flag_then_env_then_path(
     assert find_cue("flag/fake-cue", {}) == flag
 
 
+def test_find_cue_uses_the_projects_own_cue_without_gitops_cue(tmp_path: Path) -> None:
+    """issue 17: after --cue and GITOPS_CUE, the project's native cue, then PATH's, then
+    the project's WebAssembly launcher (the fallback DESIGN.md names)."""
+    project = tmp_path / "project"
+    wasm = fake_cue(project / "tools/cue-wasm", "true", name="cue")
+    on_path = fake_cue(tmp_path / "bin", "true", name="cue")
+    nowhere = {"PATH": str(tmp_path / "nothing")}
+    assert find_cue(None, nowhere, project=project) == wasm
+    assert find_cue(None, {"PATH": str(tmp_path / "bin")}, project=project) == on_path
+    native = fake_cue(project / "tools/cue-native/bin", "true", name="cue")
+    assert find_cue(None, {"PATH": str(tmp_path / "bin")}, project=project) == native
+    env = fake_cue(tmp_path / "env", "true")
+    assert find_cue(None, {**nowhere, "GITOPS_CUE": str(env)}, project=project) == env
+    (project / "tools/cue-native/bin/cue").chmod(0o644)  # not executable: not a candidate
+    assert find_cue(None, nowhere, project=project) == wasm
+    with pytest.raises(OutsideError, match="the project's tools/cue-native/bin/cue or"):
+        find_cue(None, nowhere, project=tmp_path / "elsewhere")
+
+
 @pytest.mark.parametrize(
     ("flag", "environ", "message"),
     [
-        (None, {"PATH": "/nonexistent"}, "no cue found (--cue, GITOPS_CUE or PATH): install cue"),
+        (None, {"PATH": "/nonexistent"}, "no cue found (--cue, GITOPS_CUE, the project's"),
         ("{tmp}/missing", {}, "--cue names {tmp}/missing, which is not a file; install cue"),
         (None, {"GITOPS_CUE": "{tmp}"}, "GITOPS_CUE names {tmp}, which is not a file"),
         (

@@ -54,7 +54,9 @@ def _compile_stage(
     with timed("setup"):
         project = open_project(source)
         # Found first: a missing cue fails the run before it reads or writes anything.
-        policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ, project=project.root))
+        policies = CuePolicies(
+            project.policies_dir, find_cue(cue, os.environ, project=project.root)
+        )
         policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
     try:
         with timed("setup"):

@@ -311,12 +311,16 @@ def test_cue_version_of_a_broken_cue(tmp_path: Path) -> None:
 
 
 def test_no_cue_fails_the_compile_before_anything_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    project_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("GITOPS_CUE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     out = tmp_path / "out"
-    argv = ["compile", "--all", "--out", str(out), "--project", str(ROOT)]
+    # A project without tools/ (the checkout's own launcher would be found: issue 17).
+    argv = ["compile", "--all", "--out", str(out), "--project", str(project_dir)]
     assert main([*argv, "--source", "snapshot:examples"]) == EXIT_OUTSIDE
     assert "no cue found" in capsys.readouterr().err
     assert not out.exists()

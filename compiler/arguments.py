@@ -293,8 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--against",
         required=True,
-        metavar="DIR|REF[:PATH]",
-        help="a compiled tree, or a revision of the git repository here (e.g. main, HEAD:golden)",
+        metavar="REPO|DIR|REF[:PATH]",
+        help="the Argo CD repository (a git path or URL, bare or not: its --base branch), a "
+        "compiled tree, REF:PATH of the git repository here (e.g. HEAD:golden), or a branch "
+        "REF of --repo",
+    )
+    # issue 17 (g): which Argo CD repository and branch a bare REF or a REPO means.
+    diff.add_argument(
+        "--repo",
+        help="the Argo CD repository that --against REF reads (default: argocd.repoURL "
+        "of the project file)",
+    )
+    diff.add_argument(
+        "--base",
+        help="the branch of --against REPO (default: argocd.targetRevision of the project file)",
     )
     diff.add_argument(
         "--from", dest="from_dir", type=Path, help="compare this compiled tree, do not compile"
@@ -328,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument("action", choices=("up", "down", "status", "env", "save"))
     _source_args(local)
+
+    # issue 17 (g): the fleet's list.
+    clusters = commands.add_parser("clusters", help="the clusters of the config table")
+    clusters.add_argument("action", choices=("list",))
+    _source_args(clusters)
+    clusters.add_argument("--format", choices=("text", "json"), default="text")
 
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))

@@ -177,6 +177,8 @@ def _diff(args: argparse.Namespace) -> Outcome:
             source=_source(args),
             selection=_selection(args),
             against=args.against,
+            repo=args.repo,
+            base=args.base,
             from_dir=args.from_dir,
             exit_code=args.exit_code,
             fmt=args.format,
@@ -236,6 +238,12 @@ def _local(args: argparse.Namespace) -> Outcome:
     return Outcome(local_command(source=_source(args), action=args.action))
 
 
+def _clusters(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.clusters import clusters_list_command
+
+    return Outcome(clusters_list_command(source=_source(args), fmt=args.format))
+
+
 def _explain_rule(args: argparse.Namespace) -> Outcome:
     from compiler.commands.explain_rule import explain_rule_command
 
@@ -259,6 +267,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "config": _config,
     "explain-rule": _explain_rule,
     "local": _local,
+    "clusters": _clusters,
 }
 
 

@@ -31,10 +31,14 @@ def prestart_cue(argv: Sequence[str], environ: Mapping[str, str]) -> None:
         return
     from compiler.errors import CompilerError
     from compiler.policy import cue
+    from compiler.project import find_project
 
-    project = Path(_option(argv, "--project") or environ.get("GITOPS_PROJECT") or ".")
+    named = _option(argv, "--project") or environ.get("GITOPS_PROJECT")
+    project = Path(named) if named else find_project(Path.cwd()) or Path()
     try:
-        cue.prestart(project / "policies", cue.find_cue(_option(argv, "--cue"), environ))
+        # The same cue the command will look for, the project's own included.
+        found = cue.find_cue(_option(argv, "--cue"), environ, project=project)
+        cue.prestart(project / "policies", found)
     except (CompilerError, OSError):
         # No cue, or one that cannot start, or an unreadable policies directory: the
         # command finds the same problem itself and reports it with its exit code.

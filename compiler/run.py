@@ -25,6 +25,7 @@ from compiler.policy.cue import CuePolicies, find_cue
 from compiler.policy.cue_binary import supported_cue_version, use_cache
 from compiler.progress import tracking
 from compiler.project import Project
+from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.snapshot import SnapshotStore
 from compiler.stageclock import timed
@@ -62,7 +63,7 @@ def _compile_stage(
         project = open_project(source)
         # Found and its version checked first: a missing or too old cue fails the run
         # before it reads or writes anything.
-        cue_path = find_cue(cue, os.environ)
+        cue_path = find_cue(cue, os.environ, project=project.root)
         version = supported_cue_version(cue_path)
         cache = source.cache and use_cache(os.environ)
         policies = CuePolicies(project.policies_dir, cue_path, version=version, cache=cache)
@@ -80,6 +81,8 @@ def _compile_stage(
                 names = select_clusters(
                     store, selection.clusters, all_clusters=selection.all_clusters
                 )
+                if not selection.all_clusters:
+                    check_clusters(store, names)
         if selection.shard is not None:
             names = selection.shard.select(names)
         with timed("setup"):
@@ -99,6 +102,16 @@ def _compile_stage(
     finally:
         policies.close()
     return result
+
+
+def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:
+    """Every cluster named on the command line has a record, else the error names the
+    closest names the table has (issue 17, item 10). One read per name, and the table's
+    listing only when one is missing; a retired record or one newer than `--as-of` is
+    left to the loader, which says so."""
+    for name in names:
+        if store.read(cluster_pk(name), Pin()) is None:
+            raise unknown_cluster(store, name)
 
 
 def clusters_affected_by(

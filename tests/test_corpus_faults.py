@@ -473,7 +473,15 @@ def compile_with_cue(
 
         case.monkeypatch.setattr(CuePolicies, "__init__", short)
     if cue == "missing":
+        # A project without tools/ of its own (a config repository): the checkout's
+        # launcher would be found there (issue 17), and it needs node on PATH.
+        project = case.dir / "project"
+        project.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / "gitops-compiler.yaml", project)
+        for name in ("overlays", "policies", "examples"):
+            shutil.copytree(ROOT / name, project / name, dirs_exist_ok=True)
         argv = compile_argv(case)
+        argv[argv.index("--project") + 1] = str(project)
         return argv[: argv.index("--cue")] + argv[argv.index("--cue") + 2 :]
     if cue == "launcher":
         return compile_argv(case, cue=ROOT / "tools/cue-wasm/cue")

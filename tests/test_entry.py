@@ -56,8 +56,16 @@ def test_other_command_lines_start_nothing(
 def test_nothing_is_started_when_there_is_no_cue(
     tmp_path: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
-    entry.prestart_cue(["compile", "--project", str(ROOT)], {"PATH": str(tmp_path)})
+    entry.prestart_cue(["compile", "--project", str(tmp_path)], {"PATH": str(tmp_path)})
     assert proc_starts == []  # the command says "no cue found", as before
+
+
+def test_the_projects_own_cue_is_started_without_gitops_cue(
+    tmp_path: Path, proc_starts: list[tuple[str, ...]]
+) -> None:
+    """The cue the command will look for (issue 17): the project's launcher here."""
+    entry.prestart_cue(["compile", "--project", str(ROOT)], {"PATH": str(tmp_path)})
+    assert [argv[0] for argv in proc_starts][:1] == [str(ROOT / "tools/cue-wasm/cue")]
 
 
 def test_an_unclaimed_cue_is_stopped_at_exit(

@@ -67,8 +67,16 @@ class CueFinding:
     message: str
 
 
-def find_cue(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """`--cue PATH`, then `$GITOPS_CUE`, then `cue` on PATH; only looks, runs nothing.
+# The project's own cue (issue 17: `local up` users should not need GITOPS_CUE): a
+# current cue built into the project is preferred to one on PATH, whose version nobody
+# chose; the WebAssembly v0.4 launcher (`make`) is the fallback, as DESIGN.md says.
+PROJECT_NATIVE_CUE = "tools/cue-native/bin/cue"
+PROJECT_WASM_CUE = "tools/cue-wasm/cue"
+
+
+def find_cue(flag: str | None, environ: Mapping[str, str], *, project: Path | None = None) -> Path:
+    """`--cue PATH`, then `$GITOPS_CUE`, then the project's `tools/cue-native/bin/cue`,
+    then `cue` on PATH, then the project's `tools/cue-wasm/cue`; only looks, runs nothing.
 
     A value without a slash is a command name looked up on PATH, as a shell would.
     """
@@ -90,10 +98,23 @@ def find_cue(flag: str | None, environ: Mapping[str, str]) -> Path:
             raise OutsideError(f"{origin} names {given}, which is not executable")
         # Absolute: cue runs in a directory of its own.
         return path.absolute()
-    found = shutil.which("cue", path=search_path)
+    native = _project_cue(project, PROJECT_NATIVE_CUE)
+    found = (
+        native or shutil.which("cue", path=search_path) or _project_cue(project, PROJECT_WASM_CUE)
+    )
     if found is None:
-        raise OutsideError(f"no cue found (--cue, GITOPS_CUE or PATH): {HOW_TO_GET_CUE}")
+        raise OutsideError(
+            f"no cue found (--cue, GITOPS_CUE, the project's {PROJECT_NATIVE_CUE} or "
+            f"{PROJECT_WASM_CUE}, or PATH): {HOW_TO_GET_CUE}"
+        )
     return Path(found).absolute()
+
+
+def _project_cue(project: Path | None, relative: str) -> str | None:
+    if project is None:
+        return None
+    path = project / relative
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
 
 
 # cue processes started before the compiler was imported (compiler/entry.py), by

@@ -6,6 +6,7 @@ Merged configs go through a `TwoStageValidator`; a layer about to be written
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,7 @@ from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
 from compiler.policy.validator import TwoStageValidator
-from compiler.provenance import where_set
+from compiler.provenance import entry_blame, where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
@@ -67,10 +68,19 @@ class ConfigSchema:
         if failure is None:
             return []
         found = {
-            Violation(cluster, format_path(path), "schema", message, where_set(merged, path))
+            Violation(cluster, format_path(path), "schema", message, _blame(merged, path))
             for path, message in _located(failure.errors)
         }
         return sorted(found)
+
+
+def _blame(merged: MergeResult, path: DocPath) -> str:
+    """The layer to fix: for a map (an unknown `quota:` holding quotas), each layer
+    once, at the first line it wrote under it, highest precedence first, rather than
+    every leaf's line in stack order."""
+    if path in merged.provenance:
+        return where_set(merged, path)
+    return entry_blame(merged, path)
 
 
 def _located(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tuple[DocPath, str]]:
@@ -78,13 +88,21 @@ def _located(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tuple[Doc
         path: DocPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             for key in _unexpected_keys(error):
-                yield (*path, key), f"unknown key {key!r}"
+                yield (*path, key), f"unknown key {key!r}{_closest_key(error, key)}"
         elif "propertyNames" in error.absolute_schema_path:
             # jsonschema reports the inner keyword (pattern, maxLength) with the
             # parent's path and the offending key as the instance.
             yield (*path, str(error.instance)), _message(error, name=True)
         else:
             yield path, _message(error)
+
+
+def _closest_key(error: jsonschema.ValidationError, key: str) -> str:
+    """`; did you mean `quotas`?` (issue 17, item 10): a typo of a known key is the
+    usual cause, and the fix is in the message."""
+    known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
 
 
 def _strip_nulls(value: Any) -> Any:

@@ -6,6 +6,7 @@ poll of `watch` call `publish_tree`; `diff` calls `build_publication`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import sys
@@ -138,7 +139,9 @@ def _read_publication(root: Path, selection: Selection) -> Publication:
             raise UsageError("name the clusters with --cluster NAME (repeatable) or use --all")
         missing = [n for n in names if n not in present]
         if missing:
-            raise UsageError(f"--from {root}: no {CLUSTERS_DIR}/{missing[0]}/ in the tree")
+            close = difflib.get_close_matches(missing[0], present, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(f"--from {root}: no {CLUSTERS_DIR}/{missing[0]}/ in the tree{hint}")
         owned = [SHARED_DIR, *(cluster_dir(n) for n in names)]
     if not names:
         raise UsageError(f"--from {root}: the tree has no clusters; refusing to publish none")
@@ -325,6 +328,8 @@ def report_published(published: Published, fmt: str) -> None:
     )
     if outcome.pull is None:
         print(f"{moved}; no forge: open the pull request from {outcome.branch} yourself")
+        # Its title and body too (issue 17, item 8): no second --dry-run run to get them.
+        print(f"\npull request title: {outcome.title}\n\npull request body:\n{outcome.body}")
     else:
         pull = outcome.pull
         print(f"{moved}; pull request #{pull.pull.number} {pull.action}: {pull.pull.url}")
@@ -340,6 +345,10 @@ def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, obje
         "run_id": run.id,
         "trace_id": target.trace_id,
         "clusters": [c.cluster for c in outcome.diff.clusters] if outcome.diff else [],
+        # The pull request as written (or to write by hand with --forge none); none when
+        # nothing changed.
+        "title": outcome.title or None,
+        "body": outcome.body or None,
         "pull_request": (
             {"number": pull.pull.number, "url": pull.pull.url, "action": pull.action}
             if pull

@@ -258,10 +258,29 @@ def test_find_cue_precedence_flag_then_env_then_path(
     assert find_cue("flag/fake-cue", {}) == flag
 
 
+def test_find_cue_uses_the_projects_own_cue_without_gitops_cue(tmp_path: Path) -> None:
+    """issue 17: after --cue and GITOPS_CUE, the project's native cue, then PATH's, then
+    the project's WebAssembly launcher (the fallback DESIGN.md names)."""
+    project = tmp_path / "project"
+    wasm = fake_cue(project / "tools/cue-wasm", "true", name="cue")
+    on_path = fake_cue(tmp_path / "bin", "true", name="cue")
+    nowhere = {"PATH": str(tmp_path / "nothing")}
+    assert find_cue(None, nowhere, project=project) == wasm
+    assert find_cue(None, {"PATH": str(tmp_path / "bin")}, project=project) == on_path
+    native = fake_cue(project / "tools/cue-native/bin", "true", name="cue")
+    assert find_cue(None, {"PATH": str(tmp_path / "bin")}, project=project) == native
+    env = fake_cue(tmp_path / "env", "true")
+    assert find_cue(None, {**nowhere, "GITOPS_CUE": str(env)}, project=project) == env
+    (project / "tools/cue-native/bin/cue").chmod(0o644)  # not executable: not a candidate
+    assert find_cue(None, nowhere, project=project) == wasm
+    with pytest.raises(OutsideError, match="the project's tools/cue-native/bin/cue or"):
+        find_cue(None, nowhere, project=tmp_path / "elsewhere")
+
+
 @pytest.mark.parametrize(
     ("flag", "environ", "message"),
     [
-        (None, {"PATH": "/nonexistent"}, "no cue found (--cue, GITOPS_CUE or PATH): install cue"),
+        (None, {"PATH": "/nonexistent"}, "no cue found (--cue, GITOPS_CUE, the project's"),
         ("{tmp}/missing", {}, "--cue names {tmp}/missing, which is not a file; install cue"),
         (None, {"GITOPS_CUE": "{tmp}"}, "GITOPS_CUE names {tmp}, which is not a file"),
         (
@@ -302,12 +321,16 @@ def test_cue_version_of_a_broken_cue(tmp_path: Path) -> None:
 
 
 def test_no_cue_fails_the_compile_before_anything_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    project_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("GITOPS_CUE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     out = tmp_path / "out"
-    argv = ["compile", "--all", "--out", str(out), "--project", str(ROOT)]
+    # A project without tools/ (the checkout's own launcher would be found: issue 17).
+    argv = ["compile", "--all", "--out", str(out), "--project", str(project_dir)]
     assert main([*argv, "--source", "snapshot:examples"]) == EXIT_OUTSIDE
     assert "no cue found" in capsys.readouterr().err
     assert not out.exists()

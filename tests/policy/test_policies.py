@@ -210,3 +210,13 @@ def test_a_violation_from_a_dynamodb_item_names_pk_sk_and_version(
     assert violation["rule"] == "prod-default-deny"
     assert violation["path"] == "namespaces.payments.defaultDeny"
     assert violation["provenance"] == "dynamodb:cluster#prod-eks-1/v#0000000002@2"
+
+
+def test_the_quota_finding_names_the_ceiling_it_compares_against(
+    report: dict[str, list[dict[str, str]]],
+) -> None:
+    """issue 17, item 10: the fix is in the message, not in policies/quotas.cue's source."""
+    [finding] = [v for v in report["quota-ceiling-fail"] if v["rule"] == "quota-ceiling"]
+    assert finding["message"] == (
+        "quota case-quota grants memory 33Gi, over the dev ceiling of 32Gi (policies/quotas.cue)"
+    )

@@ -313,6 +313,15 @@ def test_publish_json_summary(remote: Path, capsys: pytest.CaptureFixture[str]) 
     assert record["status"] == "pushed" and record["branch"] == BRANCH_ALL
     assert record["trace_id"] == "ms-t1-git-e40" and record["pull_request"] is None
     assert record["clusters"] == ["dev-k3s", "prod-eks-1", "test-k3s"]
+    # issue 17, item 8: the pull request to open by hand, without a second --dry-run run.
+    assert record["title"].startswith("Cluster config: ") and "trace id" not in record["title"]
+    assert "ms-t1-git-e40" in record["body"] and "prod-eks-1" in record["body"]
+    assert publish_from_golden(remote, "--format", "json") == 0  # the branch holds it already
+    again = json.loads(capsys.readouterr().out)
+    assert again["status"] == "up-to-date" and again["body"] == record["body"]
+    assert publish_from_golden(remote) == 0
+    out = capsys.readouterr().out
+    assert f"pull request title: {record['title']}" in out and record["body"] in out
 
 
 @pytest.fixture

@@ -220,7 +220,7 @@ def test_diff_command_against_a_directory_and_a_git_revision(
     capsys.readouterr()
     assert main([*args, "--against", "HEAD:golden", "--format", "markdown"]) == 0
     assert '| `spec.hard.cpu` | `"8"` | `"6"` |' in capsys.readouterr().out
-    assert main([*args, "--against", "no-such-ref"]) == 2
+    assert main([*args, "--against", "no-such-ref:golden"]) == 2
     assert "neither a directory nor a commit" in capsys.readouterr().err
 
 

@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 CUE_DIR := tools/cue-wasm
 CUE_STAMP := $(CUE_DIR)/node_modules/.installed
 export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
+# A second DynamoDB implementation for the tests (issue 18): dynalite, pinned by its lock
+# file, started by tests/conftest.py on 127.0.0.1 beside moto's server.
+DYNALITE_DIR := tools/dynalite
+DYNALITE_STAMP := $(DYNALITE_DIR)/node_modules/.installed
 # Wheels of every dependency, so the hook tests' `pre-commit try-repo` installs the
 # hooks' environment offline (PIP_NO_INDEX): tests never download.
 WHEELHOUSE := .wheelhouse
@@ -26,6 +30,10 @@ $(CUE_STAMP): $(CUE_DIR)/package.json $(CUE_DIR)/package-lock.json
 	npm ci --prefix $(CUE_DIR) --no-audit --no-fund --loglevel=error
 	touch $(CUE_STAMP)
 
+$(DYNALITE_STAMP): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
+	npm ci --prefix $(DYNALITE_DIR) --no-audit --no-fund --loglevel=error
+	touch $(DYNALITE_STAMP)
+
 $(WHEEL_STAMP): pyproject.toml $(STAMP)
 	rm -rf $(WHEELHOUSE)
 	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) . 'setuptools>=77' wheel
@@ -36,7 +44,7 @@ demo: $(STAMP) $(CUE_STAMP)
 	$(BIN)/python -m compiler.demo out
 
 # Lint and types first: CI keeps them clean, and a style slip fails in seconds, not minutes.
-test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP)
+test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP) $(DYNALITE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -60,4 +68,4 @@ golden: $(STAMP) $(CUE_STAMP)
 	$(BIN)/gitops-compiler golden update
 
 clean:
-	rm -rf $(VENV) $(CUE_DIR)/node_modules $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CUE_DIR)/node_modules $(DYNALITE_DIR)/node_modules $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

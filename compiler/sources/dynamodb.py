@@ -255,12 +255,13 @@ class DynamoDBStore:
             except ClientError as err:
                 if not self._transaction_refused(err):
                     raise
-                reasons = _cancellation_reasons(err)
-                if reasons[:1] != ["None"] or self._exists(item["pk"], item["sk"]):
-                    return False  # the version was taken (or the writes conflicted): retry
-                # Only the head refused: it names a later version already (a seed writing
-                # an old version), which stays the latest; the version goes in alone.
-                head_put = {}
+                if self._transactions:  # else: none at this endpoint, the plain puts below
+                    reasons = _cancellation_reasons(err)
+                    if reasons[:1] != ["None"] or self._exists(item["pk"], item["sk"]):
+                        return False  # the version was taken (or writes conflicted): retry
+                    # Only the head refused: it names a later version already (a seed
+                    # writing an old version), which stays the latest; the version alone.
+                    head_put = {}
         return self._put_plain(version_put, head_put)
 
     def _transaction_refused(self, err: ClientError) -> bool:

@@ -18,6 +18,10 @@ export GITOPS_CUE ?= $(CURDIR)/$(NATIVE_CUE)
 else
 export GITOPS_CUE ?= $(CURDIR)/$(CUE_DIR)/cue
 endif
+# A second DynamoDB implementation for the tests (issue 18): dynalite, pinned by its lock
+# file, started by tests/conftest.py on 127.0.0.1 beside moto's server.
+DYNALITE_DIR := tools/dynalite
+DYNALITE_STAMP := $(DYNALITE_DIR)/node_modules/.installed
 # Wheels of every dependency, so the hook tests' `pre-commit try-repo` installs the
 # hooks' environment offline (PIP_NO_INDEX): tests never download.
 WHEELHOUSE := .wheelhouse
@@ -46,6 +50,9 @@ ifneq ($(HAVE_GO),)
 	  GOBIN=$(CURDIR)/$(dir $(NATIVE_CUE)) GOTOOLCHAIN=local GOFLAGS=-mod=mod \
 	    $(GO) install cuelang.org/go/cmd/cue@$(CUE_VERSION); }
 endif
+$(DYNALITE_STAMP): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
+	npm ci --prefix $(DYNALITE_DIR) --no-audit --no-fund --loglevel=error
+	touch $(DYNALITE_STAMP)
 
 $(WHEEL_STAMP): pyproject.toml $(STAMP)
 	rm -rf $(WHEELHOUSE)
@@ -57,7 +64,7 @@ demo: $(STAMP) $(CUE_STAMP) native-cue
 	$(BIN)/python -m compiler.demo out
 
 # Lint and types first: CI keeps them clean, and a style slip fails in seconds, not minutes.
-test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP) native-cue
+test: $(STAMP) $(CUE_STAMP) $(WHEEL_STAMP) $(DYNALITE_STAMP) native-cue
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -81,4 +88,4 @@ golden: $(STAMP) $(CUE_STAMP) native-cue
 	$(BIN)/gitops-compiler golden update
 
 clean:
-	rm -rf $(VENV) $(CUE_DIR)/node_modules tools/cue-native $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CUE_DIR)/node_modules $(DYNALITE_DIR)/node_modules tools/cue-native $(WHEELHOUSE) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

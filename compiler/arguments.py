@@ -348,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     clusters.add_argument("--format", choices=("text", "json"), default="text")
 
     table = commands.add_parser("table", help="the DynamoDB table")
-    table.add_argument("action", choices=("create",))
+    table.add_argument(
+        "action",
+        choices=("create", "migrate", "verify"),
+        help="create the table; migrate: add or repair every layer's head item; "
+        "verify: report stale or missing heads and gaps in version numbers (exit 1)",
+    )
     _source_args(table)
     return parser

@@ -201,9 +201,14 @@ def _format(args: argparse.Namespace) -> Outcome:
 
 
 def _table(args: argparse.Namespace) -> Outcome:
-    from compiler.commands.config import create_table_command
+    from compiler.commands import config
 
-    return Outcome(create_table_command(source=_source(args)))
+    # issue 18: the heads of a table written before them, and their check.
+    if args.action == "migrate":
+        return Outcome(config.migrate_table_command(source=_source(args)))
+    if args.action == "verify":
+        return Outcome(config.verify_table_command(source=_source(args)))
+    return Outcome(config.create_table_command(source=_source(args)))
 
 
 def _config(args: argparse.Namespace) -> Outcome:

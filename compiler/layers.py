@@ -95,6 +95,7 @@ class StackLoader:
 
     def _read_all(self, pks: Iterable[str]) -> None:
         wanted = sorted(set(pks) - self._versions.keys() - self._failed.keys())
+        wanted = self._read_latest_batched(wanted)
         workers = min(len(wanted), getattr(self.store, "read_concurrency", 1))
         if workers <= 1:
             for pk in wanted:
@@ -102,6 +103,20 @@ class StackLoader:
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read") as pool:
             list(pool.map(self._read_or_keep, wanted))
+
+    def _read_latest_batched(self, pks: Sequence[str]) -> list[str]:
+        """Read the layers the pin leaves at their latest version in batches, where the
+        store can (DynamoDB's head items, issue 18); return the ones still to read."""
+        batched = getattr(self.store, "read_latest_many", None)
+        if batched is None or self.pin.as_of is not None:
+            return list(pks)
+        latest = [pk for pk in pks if layer_name_from_pk(pk) not in self.pin.versions]
+        for pk, found in batched(latest).items():
+            if isinstance(found, CompilerError):
+                self._failed[pk] = found
+            else:
+                self._versions[pk] = found
+        return [pk for pk in pks if pk not in self._versions and pk not in self._failed]
 
     def _read_or_keep(self, pk: str) -> None:
         try:

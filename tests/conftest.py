@@ -2,8 +2,10 @@
 
 `dynamodb_server` is moto's server on 127.0.0.1 over real HTTP (one per test
 session, stopped at its end); `dynamodb_inprocess` is moto's in-process mock.
-`store` runs a test against both. Every test gets its own table, so tests
-never see each other's items.
+`store` runs a test against both. `dynalite_server` is a second implementation,
+dynalite (npm, tools/dynalite/, installed by `make test`), on 127.0.0.1, for the
+tests that compare what the two servers give. Every test gets its own table, so
+tests never see each other's items.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +110,47 @@ def dynamodb_server() -> Iterator[str]:
     """moto's server on 127.0.0.1:<free port>, for the whole session; its endpoint URL."""
     with local_dynamodb() as endpoint:
         yield endpoint
+
+
+DYNALITE = ROOT / "tools/dynalite/node_modules/dynalite/cli.js"
+
+
+@pytest.fixture(scope="session")
+def dynalite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """dynalite on 127.0.0.1:<free port>, in memory, for the session; its endpoint URL."""
+    if shutil.which("node") is None or not DYNALITE.exists():
+        pytest.fail(f"{DYNALITE} missing: `make test` installs it (npm ci in tools/dynalite)")
+    with socket.socket() as probe:  # a free port; dynalite cannot report the one it took
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path_factory.mktemp("dynalite") / "dynalite.log").open("wb")
+    # Tables are ACTIVE at once (dynalite waits 500 ms by default, as AWS does).
+    argv = ["node", str(DYNALITE), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+    server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):  # up to 10 s
+            if server.poll() is not None:
+                pytest.fail(f"dynalite exited with {server.returncode}; see {log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail(f"dynalite did not listen on 127.0.0.1:{port} within 10 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def dynalite_store(dynalite_server: str) -> DynamoDBStore:
+    store = DynamoDBStore(_new_table(), region=REGION, endpoint_url=dynalite_server)
+    store.create_table()
+    return store
 
 
 def _new_table() -> str:

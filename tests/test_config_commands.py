@@ -46,7 +46,15 @@ class Table:
         return main([*argv, *self.args])
 
     def item_count(self) -> int:
-        return int(self.store._client.scan(TableName=self.name, Select="COUNT")["Count"])
+        # Versions only: each layer also has a head item (issue 18), a copy of its latest.
+        return int(
+            self.store._client.scan(
+                TableName=self.name,
+                Select="COUNT",
+                FilterExpression="begins_with(sk, :v)",
+                ExpressionAttributeValues={":v": {"S": "v#"}},
+            )["Count"]
+        )
 
     def history(self, layer: str) -> list[int]:
         pk = layer.replace("/", "#", 1)

@@ -208,9 +208,32 @@ def test_as_of_and_history_page_through_many_versions(
     assert store.read("defaults", as_of("2025-01-01T00:00:00Z")) is None
 
 
-def test_latest_is_one_consistent_newest_first_query(store: DynamoDBStore) -> None:
+def test_latest_is_the_head_then_the_next_key_both_consistent(store: DynamoDBStore) -> None:
+    """Issue 18: the head, then whether the version after it exists; no Query."""
     put(store, "defaults", {"v": 1})
     put(store, "defaults", {"v": 2})
+    calls: list[tuple[str, dict[str, Any]]] = []
+    store._client.meta.events.register(
+        "before-parameter-build.dynamodb",
+        lambda params, event_name, **_: calls.append((event_name, dict(params))),
+    )
+    found = store.read("defaults", Pin())
+    assert found is not None and (found.version, found.config) == (2, {"v": 2})
+    assert [name.rpartition(".")[2] for name, _ in calls] == ["BatchGetItem", "BatchGetItem"]
+    heads, after = (params["RequestItems"][store.table] for _, params in calls)
+    assert heads["Keys"] == [{"pk": {"S": "defaults"}, "sk": {"S": "head"}}]
+    assert after["Keys"] == [{"pk": {"S": "defaults"}, "sk": {"S": "v#0000000003"}}]
+    assert heads["ConsistentRead"] is True and after["ConsistentRead"] is True
+
+
+def test_latest_without_a_head_is_one_consistent_newest_first_query(
+    store: DynamoDBStore,
+) -> None:
+    put(store, "defaults", {"v": 1})
+    put(store, "defaults", {"v": 2})
+    store._client.delete_item(
+        TableName=store.table, Key={"pk": {"S": "defaults"}, "sk": {"S": "head"}}
+    )  # as in a table written before heads
     queries: list[dict[str, Any]] = []
     store._client.meta.events.register(
         "before-parameter-build.dynamodb.Query", lambda params, **_: queries.append(dict(params))
@@ -640,10 +663,10 @@ def throttle(store: DynamoDBStore, operation: str, times: int) -> list[int]:
 
 def test_throttling_is_retried_then_succeeds(store: DynamoDBStore, sleeps: list[float]) -> None:
     put(store, "defaults", {"v": 1})
-    attempts = throttle(store, "Query", times=2)
+    attempts = throttle(store, "BatchGetItem", times=2)
     found = store.read("defaults", Pin())
     assert found is not None and found.config == {"v": 1}
-    assert len(attempts) == 3
+    assert len(attempts) == 4  # heads: 2 refused, 1 answered; then the next version's key
     assert len(sleeps) == 2 and all(0 <= delay <= 20 for delay in sleeps)
 
 
@@ -665,7 +688,7 @@ def test_throttling_is_retried_a_bounded_number_of_times_then_reported(
 
 def test_throttled_put_is_retried(server_store: DynamoDBStore, sleeps: list[float]) -> None:
     """Server only: in-process, moto's own before-send handler runs (and writes) anyway."""
-    attempts = throttle(server_store, "PutItem", times=1)
+    attempts = throttle(server_store, "TransactWriteItems", times=1)
     assert put(server_store, "defaults", {"v": 1}).version == 1
     assert len(attempts) == 2 and len(sleeps) == 1
     assert [v.version for v in server_store.history("defaults")] == [1]
@@ -681,17 +704,18 @@ def test_two_writers_racing_for_the_next_version_both_succeed(
     other = DynamoDBStore(
         store.table, region=REGION, endpoint_url=store.endpoint_url, client=store._client
     )
-    real_query = store._query
+    real_latest = store._latest
     raced: list[LayerVersion] = []
 
-    def stale_query(pk: str, **kwargs: Any) -> list[LayerVersion]:
-        latest = real_query(pk, **kwargs)
+    def stale_latest(pk: str) -> LayerVersion | None:
+        latest = real_latest(pk)
         if not raced:
             # between our read of the latest and our write, another writer takes version 2
             raced.append(put(other, pk, {"v": "other"}, author="bob"))
         return latest
 
-    monkeypatch.setattr(store, "_query", stale_query)
+    monkeypatch.setattr(store, "_latest", stale_latest)
+    monkeypatch.setattr(dynamodb_module, "backoff", lambda attempt: None)
     mine = put(store, "defaults", {"v": "mine"}, author="alice")
     assert raced[0].version == 2
     assert mine.version == 3
@@ -708,15 +732,19 @@ def test_a_writer_that_always_loses_the_race_gives_up(
 ) -> None:
     put(store, "defaults", {"v": 1})
     calls: list[str] = []
+    backoffs: list[int] = []
 
-    def always_stale(pk: str, **_: Any) -> list[LayerVersion]:
+    def always_stale(pk: str) -> None:
         calls.append(pk)
-        return []  # "there is no version yet": every attempt tries version 1
+        return None  # "there is no version yet": every attempt tries version 1
 
-    monkeypatch.setattr(store, "_query", always_stale)
+    monkeypatch.setattr(store, "_latest", always_stale)
+    monkeypatch.setattr(dynamodb_module, "backoff", backoffs.append)
     with pytest.raises(OutsideError, match="concurrent writers"):
         put(store, "defaults", {"v": "lost"})
     assert len(calls) == dynamodb_module._PUT_ATTEMPTS
+    # a jittered pause after each lost race, growing (heads.backoff), not immediate retries
+    assert backoffs == list(range(dynamodb_module._PUT_ATTEMPTS))
     monkeypatch.undo()
     [only] = store.history("defaults")
     assert only.config == {"v": 1}
@@ -743,8 +771,10 @@ def test_seeded_store_matches_the_snapshot_for_every_pin(seeded_store: DynamoDBS
 
 def test_seeding_twice_writes_nothing_the_second_time(seeded_store: DynamoDBStore) -> None:
     snapshot = SnapshotStore(ROOT / "examples")
+    # every version, and a head per layer (issue 18)
+    layers = {item.pk for item in snapshot.items()}
     before = seeded_store._client.scan(TableName=seeded_store.table)["Count"]
-    assert before == len(snapshot.items())
+    assert before == len(snapshot.items()) + len(layers)
     assert seed(seeded_store, snapshot) == (0, len(snapshot.items()))
     assert seeded_store._client.scan(TableName=seeded_store.table)["Count"] == before
 

@@ -1,4 +1,5 @@
-"""`config put`, `config history`, `config seed` and `table create`: the table's edge."""
+"""`config put`, `config history`, `config seed` and `table create/migrate/verify`: the
+table's edge."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from compiler.options import (
 from compiler.policy.schema import ConfigSchema
 from compiler.report import report_violations
 from compiler.reversion import unknown_cluster
-from compiler.sources import ConfigStore, Pin
+from compiler.sources import ConfigStore, Pin, maintenance
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.items import item_size
 from compiler.sources.snapshot import SnapshotStore, seed
@@ -194,3 +195,32 @@ def create_table_command(*, source: SourceOptions) -> int:
     state = "created" if created else "exists already"
     print(f"table {store.table} {state}", file=sys.stdout)
     return EXIT_OK
+
+
+def _dynamodb_store(source: SourceOptions, action: str) -> DynamoDBStore:
+    store = open_store(source, open_project(source))
+    if not isinstance(store, DynamoDBStore):
+        raise UsageError(f"table {action} works on --source dynamodb")
+    return store
+
+
+def migrate_table_command(*, source: SourceOptions) -> int:
+    """Add the head items a table written before them lacks (issue 18); idempotent."""
+    store = _dynamodb_store(source, "migrate")
+    with steps.step("dynamodb", action="table migrate") as out:
+        done = maintenance.migrate(store)
+        out.update(written=len(done.written), current=done.current)
+    for name in done.written:
+        print(f"head written: {name}")
+    print(f"table {store.table}: {len(done.written)} head(s) written, {done.current} current")
+    return EXIT_OK
+
+
+def verify_table_command(*, source: SourceOptions) -> int:
+    """Stale or missing heads and gaps in version numbers: exit 1 when there are any."""
+    store = _dynamodb_store(source, "verify")
+    findings = maintenance.verify(store)
+    for line in findings:
+        print(line)
+    print(f"table {store.table}: {len(findings) or 'no'} finding(s)")
+    return EXIT_FINDINGS if findings else EXIT_OK

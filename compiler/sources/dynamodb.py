@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -14,10 +12,20 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from compiler.errors import OutsideError
+from compiler.errors import CompilerError, OutsideError
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
+from compiler.sources.attributes import config_attribute, item_of, to_dynamo_numbers
+from compiler.sources.heads import (
+    HeadReader,
+    Outcome,
+    UnsupportedOperation,
+    backoff,
+    head_condition,
+    serialized,
+)
 from compiler.sources.items import (
+    HEAD_SK,
     format_timestamp,
     layer_version_from_item,
     next_version,
@@ -25,15 +33,9 @@ from compiler.sources.items import (
     plain,
 )
 
-# `config` is a map only while it is small enough to read in the AWS console; past
-# that it is stored as a JSON string. Every attribute of a map is typed and parsed
-# one by one by the server and by botocore (a cluster record of 10 namespaces,
-# ~500 attributes, took moto 50 ms to serve as a map and 2 ms as a string), a map
-# may nest 32 levels at most, and the item must stay under DynamoDB's 400 KB.
-_INLINE_CONFIG_ATTRIBUTES = 200
-_INLINE_CONFIG_DEPTH = 16
-_INLINE_CONFIG_BYTES = 300_000
-_PUT_ATTEMPTS = 5  # a concurrent writer took our version number: read again and retry
+# A concurrent writer took our version number: read again and retry after a jittered
+# back-off (heads.backoff); 8 writers of one layer at once all get through (issue 18).
+_PUT_ATTEMPTS = 16
 _PAGE = 25  # versions read per page when searching back in time
 _READ_CONCURRENCY = 16
 
@@ -65,6 +67,13 @@ class DynamoDBStore:
         self._client = client or boto3.client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url, config=client_config()
         )
+        # TransactWriteItems until the endpoint says it has none (dynalite).
+        self._transactions = True
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (thread-safe): heads.py batches its reads on it."""
+        return self._client
 
     # -- reading -------------------------------------------------------------
 
@@ -73,12 +82,27 @@ class DynamoDBStore:
         if name in pin.versions:
             return self._get(pk, pin.versions[name])
         if pin.as_of is None:
-            page = self._query(pk, limit=1)
-            return page[0] if page else None
+            return self._latest(pk)
         for version in self._iter_versions(pk):
             if parse_timestamp(version.created_at, pk) <= pin.as_of:
                 return version
         return None
+
+    def read_latest_many(self, pks: Iterable[str]) -> dict[str, Outcome]:
+        """The latest version of each layer (None: it has none), or the error reading it:
+        heads in batches, a Query where a head is missing or stale (heads.py)."""
+        return HeadReader(self).latest(pks)
+
+    def query_latest(self, pk: str) -> LayerVersion | None:
+        """The latest version by a Query: right whatever the heads say."""
+        page = self._query(pk, limit=1)
+        return page[0] if page else None
+
+    def _latest(self, pk: str) -> LayerVersion | None:
+        found = self.read_latest_many([pk])[pk]
+        if isinstance(found, CompilerError):
+            raise found
+        return found
 
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._iter_versions(pk))
@@ -94,7 +118,7 @@ class DynamoDBStore:
             "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
             "ConsistentRead": True,
         }
-        with self._errors("listing clusters"):
+        with self.errors_while("listing clusters"):
             while True:
                 page = self._client.scan(**request)
                 items = self._items(page, "listing clusters")
@@ -115,7 +139,7 @@ class DynamoDBStore:
             "ProjectionExpression": "pk",
             "ConsistentRead": True,
         }
-        with self._errors("listing layers"):
+        with self.errors_while("listing layers"):
             while True:
                 page = self._client.scan(**request)
                 keys.update(item["pk"]["S"] for item in self._items(page, "listing layers"))
@@ -124,7 +148,7 @@ class DynamoDBStore:
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _get(self, pk: str, version: int) -> LayerVersion | None:
-        with self._errors(f"reading {pk} version {version}"):
+        with self.errors_while(f"reading {pk} version {version}"):
             page = self._client.get_item(
                 TableName=self.table,
                 Key={"pk": {"S": pk}, "sk": {"S": sort_key_for(version)}},
@@ -150,7 +174,7 @@ class DynamoDBStore:
         }
         if start:
             request["ExclusiveStartKey"] = start
-        with self._errors(f"reading {pk}"):
+        with self.errors_while(f"reading {pk}"):
             page = self._client.query(**request)
         items = self._items(page, f"reading {pk}")
         return [_convert(item) for item in items], page.get("LastEvaluatedKey")
@@ -178,50 +202,122 @@ class DynamoDBStore:
         retired: bool = False,
     ) -> LayerVersion:
         stamp = created_at or format_timestamp(datetime.now(UTC))
-        for _attempt in range(_PUT_ATTEMPTS):
+        for attempt in range(_PUT_ATTEMPTS):
             number = version
             if number is None:
-                latest = self._query(pk, limit=1)
-                number = next_version(pk, latest[0].version if latest else None)
+                latest = self._latest(pk)
+                number = next_version(pk, latest.version if latest else None)
             item: dict[str, Any] = {
                 "pk": pk,
                 "sk": sort_key_for(number),
                 "version": number,
-                "config": _config_attribute(config),
+                "config": config_attribute(config),
                 "created_at": stamp,
                 "author": author,
                 "comment": comment,
             }
             if cluster is not None:
-                item["cluster"] = _to_dynamo_numbers(dict(cluster))
+                item["cluster"] = to_dynamo_numbers(dict(cluster))
             if retired:
                 item["retired"] = True
             # Validate before writing: a malformed item in the table breaks every later read.
             written = layer_version_from_item(plain(item, pk))
-            try:
-                self._client.put_item(
-                    TableName=self.table,
-                    Item={k: _serializer.serialize(v) for k, v in item.items()},
-                    # Every write is a new version: never overwrite one.
-                    ConditionExpression="attribute_not_exists(pk) AND attribute_not_exists(sk)",
+            with self.errors_while(f"writing {pk}"):
+                if self._write_version(item, number):
+                    return written
+            if version is not None:
+                raise OutsideError(
+                    f"{pk} version {number} exists already; versions are never overwritten"
                 )
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
-                if code == "ConditionalCheckFailedException" and version is None:
-                    continue  # someone wrote this version first: take the next number
-                if code == "ConditionalCheckFailedException":
-                    raise OutsideError(
-                        f"{pk} version {number} exists already; versions are never overwritten"
-                    ) from None
-                raise self._client_error(err, f"writing {pk}") from None
-            except BotoCoreError as err:
-                raise self._botocore_error(err, f"writing {pk}") from None
-            return written
+            backoff(attempt)  # someone wrote this version first: take the next number
         raise OutsideError(f"writing {pk}: {_PUT_ATTEMPTS} concurrent writers took each version")
+
+    def _write_version(self, item: Mapping[str, Any], number: int) -> bool:
+        """Put a new version and its head at once; False when the number was taken.
+
+        Every write is a new version: the condition never lets one be overwritten.
+        """
+        version_put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": serialized(item),
+            "ConditionExpression": "attribute_not_exists(sk)",
+        }
+        head_put = {
+            "TableName": self.table,
+            "Item": serialized({**item, "sk": HEAD_SK}),
+            **head_condition(number),
+        }
+        if self._transactions:
+            try:
+                both: Any = [{"Put": version_put}, {"Put": head_put}]
+                self._client.transact_write_items(TransactItems=both)
+                return True
+            except ClientError as err:
+                if not self._transaction_refused(err):
+                    raise
+                if self._transactions:  # else: none at this endpoint, the plain puts below
+                    reasons = _cancellation_reasons(err)
+                    if reasons[:1] != ["None"] or self._exists(item["pk"], item["sk"]):
+                        return False  # the version was taken (or writes conflicted): retry
+                    # Only the head refused: it names a later version already (a seed
+                    # writing an old version), which stays the latest; the version alone.
+                    head_put = {}
+        return self._put_plain(version_put, head_put)
+
+    def _transaction_refused(self, err: ClientError) -> bool:
+        """Whether a TransactWriteItems error means "write otherwise" (True) or a failure."""
+        code = err.response.get("Error", {}).get("Code")
+        if code == "UnknownOperationException":
+            # dynalite has no transactions (README): version, then head, from now on.
+            self._transactions = False
+            return True
+        return code in ("TransactionCanceledException", "TransactionConflictException")
+
+    def _put_plain(self, version_put: Mapping[str, Any], head_put: Mapping[str, Any]) -> bool:
+        """Without a transaction: the version, then its head. If this process dies between
+        the two, the head is stale, and readers see that and repair it (heads.py)."""
+        try:
+            self._client.put_item(**version_put)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        if head_put:
+            self._put_head(head_put)
+        return True
+
+    def repair_head(self, latest: LayerVersion) -> None:
+        """Point a stale head at `latest` (a conditional put: never moves a head back)."""
+        item = {**item_of(latest), "sk": HEAD_SK}
+        with self.errors_while(f"repairing the head of {latest.pk}"):
+            self._put_head(
+                {
+                    "TableName": self.table,
+                    "Item": serialized(item),
+                    **head_condition(latest.version),
+                }
+            )
+
+    def _put_head(self, head_put: Mapping[str, Any]) -> None:
+        try:
+            self._client.put_item(**head_put)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            # A later version's head is there already: nothing to do.
+
+    def _exists(self, pk: str, sk: str) -> bool:
+        page = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConsistentRead=True,
+            ProjectionExpression="pk",
+        )
+        return "Item" in page
 
     def create_table(self) -> bool:
         """Create the table if it does not exist; True when it was created."""
-        with self._errors(f"creating table {self.table}"):
+        with self.errors_while(f"creating table {self.table}"):
             try:
                 self._client.create_table(
                     TableName=self.table,
@@ -247,7 +343,7 @@ class DynamoDBStore:
     # -- errors --------------------------------------------------------------
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def errors_while(self, doing: str) -> Iterator[None]:
         try:
             yield
         except ClientError as err:
@@ -260,7 +356,7 @@ class DynamoDBStore:
         items = page.get("Items")
         if not isinstance(items, list):
             raise OutsideError(
-                f"DynamoDB{self._at()} answered without items while {doing}: is the "
+                f"DynamoDB{self.at()} answered without items while {doing}: is the "
                 "endpoint a DynamoDB, not a proxy or a web server?"
             )
         return items
@@ -268,15 +364,17 @@ class DynamoDBStore:
     def _client_error(self, err: ClientError, doing: str) -> OutsideError:
         error = err.response.get("Error", {})
         code, message = error.get("Code", "?"), error.get("Message", "")
+        if code == "UnknownOperationException":
+            return UnsupportedOperation(f"DynamoDB{self.at()} does not support {doing}")
         if code == "ResourceNotFoundException":
             return OutsideError(
-                f"DynamoDB table {self.table!r} not found{self._at()} while {doing}; "
+                f"DynamoDB table {self.table!r} not found{self.at()} while {doing}; "
                 "create it with `gitops-compiler table create`"
             )
         # botocore retried throttling and server errors already (client_config): say so.
         retries = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         tried = f" (still failing after {retries} retries with back-off)" if retries else ""
-        return OutsideError(f"DynamoDB {code}{self._at()} while {doing}: {message}{tried}")
+        return OutsideError(f"DynamoDB {code}{self.at()} while {doing}: {message}{tried}")
 
     def _botocore_error(self, err: BotoCoreError, doing: str) -> OutsideError:
         if isinstance(err, NoCredentialsError):
@@ -284,9 +382,9 @@ class DynamoDBStore:
                 f"no AWS credentials while {doing}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                 "AWS_SECRET_ACCESS_KEY (any value works for a local endpoint)"
             )
-        return OutsideError(f"DynamoDB unreachable{self._at()} while {doing}: {err}")
+        return OutsideError(f"DynamoDB unreachable{self.at()} while {doing}: {err}")
 
-    def _at(self) -> str:
+    def at(self) -> str:
         return f" at {self.endpoint_url}" if self.endpoint_url else ""
 
 
@@ -297,40 +395,7 @@ def _convert(raw: Mapping[str, Any]) -> LayerVersion:
     return layer_version_from_item(plain(item, f"item pk={pk!r} sk={sk!r}"))
 
 
-def _config_attribute(config: Mapping[str, Any]) -> Any:
-    as_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    if len(as_json) > _INLINE_CONFIG_BYTES or not _small_map(config):
-        return as_json
-    return _to_dynamo_numbers(dict(config))
-
-
-def _small_map(config: Mapping[str, Any]) -> bool:
-    """At most _INLINE_CONFIG_ATTRIBUTES values, nested at most _INLINE_CONFIG_DEPTH deep."""
-    count = 0
-    stack: list[tuple[Any, int]] = [(config, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > _INLINE_CONFIG_DEPTH:
-            return False
-        if isinstance(value, Mapping):
-            children = list(value.values())
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        count += len(children)
-        if count > _INLINE_CONFIG_ATTRIBUTES:
-            return False
-        stack.extend((child, depth + 1) for child in children)
-    return True
-
-
-def _to_dynamo_numbers(value: Any) -> Any:
-    """boto3 takes Decimal, not float: convert through str so 0.1 stays 0.1."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo_numbers(v) for v in value]
-    return value
+def _cancellation_reasons(err: ClientError) -> list[str]:
+    """Per item of a cancelled transaction: `None` (fine), `ConditionalCheckFailed`, ..."""
+    reasons = err.response.get("CancellationReasons") or []
+    return [str(r.get("Code", "?")) for r in reasons if isinstance(r, Mapping)]

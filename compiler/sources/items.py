@@ -23,6 +23,9 @@ _KNOWN = {
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB refuses larger items; a snapshot must not hold one
 # Sort keys hold ten digits (v#0000000042) so that their order is the version order.
 MAX_VERSION = 9_999_999_999
+# The sort key of a layer's head item: a copy of its latest version (issue 18), read in
+# batches. It sorts before every `v#` key, so Queries on `begins_with(sk, "v#")` skip it.
+HEAD_SK = "head"
 
 
 def plain(value: Any, where: str) -> Any:
@@ -120,6 +123,27 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         cluster=cluster,
         retired=retired,
     )
+
+
+def is_layer_pk(pk: str) -> bool:
+    """`defaults`, `env#<env>` or `cluster#<name>`: a pk that holds layer versions (the
+    table also holds other records: last-known-good, leases, stream checkpoints)."""
+    return bool(_PK.match(pk))
+
+
+def layer_version_from_head(item: Mapping[str, Any]) -> LayerVersion:
+    """Check a head item (plain data) and convert it to the version it copies."""
+    pk, version = item.get("pk"), item.get("version")
+    where = f"item pk={pk!r} sk={HEAD_SK!r}"
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InputError(f"{where}: field version must be a whole number >= 1, not {version!r}")
+    try:
+        return layer_version_from_item({**item, "sk": sort_key_for(version)})
+    except InputError as err:
+        # Name the head, not the version it copies: that is the item to fix.
+        copied = f"item pk={pk!r} sk={sort_key_for(version)!r}: "
+        detail = err.message.removeprefix(copied)
+        raise InputError(f"{where} (a copy of version {version}): {detail}") from None
 
 
 def item_size(item: Mapping[str, Any]) -> int:

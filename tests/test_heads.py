@@ -1,0 +1,192 @@
+"""Head items (issue 18): written with each version, read in batches, never trusted stale.
+
+Against moto's server over HTTP (it has TransactWriteItems; dynalite has not, see
+tests/test_dynalite.py). Requests are counted with botocore's event hooks on the
+real client.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler.cli import main
+from compiler.layers import StackLoader
+from compiler.project import load_project
+from compiler.sources import Pin
+from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.heads import BATCH_KEYS
+from compiler.sources.snapshot import SnapshotStore, seed
+from tests.conftest import REGION, ROOT
+
+
+def raw_version(pk: str, version: int, config: dict[str, Any]) -> dict[str, Any]:
+    """A version as another system writes it: the item alone, no head."""
+    return {
+        "pk": {"S": pk},
+        "sk": {"S": f"v#{version:010d}"},
+        "version": {"N": str(version)},
+        "config": {"S": json.dumps(config)},
+        "created_at": {"S": "2026-07-01T00:00:00Z"},
+        "author": {"S": "provisioner"},
+    }
+
+
+def head_version(store: DynamoDBStore, pk: str) -> int | None:
+    page = store.client.get_item(
+        TableName=store.table, Key={"pk": {"S": pk}, "sk": {"S": "head"}}, ConsistentRead=True
+    )
+    return int(page["Item"]["version"]["N"]) if "Item" in page else None
+
+
+def count_calls(store: DynamoDBStore) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def record(event_name: str, **_: Any) -> None:
+        calls[event_name.rpartition(".")[2]] += 1
+
+    store.client.meta.events.register("before-call.dynamodb", record)
+    return calls
+
+
+def test_every_put_writes_the_head_of_its_version(server_store: DynamoDBStore) -> None:
+    for n in range(3):
+        server_store.put("env#dev", {"n": n}, cluster=None, author="a", comment="")
+    assert head_version(server_store, "env#dev") == 3
+    latest = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert latest is not None and not isinstance(latest, Exception)
+    assert (latest.version, latest.config, latest.sk) == (3, {"n": 2}, "v#0000000003")
+    # the head is not a version: history and the cluster list do not see it
+    assert [v.version for v in server_store.history("env#dev")] == [3, 2, 1]
+
+
+def test_a_version_put_directly_after_the_head_is_compiled_and_the_head_repaired(
+    server_store: DynamoDBStore,
+) -> None:
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    server_store.client.put_item(
+        TableName=server_store.table, Item=raw_version("env#dev", 2, {"n": 2})
+    )
+    assert head_version(server_store, "env#dev") == 1  # stale: the other writer left it
+    found = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert found is not None and not isinstance(found, Exception)
+    assert (found.version, found.config, found.author) == (2, {"n": 2}, "provisioner")
+    assert head_version(server_store, "env#dev") == 2  # repaired on the way
+    # and a plain read, and the next put, take it into account too
+    assert server_store.read("env#dev", Pin()).version == 2  # type: ignore[union-attr]
+    assert server_store.put("env#dev", {"n": 3}, cluster=None, author="a", comment="").version == 3
+
+
+def test_a_compile_reads_a_hundred_heads_a_call_not_one_query_per_layer(
+    server_store: DynamoDBStore, tmp_path: Path
+) -> None:
+    seed(server_store, SnapshotStore(ROOT / "examples"))
+    facts = server_store.read("cluster#dev-k3s", Pin())
+    assert facts is not None and facts.cluster is not None
+    names = [f"c{i:03d}" for i in range(250)]
+    for name in names:
+        cluster = {**facts.cluster, "name": name}
+        server_store.put(f"cluster#{name}", {}, cluster=cluster, author="a", comment="")
+    calls = count_calls(server_store)
+    loader = StackLoader(server_store, load_project(ROOT), Pin())
+    loader.prefetch(names)
+    assert calls["Query"] == 0, calls
+    # clusters: 3 batches of heads + 3 of next keys; shared layers: 1 + 1
+    assert calls["BatchGetItem"] == 2 * (-(-len(names) // BATCH_KEYS)) + 2, calls
+    assert loader.load("c123").facts.name == "c123"
+
+
+def test_unprocessed_keys_are_asked_again(server_store: DynamoDBStore) -> None:
+    for pk in ("defaults", "env#dev", "env#prod"):
+        server_store.put(pk, {"pk": pk}, cluster=None, author="a", comment="")
+    held: list[Any] = []
+
+    def hold_back(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        # The first answer returns nothing and names every key unprocessed, as DynamoDB
+        # does when throttled.
+        if model.name == "BatchGetItem" and not held:
+            held.append(parsed["Responses"])
+            table = server_store.table
+            keys = [{"pk": i["pk"], "sk": i["sk"]} for i in parsed["Responses"][table]]
+            parsed["Responses"] = {table: []}
+            parsed["UnprocessedKeys"] = {table: {"Keys": keys, "ConsistentRead": True}}
+
+    server_store.client.meta.events.register("after-call.dynamodb.BatchGetItem", hold_back)
+    found = server_store.read_latest_many(["defaults", "env#dev", "env#prod"])
+    assert held, "the hook did not run"
+    assert {pk: getattr(v, "config", None) for pk, v in found.items()} == {
+        pk: {"pk": pk} for pk in ("defaults", "env#dev", "env#prod")
+    }
+
+
+def test_a_table_without_heads_works_and_migrate_adds_them_once(
+    server_store: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for pk, n in (("defaults", 1), ("env#dev", 1), ("env#dev", 2), ("env#prod", 1)):
+        server_store.client.put_item(
+            TableName=server_store.table, Item=raw_version(pk, n, {"v": n})
+        )
+    found = server_store.read_latest_many(["defaults", "env#dev", "env#prod", "env#none"])
+    assert {pk: getattr(v, "version", None) for pk, v in found.items()} == {
+        "defaults": 1, "env#dev": 2, "env#prod": 1, "env#none": None
+    }  # fmt: skip
+    args = ["--project", str(ROOT), "--endpoint-url", str(server_store.endpoint_url)]
+    args += ["--table", server_store.table]
+    assert main(["table", "verify", *args]) == 1
+    assert "env/dev: no head" in capsys.readouterr().out
+    assert main(["table", "migrate", *args]) == 0
+    assert "3 head(s) written, 0 current" in capsys.readouterr().out
+    assert main(["table", "migrate", *args]) == 0
+    assert "0 head(s) written, 3 current" in capsys.readouterr().out
+    assert main(["table", "verify", *args]) == 0
+    assert "no finding(s)" in capsys.readouterr().out
+    assert head_version(server_store, "env#dev") == 2
+
+
+def test_verify_reports_stale_heads_and_gaps(
+    server_store: DynamoDBStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    server_store.client.put_item(TableName=server_store.table, Item=raw_version("env#dev", 2, {}))
+    server_store.put("env#prod", {"n": 1}, cluster=None, author="a", comment="", version=1)
+    server_store.put("env#prod", {"n": 3}, cluster=None, author="a", comment="", version=3)
+    args = ["--project", str(ROOT), "--endpoint-url", str(server_store.endpoint_url)]
+    assert main(["table", "verify", *args, "--table", server_store.table]) == 1
+    out = capsys.readouterr().out
+    assert "env/dev: head stale: it names version 1, the latest is 2" in out
+    assert "env/prod: gap: version(s) 2 missing below 3" in out
+
+
+def test_eight_concurrent_writers_of_one_layer_all_succeed(
+    dynamodb_server: str, server_store: DynamoDBStore
+) -> None:
+    """Each writer has its own client, as separate processes would; all start at once."""
+    start = threading.Barrier(8)
+    written: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        store = DynamoDBStore(server_store.table, region=REGION, endpoint_url=dynamodb_server)
+        start.wait(timeout=30)
+        try:
+            version = store.put("env#dev", {"writer": number}, cluster=None, author="w", comment="")
+            written[number] = version.version
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(written) == 8, errors
+    history = server_store.history("env#dev")
+    # no version lost or overwritten: 1..8, each holding the content of the writer it names
+    assert sorted(v.version for v in history) == list(range(1, 9))
+    assert {v.version: v.config["writer"] for v in history} == {v: n for n, v in written.items()}
+    assert head_version(server_store, "env#dev") == 8

@@ -23,7 +23,7 @@ from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.outcome import Outcome
-from compiler.project import project_root
+from compiler.project import load_project, project_root
 from compiler.secrets import redact, register_from_environment
 
 
@@ -111,7 +111,8 @@ def _golden(args: argparse.Namespace) -> Outcome:
     from compiler.commands.golden import golden_command
 
     return golden_command(
-        source=_source(args, default="snapshot:examples"),
+        # The project file's `source:` (issue 20): a config repository's snapshot by default.
+        source=_source(args, default=load_project(_project(args)).source),
         golden=args.golden or _project(args) / "golden",
         update=args.action == "update",
         fmt=args.format,

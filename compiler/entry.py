@@ -30,11 +30,14 @@ def prestart_cue(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     if not words or words[0] not in _RUNS_CUE or {"-h", "--help"} & set(argv):
         return
     from compiler.errors import CompilerError
-    from compiler.policy import cue
+    from compiler.policy import cue, rulesets
 
     project = Path(_option(argv, "--project") or environ.get("GITOPS_PROJECT") or ".")
+    own = project / "policies"
     try:
-        cue.prestart(project / "policies", cue.find_cue(_option(argv, "--cue"), environ))
+        # Every built-in rule set: a project file that selects fewer (read later, with
+        # the YAML loader) makes a different set of files, and this cue goes unused.
+        cue.prestart(own, cue.find_cue(_option(argv, "--cue"), environ), rulesets.cue_files(own))
     except (CompilerError, OSError):
         # No cue, or one that cannot start, or an unreadable policies directory: the
         # command finds the same problem itself and reports it with its exit code.

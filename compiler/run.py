@@ -53,7 +53,9 @@ def _compile_stage(
     with timed("setup"):
         project = open_project(source)
         # Found first: a missing cue fails the run before it reads or writes anything.
-        policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ))
+        policies = CuePolicies(
+            project.policies_dir, find_cue(cue, os.environ), files=project.cue_files
+        )
         policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
     try:
         with timed("setup"):

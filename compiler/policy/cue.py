@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +105,8 @@ def cue_version(cue: Path, *, timeout: float = 30.0) -> str:
 _PRESTARTED: dict[tuple[str, tuple[str, ...]], _CueRun] = {}
 
 
-def prestart(policies_dir: Path, cue: Path) -> None:
-    policies = CuePolicies(policies_dir, cue)
+def prestart(policies_dir: Path, cue: Path, files: Sequence[Path] | None = None) -> None:
+    policies = CuePolicies(policies_dir, cue, files=files)
     if policies.files and policies.key not in _PRESTARTED:
         if not _PRESTARTED:
             atexit.register(_stop_prestarted)
@@ -128,14 +128,18 @@ class CuePolicies:
         timeout: float = DEFAULT_TIMEOUT,
         *,
         split_above: int = SPLIT_ABOVE_BYTES,
+        files: Sequence[Path] | None = None,
     ) -> None:
         self.policies_dir = policies_dir
         self.cue = cue
         self.timeout = timeout
         self.split_above = split_above  # bytes of JSON one cue process takes alone
-        # As cue itself loads a package: files named `.*` or `_*` are not part of it.
+        # `files`: a project's built-in and own rule files (`Project.cue_files`); else
+        # the directory's, as cue itself loads a package: `.*` and `_*` are not part of it.
         self.files = tuple(
-            sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
+            files
+            if files is not None
+            else sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
         )
 
         self._warm: _CueRun | None = None

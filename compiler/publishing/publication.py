@@ -19,7 +19,7 @@ from compiler.layout import CLUSTERS_DIR, SHARED_DIR, TREE_ROOTS, cluster_dir
 from compiler.operations import steps
 from compiler.operations.audit import content_hash
 from compiler.operations.trace import Run
-from compiler.options import Destination, Selection, SourceOptions
+from compiler.options import Destination, Selection, SourceOptions, open_project
 from compiler.policy import Violation
 from compiler.publishing.blame import ConfigBlame
 from compiler.publishing.forge.select import choose_forge, make_forge
@@ -84,7 +84,8 @@ def build_publication(
         return Built(None, cluster_names(result))
     with steps.step("emit", clusters=len(result.clusters)) as built:
         built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
-    policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
+    # The built-in rule sets the project selects and its own (issue 20).
+    policies = [p.name for p in open_project(source).cue_files]
     checks = [
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
         f"CUE policies ({', '.join(policies)}): one `cue` run for all clusters",

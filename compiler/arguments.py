@@ -306,4 +306,25 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("table", help="the DynamoDB table")
     table.add_argument("action", choices=("create",))
     _source_args(table)
+
+    _config_repository_commands(commands)
     return parser
+
+
+# issue 20: a config repository of one's own.
+def _config_repository_commands(
+    commands: argparse._SubParsersAction[_Parser],
+) -> None:
+    init = commands.add_parser("init", help="write a working config repository into DIR")
+    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument(
+        "--env", default="dev,prod", help="the environments, comma-separated (default: dev,prod)"
+    )
+    init.add_argument("--ci", choices=("github", "none"), default="github", help="the CI workflow")
+    init.add_argument(
+        "--shards", type=int, default=1, help="publish as a matrix of N jobs, one shard each"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument(
+        "--existing", action="store_true", help="write into a non-empty DIR, keeping its files"
+    )

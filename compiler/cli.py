@@ -240,6 +240,22 @@ def _explain_rule(args: argparse.Namespace) -> Outcome:
     )
 
 
+# issue 20: a config repository of one's own.
+def _init(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.init import init_command
+    from compiler.scaffold import InitOptions, parse_envs
+
+    options = InitOptions(
+        directory=args.directory,
+        envs=parse_envs(args.env),
+        ci=args.ci,
+        shards=args.shards,
+        force=args.force,
+        existing=args.existing,
+    )
+    return Outcome(init_command(options=options))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "compile": _compile,
     "validate": _validate,
@@ -255,6 +271,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "config": _config,
     "explain-rule": _explain_rule,
     "local": _local,
+    "init": _init,
 }
 
 

@@ -328,3 +328,15 @@ def _config_repository_commands(
     init.add_argument(
         "--existing", action="store_true", help="write into a non-empty DIR, keeping its files"
     )
+
+    doctor = commands.add_parser("doctor", help="check what a run needs; say how to fix gaps")
+    _source_args(doctor)
+    doctor.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("check", "publish"),
+        default="check",
+        help="check: validate, golden and the hooks (default); publish: also the table, "
+        "a token and the Argo CD repository",
+    )
+    _cue_arg(doctor)

@@ -256,6 +256,12 @@ def _init(args: argparse.Namespace) -> Outcome:
     return Outcome(init_command(options=options))
 
 
+def _doctor(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.doctor import doctor_command
+
+    return Outcome(doctor_command(source=_source(args), purpose=args.purpose, cue=args.cue))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "compile": _compile,
     "validate": _validate,
@@ -272,6 +278,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "explain-rule": _explain_rule,
     "local": _local,
     "init": _init,
+    "doctor": _doctor,
 }
 
 

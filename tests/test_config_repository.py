@@ -34,6 +34,12 @@ from tests.test_precommit import (  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 ACTION = "acme/gitops-compiler@"
+GITHUB = {"github.base_ref": "main"}  # the pull request's context the steps read
+
+
+def _expand(text: str, context: Mapping[str, str]) -> str:
+    """`${{ name }}` as Actions fills it in; a name the test does not know fails."""
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m.group(1)], text)
 
 
 def _run(argv: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
@@ -149,7 +155,8 @@ def _workflow_steps(
         uses = step.get("uses", "")
         if uses.startswith(ACTION):
             assert uses == f"{ACTION}v{__version__}"
-            inputs = {**defaults, **{k: str(v) for k, v in step.get("with", {}).items()}}
+            given = {k: _expand(str(v), GITHUB) for k, v in step.get("with", {}).items()}
+            inputs = {**defaults, **given}
             for inner in action["runs"]["steps"]:
                 if "run" in inner:
                     yield _step(inner, inputs, repo, env)
@@ -162,10 +169,10 @@ def _workflow_steps(
 def _step(
     step: Mapping[str, Any], inputs: Mapping[str, str], repo: Path, env: Mapping[str, str]
 ) -> tuple[str, list[str], Path, dict[str, str]]:
-    context = {**{f"inputs.{k}": v for k, v in inputs.items()}, "github.base_ref": "main"}
+    context = {**{f"inputs.{k}": v for k, v in inputs.items()}, **GITHUB}
 
     def expand(text: str) -> str:
-        return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m.group(1)], text)
+        return _expand(text, context)
 
     step_env = {**env, **{k: expand(str(v)) for k, v in step.get("env", {}).items()}}
     name = expand(step.get("name", ""))

@@ -177,11 +177,13 @@ def _example(path: str, value: Any) -> str:
     return text.rstrip("\n")
 
 
-def _section(path: str, node: Mapping[str, Any], examples: Mapping[str, Any]) -> list[str]:
+def _section(
+    path: str, node: Mapping[str, Any], examples: Mapping[str, Any], schema: _Schema
+) -> list[str]:
     lines = [f"### `{path}`", ""]
     if node.get("description"):
         lines += [str(node["description"]).strip(), ""]
-    facts = [("type", _type(node, _SCHEMA_BOX[0]))]
+    facts = [("type", _type(node, schema))]
     if "default" in node:
         facts.append(("default", f"`{json.dumps(node['default'])}`"))
     if constraints := _constraints(node):
@@ -194,12 +196,8 @@ def _section(path: str, node: Mapping[str, Any], examples: Mapping[str, Any]) ->
     return lines
 
 
-_SCHEMA_BOX: list[_Schema] = []  # the schema being rendered, for `_type` in `_section`
-
-
 def render(schema_doc: Mapping[str, Any], project: Path) -> str:
     schema = _Schema(schema_doc)
-    _SCHEMA_BOX[:] = [schema]
     examples = _examples(project, schema)
     lines = [
         "# The DSL reference",
@@ -220,7 +218,7 @@ def render(schema_doc: Mapping[str, Any], project: Path) -> str:
         if head != top:
             lines += [f"## `{head}`", ""]
             top = head
-        lines += _section(path, node, examples)
+        lines += _section(path, node, examples, schema)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

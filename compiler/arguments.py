@@ -355,4 +355,37 @@ def build_parser() -> argparse.ArgumentParser:
         "verify: report stale or missing heads and gaps in version numbers (exit 1)",
     )
     _source_args(table)
+
+    _config_repository_commands(commands)
     return parser
+
+
+# issue 20: a config repository of one's own.
+def _config_repository_commands(
+    commands: argparse._SubParsersAction[_Parser],
+) -> None:
+    init = commands.add_parser("init", help="write a working config repository into DIR")
+    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument(
+        "--env", default="dev,prod", help="the environments, comma-separated (default: dev,prod)"
+    )
+    init.add_argument("--ci", choices=("github", "none"), default="github", help="the CI workflow")
+    init.add_argument(
+        "--shards", type=int, default=1, help="publish as a matrix of N jobs, one shard each"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument(
+        "--existing", action="store_true", help="write into a non-empty DIR, keeping its files"
+    )
+
+    doctor = commands.add_parser("doctor", help="check what a run needs; say how to fix gaps")
+    _source_args(doctor)
+    doctor.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("check", "publish"),
+        default="check",
+        help="check: validate, golden and the hooks (default); publish: also the table, "
+        "a token and the Argo CD repository",
+    )
+    _cue_arg(doctor)

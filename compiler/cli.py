@@ -23,7 +23,7 @@ from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
 from compiler.outcome import Outcome
-from compiler.project import project_root
+from compiler.project import load_project, project_root
 from compiler.secrets import redact, register_from_environment
 
 
@@ -114,7 +114,8 @@ def _golden(args: argparse.Namespace) -> Outcome:
     from compiler.commands.golden import golden_command
 
     return golden_command(
-        source=_source(args, default="snapshot:examples"),
+        # The project file's `source:` (issue 20): a config repository's snapshot by default.
+        source=_source(args, default=load_project(_project(args)).source),
         golden=args.golden or _project(args) / "golden",
         update=args.action == "update",
         fmt=args.format,
@@ -257,6 +258,28 @@ def _explain_rule(args: argparse.Namespace) -> Outcome:
     )
 
 
+# issue 20: a config repository of one's own.
+def _init(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.init import init_command
+    from compiler.scaffold import InitOptions, parse_envs
+
+    options = InitOptions(
+        directory=args.directory,
+        envs=parse_envs(args.env),
+        ci=args.ci,
+        shards=args.shards,
+        force=args.force,
+        existing=args.existing,
+    )
+    return Outcome(init_command(options=options))
+
+
+def _doctor(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.doctor import doctor_command
+
+    return Outcome(doctor_command(source=_source(args), purpose=args.purpose, cue=args.cue))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "compile": _compile,
     "validate": _validate,
@@ -273,6 +296,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "explain-rule": _explain_rule,
     "local": _local,
     "clusters": _clusters,
+    "init": _init,
+    "doctor": _doctor,
 }
 
 

@@ -102,7 +102,11 @@ def compile_proposed(
     names = affected(view, project, proposed)
     if not names:
         return names, CompileResult()
-    policies = CuePolicies(project.policies_dir, find_cue(cue, os.environ, project=project.root))
+    policies = CuePolicies(
+        project.policies_dir,
+        find_cue(cue, os.environ, project=project.root),
+        files=project.cue_files,
+    )
     try:
         inputs = load_inputs(view, project, names, Pin())
         result = compile_inputs(inputs, project, build_checks(project, policies=policies))

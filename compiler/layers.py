@@ -161,7 +161,7 @@ class StackLoader:
             if record.sk
             else f"the new version of {record.pk}"  # `config put`, before it is written
         )
-        errors = list(_facts_validator(self.project.policies_dir).iter_errors(raw))
+        errors = list(_facts_validator(self.project.definitions_dir).iter_errors(raw))
         if errors:
             first = min(errors, key=lambda e: list(map(str, e.absolute_path)))
             field = format_path(("cluster", *first.absolute_path))

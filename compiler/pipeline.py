@@ -66,8 +66,8 @@ class Checks:
 def build_checks(project: Project, *, policies: CuePolicies | None) -> Checks:
     """Every check of a compile; `policies=None` skips the CUE policies."""
     return Checks(
-        schema=ConfigSchema(project.policies_dir),
-        objects=ObjectSchemas(project.policies_dir, project.kubernetes_version),
+        schema=ConfigSchema(project.definitions_dir),
+        objects=ObjectSchemas(project.definitions_dir, project.kubernetes_version),
         policies=policies,
         waivers=load_waivers(project.policies_dir, all_rules()),
     )
@@ -151,7 +151,7 @@ def compile_inputs(
     while cue may still run (the compile stages its tree then); only cue's
     findings can be added after it.
     """
-    checks = checks or Checks(ConfigSchema(project.policies_dir))
+    checks = checks or Checks(ConfigSchema(project.definitions_dir))
     result = CompileResult(shared=shared_files(project.argocd))
     merged: dict[str, tuple[ClusterInput, MergeResult]] = {}
     for cluster in inputs:

@@ -17,10 +17,14 @@ import jsonschema
 
 from compiler.errors import UsageError
 from compiler.merge import ListStrategies
-from compiler.model import format_path
+from compiler.model import DocPath, format_path
 from compiler.policy.guards.base import GuardSettings
+from compiler.policy.rulesets import builtin_rule_sets, cue_files, definitions_dir
 
 PROJECT_FILE = "gitops-compiler.yaml"
+# A config repository keeps its DynamoDB layers as a snapshot (`gitops-compiler snapshot`);
+# this repository names its examples/ in its own project file.
+DEFAULT_GOLDEN_SOURCE = "snapshot"
 
 DEFAULT_STACK: tuple[Mapping[str, Any], ...] = (
     {"dynamodb": "defaults"},
@@ -77,8 +81,12 @@ _SCHEMA: Mapping[str, Any] = {
                     "type": "object",
                     "additionalProperties": {"type": "string", "minLength": 1},
                 },
+                # The built-in CUE rule sets that apply (issue 20); default: all of them.
+                "builtin": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
             },
         },
+        # Where `golden` reads the layers when no --source is given (issue 20).
+        "source": {"type": "string", "pattern": "^(dynamodb|snapshot(:.+)?)$"},
     },
 }
 
@@ -118,10 +126,23 @@ class Project:
     lists: ListStrategies = field(default_factory=ListStrategies)
     argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
     policy: GuardSettings = field(default_factory=GuardSettings)
+    builtin_rule_sets: tuple[str, ...] | None = None  # None: every built-in rule set
+    source: str = DEFAULT_GOLDEN_SOURCE
 
     @property
     def policies_dir(self) -> Path:
+        """The project's own policies: its `*.cue` rules and `waivers.yaml`."""
         return self.root / "policies"
+
+    @property
+    def definitions_dir(self) -> Path:
+        """The DSL schema, the facts schema and the vendored CRDs (`rulesets.py`)."""
+        return definitions_dir(self.policies_dir)
+
+    @property
+    def cue_files(self) -> tuple[Path, ...]:
+        """The built-in rule sets selected plus the project's own `policies/*.cue`."""
+        return cue_files(self.policies_dir, self.builtin_rule_sets)
 
 
 def _stack_entry(raw: Mapping[str, Any]) -> StackEntry:
@@ -196,7 +217,25 @@ def load_project(root: Path) -> Project:
             namespace=argocd.get("namespace", defaults.namespace),
         ),
         policy=_policy_settings(raw.get("policy", {}), argocd.get("namespace", defaults.namespace)),
+        builtin_rule_sets=_rule_sets(raw.get("policy", {}), path, doc.lines),
+        source=raw.get("source", DEFAULT_GOLDEN_SOURCE),
     )
+
+
+def _rule_sets(
+    raw: Mapping[str, Any], path: Path, lines: Mapping[DocPath, int]
+) -> tuple[str, ...] | None:
+    if "builtin" not in raw:
+        return None
+    known = builtin_rule_sets()
+    for index, name in enumerate(raw["builtin"]):
+        if name not in known:
+            line = lines.get(("policy", "builtin", index), 1)
+            raise UsageError(
+                f"{path}:{line}: policy.builtin[{index}]: no built-in rule set {name!r}; "
+                f"the built-in ones are {', '.join(known)}"
+            )
+    return tuple(raw["builtin"])
 
 
 def _policy_settings(raw: Mapping[str, Any], argocd_namespace: str) -> GuardSettings:

@@ -66,7 +66,9 @@ def _compile_stage(
         cue_path = find_cue(cue, os.environ, project=project.root)
         version = supported_cue_version(cue_path)
         cache = source.cache and use_cache(os.environ)
-        policies = CuePolicies(project.policies_dir, cue_path, version=version, cache=cache)
+        policies = CuePolicies(
+            project.policies_dir, cue_path, version=version, cache=cache, files=project.cue_files
+        )
         policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
     try:
         with timed("setup"):

@@ -371,16 +371,16 @@ def test_prod_eks_1_provenance_from_the_example_files() -> None:
     bgp = merged.provenance[("calico", "bgpConfiguration", "asNumber")]
     assert merged.value["calico"]["bgpConfiguration"]["asNumber"] == 64512
     assert bgp.ref.key == "cluster#prod-eks-1/v#0000000001" and bgp.ref.version == 1
-    # 20-no-sandbox.yaml line 8: replicaCount 3 over the defaults' 2.
+    # 20-no-sandbox.yaml line 6: replicaCount 3 over the defaults' 2.
     replicas = ("addons", "ingress-nginx", "values", "controller", "replicaCount")
     assert merged.value["addons"]["ingress-nginx"]["values"] == {"controller": {"replicaCount": 3}}
-    assert merged.provenance[replicas].describe() == "overlays/prod/20-no-sandbox.yaml:8"
+    assert merged.provenance[replicas].describe() == "overlays/prod/20-no-sandbox.yaml:6"
     # The sandbox namespace of the defaults is deleted, and has no provenance left.
     assert "sandbox" not in merged.value["namespaces"]
     assert not [p for p in merged.provenance if p[:2] == ("namespaces", "sandbox")]
     deletion = merged.history[("namespaces", "sandbox")][-1]
     assert deletion.deleted
-    assert deletion.provenance.describe() == "overlays/prod/20-no-sandbox.yaml:3"
+    assert deletion.provenance.describe() == "overlays/prod/20-no-sandbox.yaml:9"
     assert set(merged.provenance) == set(leaf_paths(merged.value))
 
 
@@ -410,7 +410,7 @@ def test_dev_and_test_clusters_merge_as_the_files_say() -> None:
         "qa-viewers": {"clusterRole": "view", "groups": ["qa-engineers"]},
     }
     qa = test.provenance[("namespaces", "monitoring", "access", "qa-viewers", "groups", 0)]
-    assert qa.describe() == "overlays/test/10-access.yaml:5"
+    assert qa.describe() == "overlays/test/10-access.yaml:8"
 
 
 def test_dynamodb_backends_give_the_same_merge_as_the_snapshot(

@@ -57,8 +57,11 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("hook-repo")
     for name in filter(None, listed):
         source = ROOT / name.decode()
-        if source.is_file():
-            target = repo / name.decode()
+        target = repo / name.decode()
+        if source.is_symlink():  # compiler/builtin_policies: the package's link to policies/
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source.readlink())
+        elif source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     _git("init", "--quiet", ".", cwd=repo)

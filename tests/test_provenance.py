@@ -206,7 +206,7 @@ def test_explain_a_list_and_its_items(prod: MergeResult) -> None:
 def test_explain_the_replica_count_set_by_the_no_sandbox_overlay(prod: MergeResult) -> None:
     path = resolve_path(prod.value, "addons.ingress-nginx.values.controller.replicaCount")
     [entry] = explain(prod, path)
-    assert (entry.value, entry.set_by) == (3, f"{NO_SANDBOX_FILE}:8")
+    assert (entry.value, entry.set_by) == (3, f"{NO_SANDBOX_FILE}:6")
     assert entry.overrode == ((2, DEFAULTS_V2),)
 
 
@@ -219,7 +219,7 @@ def test_a_deleted_namespace_is_explained_as_deleted_by_the_overlay(prod: MergeR
     assert path == ("namespaces", "sandbox")
     entries = explain(prod, path)
     assert entries and all(e.deleted for e in entries)
-    assert {e.set_by for e in entries} == {f"{NO_SANDBOX_FILE}:3"}
+    assert {e.set_by for e in entries} == {f"{NO_SANDBOX_FILE}:9"}
     # defaults.yaml v2 lines 71-74: what the sandbox namespace had.
     assert {(e.path[2:], e.overrode) for e in entries if e.overrode} == {
         (("labels", "team"), (("platform", DEFAULTS_V2),)),
@@ -229,7 +229,7 @@ def test_a_deleted_namespace_is_explained_as_deleted_by_the_overlay(prod: MergeR
     text = format_explanation(entries, as_json=False)
     assert "namespaces.sandbox = (deleted)" in text
     assert "namespaces.sandbox.labels.team = (deleted)" in text
-    assert f"deleted by  {NO_SANDBOX_FILE}:3" in text
+    assert f"deleted by  {NO_SANDBOX_FILE}:9" in text
     assert f'"platform"  ({DEFAULTS_V2})' in text
 
 
@@ -239,7 +239,7 @@ def test_a_leaf_of_a_deleted_namespace_is_explained_too(prod: MergeResult) -> No
         (
             "namespaces.sandbox.annotations.purpose",
             "(deleted)",
-            f"{NO_SANDBOX_FILE}:3",
+            f"{NO_SANDBOX_FILE}:9",
             [("experiments", DEFAULTS_V2)],
         )
     ]
@@ -329,7 +329,7 @@ def test_json_output_of_a_deleted_path_parses(prod: MergeResult) -> None:
     data = json.loads(format_explanation(entries, as_json=True))
     assert len(data) == len(entries) >= 4
     assert all(d["deleted"] is True and d["value"] is None for d in data)
-    assert {d["set_by"] for d in data} == {f"{NO_SANDBOX_FILE}:3"}
+    assert {d["set_by"] for d in data} == {f"{NO_SANDBOX_FILE}:9"}
     team = next(d for d in data if d["path"] == "namespaces.sandbox.labels.team")
     assert team["overrode"] == [{"value": "platform", "deleted": False, "set_by": DEFAULTS_V2}]
 

@@ -60,7 +60,7 @@ def put_command(
             f"of {MAX_ITEM_BYTES}; split the layer"
         )
     # A layer is a patch: check its keys and types, not completeness (nulls delete).
-    patch_errors = ConfigSchema(project.policies_dir).check_patch(config)
+    patch_errors = ConfigSchema(project.definitions_dir).check_patch(config)
     if patch_errors:
         raise InputError(f"{file}: " + "; ".join(patch_errors[:5]))
     store = open_store(source, project)

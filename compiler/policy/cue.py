@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +122,8 @@ def _project_cue(project: Path | None, relative: str) -> str | None:
 _PRESTARTED: dict[tuple[str, tuple[str, ...]], _CueRun] = {}
 
 
-def prestart(policies_dir: Path, cue: Path) -> None:
-    policies = CuePolicies(policies_dir, cue)
+def prestart(policies_dir: Path, cue: Path, files: Sequence[Path] | None = None) -> None:
+    policies = CuePolicies(policies_dir, cue, files=files)
     if policies.files and policies.key not in _PRESTARTED:
         if not _PRESTARTED:
             atexit.register(_stop_prestarted)
@@ -147,6 +147,7 @@ class CuePolicies:
         split_above: int = SPLIT_ABOVE_BYTES,
         version: str | None = None,
         cache: bool = False,
+        files: Sequence[Path] | None = None,
     ) -> None:
         """`version`: what `cue version` said (compiler/policy/cue_binary.py); with
         `cache`, verdicts are kept and reused under it (the cache needs it)."""
@@ -154,9 +155,12 @@ class CuePolicies:
         self.cue = cue
         self.timeout = timeout
         self.split_above = split_above  # bytes of JSON one cue process takes alone
-        # As cue itself loads a package: files named `.*` or `_*` are not part of it.
+        # `files`: a project's built-in and own rule files (`Project.cue_files`); else
+        # the directory's, as cue itself loads a package: `.*` and `_*` are not part of it.
         self.files = tuple(
-            sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
+            files
+            if files is not None
+            else sorted(p for p in policies_dir.glob("*.cue") if not p.name.startswith((".", "_")))
         )
 
         self._warm: _CueRun | None = None

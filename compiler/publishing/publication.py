@@ -20,7 +20,7 @@ from compiler.layout import CLUSTERS_DIR, SHARED_DIR, TREE_ROOTS, cluster_dir
 from compiler.operations import steps
 from compiler.operations.audit import content_hash
 from compiler.operations.trace import Run
-from compiler.options import Destination, Selection, SourceOptions
+from compiler.options import Destination, Selection, SourceOptions, open_project
 from compiler.policy import Violation
 from compiler.policy.cue import find_cue
 from compiler.policy.cue_binary import cue_version
@@ -111,7 +111,8 @@ def _notice_line(notice: Violation) -> str:
 
 
 def _checks(source: SourceOptions, cue: str | None, notices: Sequence[Violation] = ()) -> list[str]:
-    policies = sorted(p.name for p in (source.project_dir / "policies").glob("*.cue"))
+    # The built-in rule sets the project selects and its own (issue 20).
+    policies = [p.name for p in open_project(source).cue_files]
     return [
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
         f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue)}: "

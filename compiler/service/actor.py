@@ -100,16 +100,16 @@ class Actor:
 
     def _publish(self, batch: Sequence[Trigger], run_id: str, trigger: str) -> bool:
         started = time.perf_counter()
-        seen, uses = fleet_uses(self.store, self.project)
-        changed = {pk for t in batch for pk in t.pks}
-        named = {c for t in batch for c in t.clusters if c in uses}
-        affected = sorted(named | {c for c, pks in uses.items() if changed.intersection(pks)})
+        changes = affected_by(
+            self.store, self.project, {pk for t in batch for pk in t.pks},
+            {c for t in batch for c in t.clusters},
+        )  # fmt: skip
         self.metrics.step_seconds.labels("resolve").observe(time.perf_counter() - started)
-        if not affected:
+        if changes is None:
             self._complete(batch)
             self.metrics.runs.labels(trigger, "nothing-affected").inc()
             return True
-        changes = Changes(affected, {pk: v for pk, v in seen.items() if v})
+        affected = changes.clusters
         self.log(f"run {run_id}: {len(batch)} trigger(s), {len(affected)} cluster(s) affected")
         published = self._publish_changes(changes, run_id)
         if published.outcome is None:
@@ -159,6 +159,21 @@ class Actor:
                 raise OutsideError(f"DynamoDB while checkpointing (lease lost?): {err}") from None
         for position in positions:
             self.metrics.stream_lag.labels(position.shard).set(0)
+
+
+def affected_by(
+    store: ConfigStore, project: Project, changed: set[str], named: set[str]
+) -> Changes | None:
+    """The clusters changed layers (pks) affect as `watch` computes them, plus the named
+    clusters that have a record; pinned to the versions seen. None: no cluster."""
+    seen, uses = fleet_uses(store, project)
+    affected = sorted(
+        {c for c in named if c in uses}
+        | {c for c, pks in uses.items() if changed.intersection(pks)}
+    )
+    if not affected:
+        return None
+    return Changes(affected, {pk: v for pk, v in seen.items() if v})
 
 
 def _unique(batch: Sequence[Trigger]) -> list[Trigger]:

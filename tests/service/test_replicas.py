@@ -87,7 +87,9 @@ def test_the_other_replica_takes_over_when_the_holder_is_killed_mid_publish(
                 lambda: first.metric("gitops_lease_held") + second.metric("gitops_lease_held"),
                 30, "a holder",
             )  # fmt: skip
-            holder, other = (first, second) if first.metric("gitops_lease_held") else (second, first)
+            holder, other = (
+                (first, second) if first.metric("gitops_lease_held") else (second, first)
+            )
             table.put("cluster#dev-k3s-2", {}, cluster=NEW_CLUSTER, author="t", comment="new")
             holder.wait_for(r"run \S+: 1 trigger\(s\), 1 cluster\(s\) affected", 60)
             os.kill(holder.process.pid, signal.SIGKILL)  # mid-publish: compiling

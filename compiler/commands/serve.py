@@ -25,8 +25,8 @@ def serve_command(
     replica = Replica(source, destination, cue, settings, _log)
     stop = threading.Event()
     with _stop_on_signals(stop):
-        replica.run(stop)
-    print("serve: stopped; lease released", flush=True)
+        released = replica.run(stop)
+    _log("stopped; lease released" if released else "stopped; the lease runs out by itself")
     return Outcome(EXIT_OK)
 
 

@@ -20,7 +20,7 @@ from compiler.errors import CompilerError, UsageError
 from compiler.operations.trace import new_run_id
 from compiler.options import Destination, SourceOptions, open_project, open_store
 from compiler.publishing.watcher import poll
-from compiler.service.actor import Actor
+from compiler.service.actor import MAX_BACKOFF, Actor
 from compiler.service.health import Readiness, cue_check, dynamodb_check, git_check
 from compiler.service.http import Credentials, Front, listen
 from compiler.service.lease import Lease
@@ -94,7 +94,8 @@ class Replica:
         host, port = self.server.server_address[:2]
         return f"{host!s}:{port}"
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> bool:
+        """Serve until `stop`; True when the lease was released (or never held)."""
         if self.settings.streams:
             arn = stream_arn(self.client, self.store.table)
             if arn is None:
@@ -116,9 +117,10 @@ class Replica:
             stop.set()
             for thread in threads[1:]:
                 thread.join(timeout=30)
-            self._release()
+            released = self._release()
             self.server.shutdown()
             self.server.server_close()
+        return released
 
     def _act(self, stop: threading.Event) -> None:
         next_poll = time.monotonic()
@@ -130,8 +132,9 @@ class Replica:
                 self._safety_poll()
             try:
                 self.actor.handle(batch)
-            except CompilerError as err:
-                self.log(f"{err}; the triggers stay")
+            except CompilerError as err:  # DynamoDB down: wait longer each time
+                self.actor.backoff = min(max(self.actor.backoff * 2, 5.0), MAX_BACKOFF)
+                self.log(f"{err}; the triggers stay; next try in {self.actor.backoff:g} s")
             if self.actor.backoff:
                 stop.wait(self.actor.backoff)
 
@@ -190,11 +193,13 @@ class Replica:
                 carried = []
             stop.wait(0.2 if batches else 1.0)
 
-    def _release(self) -> None:
+    def _release(self) -> bool:
         try:
             self.lease.release()
         except CompilerError as err:
             self.log(f"lease not released ({err}); the other replica waits for its expiry")
+            return False
+        return True
 
 
 def _in_context(

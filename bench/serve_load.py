@@ -190,6 +190,9 @@ def _measure(service: _Service, store: DynamoDBStore, calls: int, records: int) 
     for name, value in sorted(final.items()):
         if name.startswith(("gitops_runs_total", "gitops_publishes_total", "gitops_triggers")):
             print(f"  {name} {value:g}")
+    for line in service.lines:  # why a run failed, in serve's words
+        if "next try in" in line or line.startswith("error"):
+            print(f"  serve said: {line[:300]}")
     print(f"queue depth: largest sampled {max(depths, default=0):g} (bound 100)")
     print(f"serve RSS KiB: start {rss_start[0]} (peak {rss_start[1]}), "
           f"end {rss_end[0]} (peak {rss_end[1]})")  # fmt: skip

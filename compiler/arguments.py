@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the versions already published (default: .gitops/watch-checkpoint.json)",
     )
 
+    _serve_args(commands)
+
     diff = commands.add_parser("diff", help="what a publish would change, object by object")
     _source_args(diff)
     _selection_args(diff)
@@ -355,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
         "verify: report stale or missing heads and gaps in version numbers (exit 1)",
     )
     _source_args(table)
+    # issue 21: the stream `serve` reads.
+    table.add_argument(
+        "--stream", action="store_true", help="also turn on the table's stream (NEW_IMAGE)"
+    )
 
     _config_repository_commands(commands)
     return parser
@@ -389,3 +395,59 @@ def _config_repository_commands(
         "a token and the Argo CD repository",
     )
     _cue_arg(doctor)
+
+
+# issue 21: the service.
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a positive number of seconds")
+    return value
+
+
+def _serve_args(commands: argparse._SubParsersAction[_Parser]) -> None:
+    serve = commands.add_parser(
+        "serve", help="run as a service: stream, provisioner and poll triggers; /metrics"
+    )
+    _source_args(serve)
+    _publish_target_args(serve)
+    _run_id_arg(serve)
+    group = serve.add_argument_group("service")
+    group.add_argument(
+        "--listen",
+        type=_listen,
+        default=os.environ.get("GITOPS_LISTEN", "127.0.0.1:8080"),
+        metavar="HOST:PORT",
+        help="HTTP address (default: $GITOPS_LISTEN, else 127.0.0.1:8080)",
+    )
+    group.add_argument(
+        "--debounce", type=_positive, default=3.0,
+        help="seconds of triggers coalesced into one compile and one pull request (default: 3)",
+    )  # fmt: skip
+    group.add_argument(
+        "--queue-size", type=int, default=100,
+        help="triggers waiting at most; beyond, 429 and stream back-pressure (default: 100)",
+    )  # fmt: skip
+    group.add_argument(
+        "--lease-seconds", type=_positive, default=30.0,
+        help="the lease time: a dead holder is replaced within it (default: 30)",
+    )  # fmt: skip
+    group.add_argument(
+        "--poll-interval", type=_positive, default=900.0,
+        help="seconds between safety-net polls of the table (default: 900)",
+    )  # fmt: skip
+    group.add_argument(
+        "--ready-interval", type=_positive, default=10.0,
+        help="/readyz checks DynamoDB, git and cue at most this often (default: 10)",
+    )  # fmt: skip
+    group.add_argument("--no-stream", action="store_true", help="do not read the table's stream")

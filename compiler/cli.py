@@ -170,6 +170,28 @@ def _watch(args: argparse.Namespace) -> Outcome:
     )
 
 
+# issue 21: the service.
+def _serve(args: argparse.Namespace) -> Outcome:
+    from compiler.commands.serve import serve_command
+    from compiler.service.replica import ServeSettings
+
+    destination = dataclasses.replace(_destination(args), branch=None, dry_run=False)
+    host, port = args.listen
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        debounce=args.debounce,
+        queue_size=args.queue_size,
+        lease_seconds=args.lease_seconds,
+        poll_interval=args.poll_interval,
+        ready_interval=args.ready_interval,
+        streams=not args.no_stream,
+    )
+    return serve_command(
+        source=_source(args), destination=destination, cue=args.cue, settings=settings
+    )
+
+
 def _diff(args: argparse.Namespace) -> Outcome:
     from compiler.commands.diff import diff_command
 
@@ -205,11 +227,18 @@ def _table(args: argparse.Namespace) -> Outcome:
     from compiler.commands import config
 
     # issue 18: the heads of a table written before them, and their check.
-    if args.action == "migrate":
-        return Outcome(config.migrate_table_command(source=_source(args)))
     if args.action == "verify":
         return Outcome(config.verify_table_command(source=_source(args)))
-    return Outcome(config.create_table_command(source=_source(args)))
+    if args.action == "migrate":
+        outcome = Outcome(config.migrate_table_command(source=_source(args)))
+    else:
+        outcome = Outcome(config.create_table_command(source=_source(args)))
+    # issue 21: `table create --stream` / `table migrate --stream` turn on the stream.
+    if getattr(args, "stream", False) and outcome.exit_code == 0:
+        from compiler.commands.serve import enable_stream_command
+
+        return enable_stream_command(source=_source(args))
+    return outcome
 
 
 def _config(args: argparse.Namespace) -> Outcome:
@@ -288,6 +317,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "publish": _publish,
     "rollback": _rollback,
     "watch": _watch,
+    "serve": _serve,
     "diff": _diff,
     "snapshot": _snapshot,
     "format": _format,
@@ -378,7 +408,7 @@ def _notify(
 
 
 # The commands that run as jobs: traced, alerted and reported.
-_OPERATED = frozenset({"compile", "validate", "publish", "rollback", "watch", "golden"})
+_OPERATED = frozenset({"compile", "validate", "publish", "rollback", "watch", "golden", "serve"})
 
 
 def _crash_log() -> str:

@@ -95,3 +95,17 @@ def child_run(suffix: str) -> Iterator[Operations]:
         yield child
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def run_as(run_id: str, audit: AuditLog | None = None) -> Iterator[Operations]:
+    """A run with an id chosen elsewhere (`serve`: the id a trigger was answered with,
+    possibly by another replica), sharing the long-lived run's audit log (or `audit`,
+    one that wraps it) and hooks."""
+    parent = current()
+    child = Operations(run=Run(run_id), audit=audit or parent.audit, notifier=parent.notifier)
+    token = _current.set(child)
+    try:
+        yield child
+    finally:
+        _current.reset(token)

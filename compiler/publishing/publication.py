@@ -49,6 +49,7 @@ class Built:
 
     publication: Publication | None
     compiled: Sequence[str] = ()  # the clusters compiled for it; none for a tree read
+    violations: Sequence[Violation] = ()  # why there is no publication (`serve` counts them)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Published:
     compiled: Sequence[str]
     target: Target | None = None
     outcome: PublishOutcome | None = None
+    violations: Sequence[Violation] = ()
 
     @property
     def status(self) -> str:
@@ -85,7 +87,7 @@ def build_publication(
     result = run_compile_stage(source, selection, cue=cue)
     if result.violations:
         report_violations(result.violations, "text", sys.stderr, result.notices)
-        return Built(None, cluster_names(result))
+        return Built(None, cluster_names(result), result.violations)
     with steps.step("emit", clusters=len(result.clusters)) as built:
         built["tree"] = content_hash(result.files)  # the tree is written in git, not on disk
     publication = Publication(
@@ -187,7 +189,7 @@ def publish_tree(
     built = build_publication(source, selection, from_dir=from_dir, cue=cue)
     publication = built.publication
     if publication is None:
-        return Published(run, built.compiled)
+        return Published(run, built.compiled, violations=built.violations)
     branch = destination.branch
     if branch is None and destination.rollback:
         branch = (

@@ -94,6 +94,16 @@ def save_checkpoint(
 
 def poll(store: ConfigStore, project: Project, checkpoint: Mapping[str, int]) -> Changes:
     """The latest version of every layer the fleet uses, and the clusters whose moved."""
+    seen, uses = fleet_uses(store, project)
+    moved = {pk for pk, version in seen.items() if checkpoint.get(pk) != version}
+    affected = sorted(c for c, pks in uses.items() if moved.intersection(pks))
+    inputs = {c: {pk: seen[pk] for pk in pks if seen[pk]} for c, pks in uses.items()}
+    return Changes(affected, {pk: v for pk, v in seen.items() if v}, inputs)
+
+
+def fleet_uses(store: ConfigStore, project: Project) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """The latest version of every layer pk the fleet uses (0: none yet), and the pks
+    each cluster's stack reads: what a changed layer affects (`watch`, `serve`)."""
     loader = StackLoader(store, project, Pin())
     seen: dict[str, int] = {}
     uses: dict[str, list[str]] = {}
@@ -111,10 +121,7 @@ def poll(store: ConfigStore, project: Project, checkpoint: Mapping[str, int]) ->
                     seen[pk] = latest.version if latest is not None else 0
                 pks.append(pk)
         uses[cluster] = pks
-    moved = {pk for pk, version in seen.items() if checkpoint.get(pk) != version}
-    affected = sorted(c for c, pks in uses.items() if moved.intersection(pks))
-    inputs = {c: {pk: seen[pk] for pk in pks if seen[pk]} for c, pks in uses.items()}
-    return Changes(affected, {pk: v for pk, v in seen.items() if v}, inputs)
+    return seen, uses
 
 
 @dataclass

@@ -229,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("file", type=Path)
     put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
     put.add_argument("-m", "--comment", default="")
-    # issue 17: the gate of table writes, and tombstones.
     put.add_argument(
         "--force", action="store_true", help="write even if the affected clusters fail checks"
     )
@@ -336,7 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("--all", action="store_true", help="list every rule")
     rule.add_argument("--markdown", action="store_true", help="the whole reference (docs/rules.md)")
 
-    # issue 17: the local environment and the fleet's list.
     local = commands.add_parser(
         "local", help="the project's DynamoDB on loopback, running in the background"
     )
@@ -357,7 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
         "verify: report stale or missing heads and gaps in version numbers (exit 1)",
     )
     _source_args(table)
-    # issue 21: the stream `serve` reads.
     table.add_argument(
         "--stream", action="store_true", help="also turn on the table's stream (NEW_IMAGE)"
     )
@@ -366,7 +363,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# issue 20: a config repository of one's own.
 def _config_repository_commands(
     commands: argparse._SubParsersAction[_Parser],
 ) -> None:
@@ -397,7 +393,6 @@ def _config_repository_commands(
     _cue_arg(doctor)
 
 
-# issue 21: the service.
 def _listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:

@@ -170,7 +170,7 @@ def _watch(args: argparse.Namespace) -> Outcome:
     )
 
 
-# issue 21: the service.
+# the service.
 def _serve(args: argparse.Namespace) -> Outcome:
     from compiler.commands.serve import serve_command
     from compiler.service.replica import ServeSettings
@@ -226,14 +226,14 @@ def _format(args: argparse.Namespace) -> Outcome:
 def _table(args: argparse.Namespace) -> Outcome:
     from compiler.commands import config
 
-    # issue 18: the heads of a table written before them, and their check.
+    # the heads of a table written before them, and their check.
     if args.action == "verify":
         return Outcome(config.verify_table_command(source=_source(args)))
     if args.action == "migrate":
         outcome = Outcome(config.migrate_table_command(source=_source(args)))
     else:
         outcome = Outcome(config.create_table_command(source=_source(args)))
-    # issue 21: `table create --stream` / `table migrate --stream` turn on the stream.
+    # `table create --stream` / `table migrate --stream` turn on the stream.
     if getattr(args, "stream", False) and outcome.exit_code == 0:
         from compiler.commands.serve import enable_stream_command
 
@@ -287,7 +287,7 @@ def _explain_rule(args: argparse.Namespace) -> Outcome:
     )
 
 
-# issue 20: a config repository of one's own.
+# a config repository of one's own.
 def _init(args: argparse.Namespace) -> Outcome:
     from compiler.commands.init import init_command
     from compiler.scaffold import InitOptions, parse_envs

@@ -71,7 +71,7 @@ def _cue(flag: str | None, environ: Mapping[str, str]) -> str:
 
     try:
         binary = find_cue(flag, environ, project=Path.cwd())
-        return f"cue {supported_cue_version(binary, environ=environ)} ({binary})"
+        return f"cue version {supported_cue_version(binary, environ=environ)} ({binary})"
     except CompilerError as err:
         # find_cue's message ends with the fix: shown once, on its own line.
         detail = str(err).replace(f": {HOW_TO_GET_CUE}", "").replace(f"; {HOW_TO_GET_CUE}", "")

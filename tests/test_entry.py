@@ -63,9 +63,12 @@ def test_nothing_is_started_when_there_is_no_cue(
 def test_the_projects_own_cue_is_started_without_gitops_cue(
     tmp_path: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
-    """The cue the command will look for (issue 17): the project's launcher here."""
+    """The cue the command will look for (issue 17): the project's native cue where
+    `make` built one, else its WebAssembly launcher."""
+    native = ROOT / "tools/cue-native/bin/cue"
+    expected = native if native.is_file() else ROOT / "tools/cue-wasm/cue"
     entry.prestart_cue(["compile", "--project", str(ROOT)], {"PATH": str(tmp_path)})
-    assert [argv[0] for argv in proc_starts][:1] == [str(ROOT / "tools/cue-wasm/cue")]
+    assert [argv[0] for argv in proc_starts][:1] == [str(expected)]
 
 
 def test_an_unclaimed_cue_is_stopped_at_exit(

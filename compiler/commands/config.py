@@ -32,6 +32,18 @@ from compiler.yamlio import load_layer_json, load_layer_yaml
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
 
 
+def _check_item_size(file: Path, pk: str, config: Any, facts: Any) -> None:
+    """The stored item, not the file, must fit: refused as bad input before any compile.
+    A document this large is stored as a JSON string (sources.dynamodb), so count that."""
+    as_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    stored = {"pk": pk, "sk": sort_key_for(1), "version": 1, "config": as_json, "cluster": facts}
+    if (need := item_size(stored)) > MAX_ITEM_BYTES:
+        raise InputError(
+            f"{file}: item pk={pk!r}: the item would be {need} bytes, over DynamoDB's limit "
+            f"of {MAX_ITEM_BYTES}; split the layer"
+        )
+
+
 def put_command(
     *,
     source: SourceOptions,
@@ -50,15 +62,7 @@ def put_command(
     size = file.stat().st_size
     if size > MAX_ITEM_BYTES:
         raise InputError(f"{file}: {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}")
-    # The stored item, not the file, must fit: refused as bad input before any compile.
-    # A document this large is stored as a JSON string (sources.dynamodb), so count that.
-    as_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    stored = {"pk": pk, "sk": sort_key_for(1), "version": 1, "config": as_json, "cluster": facts}
-    if (need := item_size(stored)) > MAX_ITEM_BYTES:
-        raise InputError(
-            f"{file}: item pk={pk!r}: the item would be {need} bytes, over DynamoDB's limit "
-            f"of {MAX_ITEM_BYTES}; split the layer"
-        )
+    _check_item_size(file, pk, config, facts)
     # A layer is a patch: check its keys and types, not completeness (nulls delete).
     patch_errors = ConfigSchema(project.definitions_dir).check_patch(config)
     if patch_errors:

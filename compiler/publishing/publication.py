@@ -114,10 +114,11 @@ def _notice_line(notice: Violation) -> str:
 
 def _checks(source: SourceOptions, cue: str | None, notices: Sequence[Violation] = ()) -> list[str]:
     # The built-in rule sets the project selects and its own (issue 20).
-    policies = [p.name for p in open_project(source).cue_files]
+    project = open_project(source)
+    policies = [p.name for p in project.cue_files]
     return [
         "JSON Schema of the DSL (`policies/cluster-config.schema.json`)",
-        f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue)}: "
+        f"CUE policies ({', '.join(policies)}) on cue {_cue_version(cue, project.root)}: "
         "one `cue` run for all clusters",
         "Kubernetes OpenAPI schemas (strict) and the vendored Calico and Argo CD CRDs",
         *(_notice_line(n) for n in notices),
@@ -360,6 +361,6 @@ def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, obje
     }
 
 
-def _cue_version(flag: str | None) -> str:
+def _cue_version(flag: str | None, project: Path) -> str:
     """The version the compile just checked (read once a binary, compiler/policy/cue_binary.py)."""
-    return cue_version(find_cue(flag, os.environ))
+    return cue_version(find_cue(flag, os.environ, project=project))

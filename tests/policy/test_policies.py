@@ -26,6 +26,7 @@ from compiler.cli import main
 from compiler.policy.guards.registry import guard_rules
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore, seed
+from compiler.yamlio import dump_yaml
 from tests.conftest import ROOT, project_cue
 
 CASES = sorted((Path(__file__).parent.parent / "cases/policies").glob("*.yaml"))
@@ -85,7 +86,7 @@ def case_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             name = f"{path.stem}-{outcome}"
             facts = case.get("facts", {}).get(outcome)
             record = cluster_record(name, case["env"], case[outcome], facts)
-            (table / "cluster" / f"{name}.yaml").write_text(yaml.safe_dump(record))
+            (table / "cluster" / f"{name}.yaml").write_bytes(dump_yaml(record))
     return project
 
 

@@ -31,13 +31,15 @@ def test_a_burst_of_200_layer_versions_in_one_window_is_one_publish(
 ) -> None:
     dev = table.read("env#dev", Pin())
     assert dev is not None
-    with serving(serve_args(remote, table, "--debounce", "15")) as served:
+    # A window long enough for 200 conditional puts (with their head items) on a busy
+    # machine: the point is that one window gives one publish, however long it is.
+    with serving(serve_args(remote, table, "--debounce", "60")) as served:
         served.wait_for(r"lease taken", 30)
         started = time.monotonic()
         for number in range(200):
             table.put("env#dev", dev.config, cluster=None, author="burst", comment=f"#{number}")
         burst = time.monotonic() - started
-        assert burst < 15, f"the burst took {burst:.1f} s, longer than the window"
+        assert burst < 60, f"the burst took {burst:.1f} s, longer than the window"
         branch = "gitops-compiler/main/cluster-dev-k3s"
         eventually(lambda: branch in branches(remote), 180, f"branch {branch}")
         eventually(

@@ -25,8 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
-from urllib3.exceptions import HTTPError
-
 from compiler import __version__
 from compiler.errors import OutsideError, UsageError
 from compiler.operations.http import (
@@ -34,13 +32,19 @@ from compiler.operations.http import (
     GaveUp,
     HttpClient,
     RateLimit,
-    Request,
     Response,
     RetryPolicy,
     Sleep,
-    connection_problem,
 )
 from compiler.publishing.forge import PullRequest, PullRequestExists
+from compiler.publishing.forge.rest import (
+    come_back_later,
+    json_answer,
+    json_request,
+    look_up,
+    shown,
+    unanswered,
+)
 from compiler.publishing.prbody import GITHUB_BODY_LIMIT
 from compiler.secrets import register
 
@@ -48,7 +52,6 @@ DEFAULT_API_URL = "https://api.github.com"
 TOKEN_VARIABLES = ("GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN")
 _API_VERSION = "2022-11-28"
 _WRITE = "Pull requests: write"
-_SHOWN_CHARS = 200
 _ALREADY_EXISTS = "a pull request already exists"
 
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
@@ -194,61 +197,32 @@ class GitHubForge:
         non-idempotent request may have done when its outcome is unknown."""
         target = f"{path}?{urlencode(query)}" if query else path
         call = f"GitHub {method} {target}"
-        request = self._request(method, target, payload)
+        request = json_request(method, self.api_url + target, self._headers, payload)
 
         def attempt(number: int) -> Any:
             answer = self._http.attempt(
                 number,
                 request,
                 lambda response: self._describe(call, response),
-                lambda err: self._unanswered(call, err),
+                lambda err: unanswered(call, err, self._http, self.api_url),
             )
             if isinstance(answer, Failure):
                 return answer
             if 200 <= answer.status < 300:
-                return _json(answer, call)
+                return json_answer(answer, call)
             self._refuse(answer, call, scope)
 
-        def look(failure: Failure) -> Any:
-            assert recover is not None
-            try:
-                return recover()
-            except OutsideError as err:
-                raise OutsideError(
-                    f"{failure.problem}, so it may or may not have happened; "
-                    f"looking for its result failed too: {err.message}"
-                ) from None
-
         try:
-            return self._http.retrying(attempt, recover=look if recover else None)
+            return self._http.retrying(attempt, recover=look_up(recover) if recover else None)
         except GaveUp as err:
             if err.asked is None:
                 raise
-            raise self._come_back_later(err.problem, err.asked) from None
-
-    def _request(self, method: str, target: str, payload: object) -> Request:
-        headers = dict(self._headers)
-        body = None
-        if payload is not None:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        return Request(method, self.api_url + target, headers, body)
+            raise come_back_later("GitHub", err.problem, err.asked, self._http) from None
 
     def _describe(self, call: str, response: Response) -> str:
         """A retried answer: a rate limit or a server error."""
         kind = "rate limited" if response.status < 500 else "server error"
         return f"{call}: {response.status} {kind} ({_says(response)})"
-
-    def _unanswered(self, call: str, err: HTTPError) -> str:
-        return f"{call} failed: {connection_problem(err, self._http.timeout, self.api_url)}"
-
-    def _come_back_later(self, problem: str, asked: float) -> OutsideError:
-        when = time.gmtime(self._http.clock() + asked)
-        return OutsideError(
-            f"{problem}; GitHub asks to wait {asked:.0f} s, longer than the "
-            f"{self._http.policy.max_wait:g} s we wait: "
-            f"retry after {time.strftime('%Y-%m-%d %H:%M:%S UTC', when)}"
-        )
 
     def _refuse(self, response: Response, call: str, scope: str) -> NoReturn:
         """Explain an answer that a retry cannot change."""
@@ -280,25 +254,14 @@ class GitHubForge:
         raise OutsideError(f"{call}: {status} ({said})")
 
 
-def _json(response: Response, call: str) -> Any:
-    try:
-        return json.loads(response.data)
-    except ValueError:  # UnicodeDecodeError included
-        kind = response.headers.get("content-type", "no Content-Type")
-        raise OutsideError(
-            f"{call}: {response.status} with an answer that is not JSON ({kind}): "
-            f"{_shown(response.data)!r}"
-        ) from None
-
-
 def _said(response: Response) -> tuple[str, list[str]]:
     """GitHub's `message`, and its validation `errors` as text; best effort."""
     try:
         data = json.loads(response.data)
     except ValueError:
-        return (_shown(response.data) or "nothing"), []
+        return (shown(response.data) or "nothing"), []
     if not isinstance(data, dict):
-        return _shown(response.data), []
+        return shown(response.data), []
     details = []
     for error in data.get("errors") or ():
         if isinstance(error, dict):
@@ -326,11 +289,6 @@ _RATE_LIMIT = RateLimit(
     unnamed_wait=60.0,  # GitHub: "wait for at least one minute" when it names no time
     says_limited=_says_rate_limit,
 )
-
-
-def _shown(data: bytes) -> str:
-    text = data.decode("utf-8", "replace").strip()
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def _pull(data: Any, call: str) -> PullRequest:

@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
-from urllib3.exceptions import HTTPError
-
 from compiler import __version__
 from compiler.errors import OutsideError, UsageError
 from compiler.operations.http import (
@@ -35,13 +33,19 @@ from compiler.operations.http import (
     GaveUp,
     HttpClient,
     RateLimit,
-    Request,
     Response,
     RetryPolicy,
     Sleep,
-    connection_problem,
 )
 from compiler.publishing.forge import PullRequest, PullRequestExists
+from compiler.publishing.forge.rest import (
+    come_back_later,
+    json_answer,
+    json_request,
+    look_up,
+    shown,
+    unanswered,
+)
 from compiler.secrets import register
 
 # GitLab refuses longer descriptions (the `description` limit of merge requests).
@@ -50,7 +54,6 @@ PRIVATE_TOKEN = "GITLAB_TOKEN"
 JOB_TOKEN = "CI_JOB_TOKEN"
 _JITTER = 0.25
 _MAX_PAGES = 20  # 2,000 merge requests for one branch would be a bug somewhere else
-_SHOWN_CHARS = 200
 _WRITE = "the `api` scope and at least the Developer role"
 
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # http.client echoes a bad header value in its error
@@ -179,54 +182,28 @@ class GitLabForge:
         the retries above; `recover` finds what a create may have done."""
         target = f"{path}?{urlencode(query)}" if query else path
         call = f"GitLab {method} {target}"
-        request = self._request(method, target, payload)
+        request = json_request(method, self.api_url + target, self._headers, payload)
 
         def attempt(number: int) -> Any:
             answer = self._http.attempt(
                 number,
                 request,
                 lambda response: _describe(call, response),
-                lambda err: self._unanswered(call, err),
+                lambda err: unanswered(call, err, self._http, self.api_url),
             )
             if isinstance(answer, Failure):
                 return answer
             if 200 <= answer.status < 300:
-                data = _json(answer, call)
+                data = json_answer(answer, call)
                 return (data, answer.headers.get("x-next-page", "")) if method == "GET" else data
             self._refuse(answer, call)
 
-        def look(failure: Failure) -> Any:
-            assert recover is not None
-            try:
-                return recover()
-            except OutsideError as err:
-                raise OutsideError(
-                    f"{failure.problem}, so it may or may not have happened; "
-                    f"looking for its result failed too: {err.message}"
-                ) from None
-
         try:
-            return self._http.retrying(attempt, recover=look if recover else None)
+            return self._http.retrying(attempt, recover=look_up(recover) if recover else None)
         except GaveUp as err:
             if err.asked is None:
                 raise
-            when = time.gmtime(self._http.clock() + err.asked)
-            raise OutsideError(
-                f"{err.problem}; GitLab asks to wait {err.asked:.0f} s, longer than the "
-                f"{self._http.policy.max_wait:g} s we wait: "
-                f"retry after {time.strftime('%Y-%m-%d %H:%M:%S UTC', when)}"
-            ) from None
-
-    def _request(self, method: str, target: str, payload: object) -> Request:
-        headers = dict(self._headers)
-        body = None
-        if payload is not None:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        return Request(method, self.api_url + target, headers, body)
-
-    def _unanswered(self, call: str, err: HTTPError) -> str:
-        return f"{call} failed: {connection_problem(err, self._http.timeout, self.api_url)}"
+            raise come_back_later("GitLab", err.problem, err.asked, self._http) from None
 
     def _refuse(self, response: Response, call: str) -> NoReturn:
         """Explain an answer that a retry cannot change."""
@@ -288,38 +265,22 @@ def _describe(call: str, response: Response) -> str:
     return f"{call}: {response.status} {kind} ({_says(response)})"
 
 
-def _json(response: Response, call: str) -> Any:
-    try:
-        return json.loads(response.data)
-    except ValueError:  # UnicodeDecodeError included
-        kind = response.headers.get("content-type", "no Content-Type")
-        raise OutsideError(
-            f"{call}: {response.status} with an answer that is not JSON ({kind}): "
-            f"{_shown(response.data)!r}"
-        ) from None
-
-
 def _says(response: Response) -> str:
     """GitLab's `message` (a string, a list, or field -> list) or `error`; best effort."""
     try:
         data = json.loads(response.data)
     except ValueError:
-        return f"GitLab says: {_shown(response.data) or 'nothing'}"
+        return f"GitLab says: {shown(response.data) or 'nothing'}"
     said = data.get("message", data.get("error")) if isinstance(data, dict) else data
     if isinstance(said, dict):
         said = "; ".join(f"{key} {_words(value)}" for key, value in said.items())
     elif isinstance(said, list):
         said = "; ".join(map(str, said))
-    return f"GitLab says: {_shown(str(said).encode()) if said else 'no message'}"
+    return f"GitLab says: {shown(str(said).encode()) if said else 'no message'}"
 
 
 def _words(value: object) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def _shown(data: bytes) -> str:
-    text = data.decode("utf-8", "replace").strip()
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 _RATE_LIMIT = RateLimit(

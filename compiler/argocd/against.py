@@ -1,35 +1,14 @@
 """`validate --against DIR|REF`: the in-place changes a compile would ask of the clusters,
-judged against a base tree (a directory holding one, or `REF[:PATH]` of the git
-repository here), for CI where no publish gives a base.
+judged against a base tree, for CI where no publish gives a base. The base is read as
+`diff --against` reads it (`compiler.publishing.diffbase`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 
 from compiler.argocd.immutable import RULE, immutable_changes
-from compiler.emit import walk_tree
 from compiler.policy import Violation
-from compiler.publishing.gitrepo import Workspace
-
-
-def read_base(against: str, prefixes: Sequence[str]) -> dict[str, bytes]:
-    """The base side, restricted to the directories a compile owns."""
-    path = Path(against)
-    if path.is_dir():
-        return {
-            rel: (path / rel).read_bytes()
-            for rel, kind in walk_tree(path)
-            if kind == "file" and any(rel.startswith(f"{p}/") for p in prefixes)
-        }
-    ref, _, sub = against.partition(":")
-    sub = sub.strip("/")
-    repo = Workspace.existing(Path.cwd(), environ=os.environ)
-    commit = repo.resolve(ref)
-    files = repo.read_files(commit, [f"{sub}/{p}" if sub else p for p in prefixes])
-    return {rel[len(sub) + 1 :] if sub else rel: data for rel, data in files.items()}
 
 
 def replacement_findings(

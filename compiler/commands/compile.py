@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from compiler.argocd.against import read_base, replacement_findings
+from compiler.argocd.against import replacement_findings
 from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.layout import TREE_ROOTS
 from compiler.operations import steps
 from compiler.operations.audit import content_hash
-from compiler.options import Selection, SourceOptions
+from compiler.options import Selection, SourceOptions, open_project
 from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
+from compiler.publishing.diffbase import no_clusters_warning, read_project_base
 from compiler.report import records, report_violations
 from compiler.run import cluster_names, run_compile_stage, stale_snapshot_warning
 from compiler.stageclock import timed
@@ -113,9 +114,12 @@ def validate_command(
     result = run_compile_stage(
         source, selection, cue=cue, changed=changed, hook=hook, show_progress=fmt == "text"
     )
-    if against is not None and not result.violations:  # issue 19: changes refused in place
-        base = read_base(against, result.owned)
-        failing, notices = replacement_findings(base, result.files, against)
+    if against is not None and not result.violations:  # changes refused in place
+        argocd = open_project(source).argocd
+        base = read_project_base(against, result.owned, argocd)
+        if not base.has_clusters:
+            print(f"warning: {no_clusters_warning(base)}", file=sys.stderr)
+        failing, notices = replacement_findings(dict(base.files), result.files, against)
         result.violations.extend(failing)
         result.notices.extend(notices)
     report_violations(result.violations, fmt, sys.stdout, result.notices)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.operations.trace import Run
 from compiler.options import Selection, SourceOptions, open_project
-from compiler.publishing.diffbase import no_clusters_warning, read_base
+from compiler.publishing.diffbase import no_clusters_warning, read_project_base
 from compiler.publishing.prbody import ReviewContext, render_body
 from compiler.publishing.publication import build_publication
 from compiler.publishing.treediff import diff_trees, format_text
@@ -31,14 +30,7 @@ def diff_command(
     if publication is None:
         return EXIT_FINDINGS
     argocd = open_project(source).argocd
-    old = read_base(
-        against,
-        publication.owned,
-        repo=repo or argocd.repo_url,
-        branch=base or argocd.target_revision,
-        environ=os.environ,
-        cwd=Path.cwd(),
-    )
+    old = read_project_base(against, publication.owned, argocd, repo=repo, branch=base)
     if not old.has_clusters:
         print(f"warning: {no_clusters_warning(old)}", file=sys.stderr)
     diff = diff_trees(dict(old.files), publication.files, publication.blame)

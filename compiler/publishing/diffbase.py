@@ -16,6 +16,7 @@ it is more often the wrong repository, branch or path than a first publish.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from compiler import proc
 from compiler.emit import walk_tree
 from compiler.errors import OutsideError, UsageError
 from compiler.layout import CLUSTERS_DIR
+from compiler.project import ArgoCDSettings
 from compiler.publishing.gitrepo import GIT_TIMEOUT, Workspace, check_branch, split_credentials
 
 # scp-like `git@host:path`; `://` covers https, ssh and file URLs.
@@ -78,6 +80,26 @@ def read_base(
             "is not a git repository to read it from"
         )
     return _local(repo_path, ref, prefixes, environ, where)
+
+
+def read_project_base(
+    against: str,
+    prefixes: Sequence[str],
+    argocd: ArgoCDSettings,
+    *,
+    repo: str | None = None,
+    branch: str | None = None,
+) -> Base:
+    """`read_base` with the project's Argo CD repository and branch as the defaults
+    (`diff --against`, `validate --against`)."""
+    return read_base(
+        against,
+        prefixes,
+        repo=repo or argocd.repo_url,
+        branch=branch or argocd.target_revision,
+        environ=os.environ,
+        cwd=Path.cwd(),
+    )
 
 
 def no_clusters_warning(base: Base) -> str:

@@ -22,15 +22,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from compiler.errors import OutsideError
 from compiler.localdb import LOCAL_CREDENTIALS
-from compiler.model import layer_name_from_pk
 from compiler.project import LOCAL_STATE, Project
 from compiler.sources.dynamodb import DynamoDBStore
-from compiler.sources.snapshot import SnapshotStore, seed
-from compiler.yamlio import dump_yaml
+from compiler.sources.snapshot import SnapshotStore, seed, snapshot_files
 
 LOCAL_DIR = str(Path(LOCAL_STATE).parent)
 _START_SECONDS = 20.0
@@ -117,30 +114,12 @@ def save(project: Project, state: LocalState) -> int:
         os.environ.setdefault(key, value)
     store = DynamoDBStore(project.table, region=project.region, endpoint_url=state.endpoint)
     data = state_dir(project) / "data"
-    count = 0
-    for pk in store.layer_keys():
-        history = store.history(pk)
-        items = [_item(v) for v in reversed(history)]
-        path = data / f"{layer_name_from_pk(pk)}.yaml"
+    files, count = snapshot_files(store, store.layer_keys())
+    for name, text in files.items():
+        path = data / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(dump_yaml({"versions": items}))
-        count += len(items)
+        path.write_bytes(text)
     return count
-
-
-def _item(version: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "version": version.version,
-        "created_at": version.created_at,
-        "author": version.author,
-        "comment": version.comment,
-        "config": version.config,
-    }
-    if version.cluster is not None:
-        item["cluster"] = version.cluster
-    if version.retired:
-        item["retired"] = True
-    return item
 
 
 def _wait_for_port(port_file: Path, pid: int) -> str:

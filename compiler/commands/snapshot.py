@@ -9,16 +9,15 @@ findings still name `dynamodb:pk/sk@version`: the items are the table's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from compiler.emit import write_tree
 from compiler.errors import EXIT_OK, InputError
 from compiler.layers import StackLoader
-from compiler.model import LayerVersion, cluster_pk, layer_name_from_pk, pk_from_layer_name
+from compiler.model import cluster_pk, pk_from_layer_name
 from compiler.options import Selection, SourceOptions, open_project, open_store
 from compiler.pipeline import select_clusters
 from compiler.sources import Pin
-from compiler.yamlio import dump_yaml
+from compiler.sources.snapshot import snapshot_files
 
 _OWNED = ("defaults.yaml", "env", "cluster")  # what a snapshot directory holds, and only that
 
@@ -37,15 +36,7 @@ def snapshot_command(*, source: SourceOptions, selection: Selection, out: Path) 
         for entry in project.stack:
             if entry.kind == "dynamodb":
                 pks.add(pk_from_layer_name(entry.resolve(env=facts.env, cluster=facts.name)))
-    files: dict[str, bytes] = {}
-    versions = 0
-    for pk in sorted(pks):
-        history = store.history(pk)  # newest first; optional layers may have none
-        if history:
-            files[f"{layer_name_from_pk(pk)}.yaml"] = dump_yaml(
-                {"versions": [_item(v) for v in reversed(history)]}
-            )
-            versions += len(history)
+    files, versions = snapshot_files(store, pks)
     stats = write_tree(out, files, owned=list(_OWNED))
     print(
         f"snapshot of {len(files)} layer(s), {versions} version(s), for {len(names)} "
@@ -53,19 +44,3 @@ def snapshot_command(*, source: SourceOptions, selection: Selection, out: Path) 
         f"{stats.removed} removed)"
     )
     return EXIT_OK
-
-
-def _item(version: LayerVersion) -> dict[str, Any]:
-    """One version as `examples/` spells it: the item without pk/sk (the path gives them)."""
-    item: dict[str, Any] = {
-        "version": version.version,
-        "created_at": version.created_at,
-        "author": version.author,
-        "comment": version.comment,
-        "config": version.config,
-    }
-    if version.cluster is not None:
-        item["cluster"] = version.cluster
-    if version.retired:
-        item["retired"] = True
-    return item

@@ -9,7 +9,7 @@ items are the table's.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,36 @@ def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
         )
         written += 1
     return written, skipped
+
+
+def snapshot_files(store: ConfigStore, pks: Iterable[str]) -> tuple[dict[str, bytes], int]:
+    """Every version of the given layers, as `examples/` and `snapshot` spell them: one
+    file a layer (`env/prod.yaml`), oldest version first; layers without versions left
+    out. Also the number of versions written."""
+    from compiler.yamlio import dump_yaml
+
+    files: dict[str, bytes] = {}
+    versions = 0
+    for pk in sorted(pks):
+        history = store.history(pk)  # newest first; optional layers may have none
+        if history:
+            items = [snapshot_item(v) for v in reversed(history)]
+            files[f"{layer_name_from_pk(pk)}.yaml"] = dump_yaml({"versions": items})
+            versions += len(items)
+    return files, versions
+
+
+def snapshot_item(version: LayerVersion) -> dict[str, Any]:
+    """One version as a snapshot spells it: the item without pk/sk (the path gives them)."""
+    item: dict[str, Any] = {
+        "version": version.version,
+        "created_at": version.created_at,
+        "author": version.author,
+        "comment": version.comment,
+        "config": version.config,
+    }
+    if version.cluster is not None:
+        item["cluster"] = version.cluster
+    if version.retired:
+        item["retired"] = True
+    return item

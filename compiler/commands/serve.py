@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 from compiler.errors import EXIT_OK
+from compiler.operations.signals import stop_on_signals
 from compiler.options import Destination, SourceOptions
 from compiler.outcome import Outcome
 from compiler.service.replica import Replica, ServeSettings
@@ -24,7 +21,7 @@ def serve_command(
 ) -> Outcome:
     replica = Replica(source, destination, cue, settings, _log)
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop, _log):
         released = replica.run(stop)
     _log("stopped; lease released" if released else "stopped; the lease runs out by itself")
     return Outcome(EXIT_OK)
@@ -39,19 +36,3 @@ def enable_stream_command(*, source: SourceOptions) -> Outcome:
 
 def _log(message: str) -> None:
     print(f"serve: {message}", flush=True)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT finish the current step, release the lease, then stop."""
-
-    def handler(number: int, frame: FrameType | None) -> None:
-        _log(f"{signal.Signals(number).name}: stopping after this step")
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)

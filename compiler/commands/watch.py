@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from compiler.errors import EXIT_OK
 from compiler.operations import steps
+from compiler.operations.signals import stop_on_signals
 from compiler.options import Destination, Selection, SourceOptions, open_project, open_store
 from compiler.outcome import Outcome
 from compiler.publishing.publication import publish_rolling, report_published
@@ -52,24 +50,8 @@ def watch_command(
         interval=interval,
         stop=stop,
     )
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop, lambda message: print(f"watch: {message}", flush=True)):
         polls = watcher.run(max_polls)
     why = "on a signal" if stop.is_set() else "after the last poll"
     print(f"watch: stopped {why} ({polls} poll(s)); checkpoint {checkpoint}")
     return Outcome(EXIT_OK)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT finish the current step, then stop: never half a publish."""
-
-    def handler(number: int, frame: FrameType | None) -> None:
-        print(f"watch: {signal.Signals(number).name}: stopping after this step", flush=True)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.merge import MergeResult
-from compiler.model import DocPath, format_path
+from compiler.model import DocPath, format_path, path_order
 from compiler.provenance import is_live
 
 _DELETED = object()  # marks a history entry where a `null` deleted the key
@@ -41,9 +41,9 @@ def explain(merged: MergeResult, path: DocPath) -> list[LeafExplanation]:
             for p, history in merged.history.items()
             if p[:n] == path and history and history[-1].deleted and not is_live(merged.value, p)
         )
-        return [_entry(merged, p, _DELETED) for p in sorted(gone, key=_sort_key)]
+        return [_entry(merged, p, _DELETED) for p in sorted(gone, key=path_order)]
     out = []
-    for leaf in sorted((p for p in merged.provenance if p[:n] == path), key=_sort_key):
+    for leaf in sorted((p for p in merged.provenance if p[:n] == path), key=path_order):
         value = _get(merged.value, leaf)
         if isinstance(value, list) and leaf != path:
             continue  # a list inside the asked path: its items speak for it
@@ -103,7 +103,3 @@ def _get(value: Any, path: DocPath) -> Any:
     for part in path:
         value = value[part]
     return value
-
-
-def _sort_key(path: DocPath) -> tuple[tuple[int, Any], ...]:
-    return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)

@@ -10,6 +10,11 @@ from typing import Any
 DocPath = tuple[str | int, ...]
 
 
+def path_order(path: DocPath) -> tuple[tuple[int, Any], ...]:
+    """A sort key for paths that mix keys and list indexes (an index sorts before a key)."""
+    return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
+
+
 def format_path(path: DocPath) -> str:
     """`("namespaces", "dev", "users", 0)` -> `namespaces.dev.users[0]`.
 

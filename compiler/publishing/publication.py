@@ -25,7 +25,8 @@ from compiler.policy import Violation
 from compiler.policy.cue import find_cue
 from compiler.policy.cue_binary import cue_version
 from compiler.publishing.blame import ConfigBlame
-from compiler.publishing.forge.select import choose_forge, make_forge
+from compiler.publishing.forge import Forge
+from compiler.publishing.forge.select import Choice, choose_forge, make_forge
 from compiler.publishing.gitrepo import check_branch, split_credentials
 from compiler.publishing.markdown import code
 from compiler.publishing.publisher import (
@@ -183,10 +184,7 @@ def publish_tree(
     check_branch(base, "base branch")
     if repo.startswith("-"):
         raise UsageError(f"--repo {repo!r} is not a repository URL or path")
-    choice, forge = None, None
-    if not destination.dry_run:  # a dry run prints the body for any forge
-        choice = choose_forge(destination.forge, repo, destination.forge_repo, os.environ)
-        forge = make_forge(choice, repo, destination.forge_repo, os.environ)
+    choice, forge = _forge_of(destination)
     built = build_publication(source, selection, from_dir=from_dir, cue=cue)
     publication = built.publication
     if publication is None:
@@ -272,12 +270,7 @@ def publish_rolling(
         run.trace("git"),
         tuple(destination.labels),
     )
-    forge = None
-    if not destination.dry_run:
-        choice = choose_forge(
-            destination.forge, destination.repo, destination.forge_repo, os.environ
-        )
-        forge = make_forge(choice, destination.repo, destination.forge_repo, os.environ)
+    _, forge = _forge_of(destination)
     outcome = publish(
         publication,
         target,
@@ -287,6 +280,15 @@ def publish_rolling(
         diff_command="gitops-compiler diff --all --against <clone of the Argo CD repository>",
     )
     return Rolled(Published(run, cluster_names(result), target, outcome), held)
+
+
+def _forge_of(destination: Destination) -> tuple[Choice | None, Forge | None]:
+    """The forge chosen for the destination; none for a dry run, which prints the body
+    for any forge."""
+    if destination.dry_run:
+        return None, None
+    choice = choose_forge(destination.forge, destination.repo, destination.forge_repo, os.environ)
+    return choice, make_forge(choice, destination.repo, destination.forge_repo, os.environ)
 
 
 def _report_held(held: Sequence[str], run: Run) -> None:

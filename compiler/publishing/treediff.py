@@ -18,7 +18,7 @@ from compiler.argocd.applications import AppChange, application_changes
 from compiler.argocd.immutable import ImmutableChange, immutable_changes
 from compiler.errors import InputError
 from compiler.layout import LOCK_FILE, TreePath, read_path
-from compiler.model import DocPath, format_path
+from compiler.model import DocPath, format_path, path_order
 from compiler.policy.guards.secrets_in_config import names_credential
 from compiler.render.argocd import APPSET_API
 from compiler.secrets import credential_like
@@ -192,7 +192,7 @@ def _object_change(
             tuple(
                 FieldChange(format_path(field), MISSING, _shown(field, value))
                 for field, value in sorted(
-                    _leaves(new_obj).items(), key=lambda item: _order(item[0])
+                    _leaves(new_obj).items(), key=lambda item: path_order(item[0])
                 )
                 if field not in _IDENTITY_FIELDS
             )
@@ -204,7 +204,7 @@ def _object_change(
         return base
     fields = []
     before, after = _leaves(old_obj), _leaves(new_obj)
-    for field in sorted(set(before) | set(after), key=_order):
+    for field in sorted(set(before) | set(after), key=path_order):
         was, now = before.get(field, MISSING), after.get(field, MISSING)
         if was != now or type(was) is not type(now):
             who = blame.field(rel, new_obj, field)
@@ -261,10 +261,6 @@ def _leaves(value: Any, path: DocPath = ()) -> dict[DocPath, Any]:
             out.update(_leaves(item, (*path, index)))
         return out
     return {path: value}
-
-
-def _order(path: DocPath) -> tuple[tuple[int, Any], ...]:
-    return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
 
 
 def _shown(field: DocPath, value: Any) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from compiler.errors import OutsideError
+from compiler.errors import CompilerError, OutsideError
 from compiler.model import layer_name_from_pk
 from compiler.project import Project, resolve_endpoint
 from compiler.sources import Pin
@@ -61,14 +61,18 @@ def _newer_in_table(
         "dynamodb", region_name=project.region, endpoint_url=endpoint, config=_QUICK
     )
     store = DynamoDBStore(table, region=project.region, endpoint_url=endpoint, client=client)
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    # The layers the snapshot holds: a snapshot may hold some clusters on purpose.
-    pks = {v.pk for v in snapshot.items()}
+    started = time.monotonic()
+    # The layers the snapshot holds: a snapshot may hold some clusters on purpose. Read
+    # in batches (head items), as a compile reads them: a few calls, not one a layer.
+    pks = sorted({v.pk for v in snapshot.items()})
+    found = store.read_latest_many(pks)
+    if time.monotonic() - started > DEADLINE_SECONDS:
+        raise OutsideError(f"no answer for every layer within {DEADLINE_SECONDS:g} s")
     newer: list[str] = []
-    for pk in sorted(pks):
-        if time.monotonic() > deadline:
-            raise OutsideError(f"no answer for every layer within {DEADLINE_SECONDS:g} s")
-        latest = store.read(pk, Pin())
+    for pk in pks:
+        latest = found[pk]
+        if isinstance(latest, CompilerError):
+            raise OutsideError(latest.message)
         mine = snapshot.read(pk, Pin())
         if latest is not None and (mine is None or latest.version > mine.version):
             was = f"@{mine.version}" if mine is not None else " (none)"

@@ -6,7 +6,7 @@ project file, an overlay per environment, `policies/` for the organisation's
 own rules and waivers, `.gitops/snapshot/` with an example cluster per
 environment (so validate, golden check and the hooks need no DynamoDB), the
 golden tree compiled from it, the pre-commit hooks and the CI workflow of this
-version, `.gitignore` and a README.
+version (GitHub Actions or GitLab CI), `.gitignore` and a README.
 
 Nothing is overwritten without `force`; a directory that already holds files
 is refused unless `existing` (then its files are kept and only missing ones
@@ -26,8 +26,9 @@ from compiler.overlay_format import format_overlay
 from compiler.policy.rulesets import builtin_rule_sets
 
 _ENV = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
-CI_CHOICES = ("github", "none")
+CI_CHOICES = ("github", "gitlab", "none")
 WORKFLOW_FILE = ".github/workflows/gitops-compiler.yml"
+GITLAB_CI_FILE = ".gitlab-ci.yml"
 SNAPSHOT_DIR = ".gitops/snapshot"
 
 
@@ -73,7 +74,9 @@ def repository_files(options: InitOptions) -> dict[str, str]:
         f"{SNAPSHOT_DIR}/defaults.yaml": t.DEFAULTS.format(created_at=t.CREATED_AT),
         ".pre-commit-config.yaml": t.PRE_COMMIT.format(**common),
         ".gitignore": t.GITIGNORE,
-        "README.md": t.README.format(**common, env_list=", ".join(options.envs)),
+        "README.md": t.README.format(
+            **common, env_list=", ".join(options.envs), ci=t.README_CI[options.ci]
+        ),
     }
     for env in options.envs:
         overlay = t.OVERLAY.format(env=env)
@@ -85,6 +88,8 @@ def repository_files(options: InitOptions) -> dict[str, str]:
         files[f"{SNAPSHOT_DIR}/cluster/example-{env}.yaml"] = t.CLUSTER.format(**record)
     if options.ci == "github":
         files[WORKFLOW_FILE] = workflow(options.shards)
+    elif options.ci == "gitlab":
+        files[GITLAB_CI_FILE] = gitlab_ci(options.shards)
     return files
 
 
@@ -99,6 +104,19 @@ def workflow(shards: int) -> str:
     )
 
 
+def gitlab_ci(shards: int) -> str:
+    """`.gitlab-ci.yml`; with shards, the publish job runs `parallel: N`, and each of its
+    jobs publishes `--shard CI_NODE_INDEX/CI_NODE_TOTAL` (GitLab numbers them from 1)."""
+    t = scaffold_text
+    parallel, shard_args = "", ""
+    if shards > 1:
+        parallel = t.GITLAB_PARALLEL.format(shards=shards)
+        shard_args = ' --shard "$CI_NODE_INDEX/$CI_NODE_TOTAL"'
+    return t.GITLAB_CI.format(
+        version=__version__, cue_version=t.CUE_RELEASE, parallel=parallel, shard_args=shard_args
+    )
+
+
 def init_repository(options: InitOptions) -> InitResult:
     root = options.directory
     if root.exists() and not root.is_dir():
@@ -110,6 +128,10 @@ def init_repository(options: InitOptions) -> InitResult:
         )
     if options.shards < 1:
         raise UsageError("init: --shards must be 1 or more")
+    if options.ci not in CI_CHOICES:
+        raise UsageError(f"init: --ci {options.ci!r}: choose one of {', '.join(CI_CHOICES)}")
+    if options.ci == "gitlab" and options.shards > 200:
+        raise UsageError("init: --shards: GitLab runs at most 200 parallel jobs")
     result = InitResult()
     _write(root, repository_files(options), options.force, result)
     _write(root, _golden(root), options.force, result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 # Where this project lives: the hooks and the action a config repository uses.
 PROJECT_REPOSITORY = "https://github.com/acme/gitops-compiler"
 ACTION = "acme/gitops-compiler"
+CUE_RELEASE = "v0.11.1"  # the cue a CI job installs when it has none (as action.yml)
 CREATED_AT = "2026-01-01T00:00:00Z"  # the example records' time: the same bytes every init
 
 PROJECT_FILE = """\
@@ -138,6 +139,7 @@ repos:
 
 GITIGNORE = """\
 /out/
+/.cache/
 .gitops/local/
 .gitops/*.json
 __pycache__/
@@ -165,13 +167,25 @@ gitops-compiler golden check             # `golden update` after an intended cha
 gitops-compiler snapshot                 # refresh .gitops/snapshot from the table
 gitops-compiler doctor                   # what a run needs, and how to fix what is missing
 ```
+{ci}"""
 
+README_CI = {
+    "github": """
 CI (`.github/workflows/gitops-compiler.yml`): on a pull request, validate,
 golden check and the diff against the base branch (in the job summary), from the
 snapshot, with no cloud credentials; on the default branch, publish to the Argo
 CD repository (set `vars.ARGOCD_REPO`, `vars.AWS_ROLE_ARN`, `vars.AWS_REGION`
 and `secrets.ARGOCD_REPO_TOKEN`).
-"""
+""",
+    "gitlab": """
+CI (`.gitlab-ci.yml`): on a merge request, validate, golden check and the diff
+against the target branch (the job's artifact `gitops-diff.md`), from the
+snapshot, with no cloud credentials; on the default branch, publish to the Argo
+CD repository as a merge request (set the CI/CD variables `ARGOCD_REPO`,
+`GITLAB_TOKEN` and `AWS_ROLE_ARN`, as the file's header says).
+""",
+    "none": "",
+}
 
 # The CI of a config repository: checks on pull requests from the snapshot (no cloud
 # credentials, so pull requests from forks work too); publish on the default branch.
@@ -256,4 +270,104 @@ MATRIX = """\
       fail-fast: false
       matrix:
         shard: [{shards}]
+"""
+
+# The CI of a config repository on GitLab: the same jobs as WORKFLOW. GitLab has no
+# composite actions, so `before_script` installs the compiler and cue. Keywords as
+# https://docs.gitlab.com/ci/yaml/ documents them; `$$` is GitLab's literal `$`, unused.
+GITLAB_CI = """\
+# gitops-compiler: checks on merge requests, publish on the default branch.
+# Set up in Settings > CI/CD > Variables (publish only; mask and protect the tokens):
+#   ARGOCD_REPO       the Argo CD repository's git URL, e.g.
+#                     https://gitlab.example.com/platform/argocd-config.git
+#   ARGOCD_PROJECT    its GitLab project path (GROUP/SUB/NAME), only when the URL
+#                     does not show it (a mirror, a local path)
+#   ARGOCD_BASE       its base branch (default: main)
+#   GITLAB_TOKEN      a project access token of the Argo CD project with the `api`
+#                     scope and the Developer role: opens the merge request (the job
+#                     token, CI_JOB_TOKEN, may not call the merge requests API)
+#   GITOPS_GIT_TOKEN  a token that may push to ARGOCD_REPO (default: GITLAB_TOKEN)
+#   AWS_ROLE_ARN      an IAM role that trusts this project's ID tokens (OIDC), to read
+#                     the table; or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+stages: [check, publish]
+
+variables:
+  GITOPS_COMPILER_VERSION: "{version}"
+  CUE_VERSION: {cue_version}
+  PIP_CACHE_DIR: $CI_PROJECT_DIR/.cache/pip
+
+default:
+  image: python:3.11
+  cache:
+    key: gitops-compiler-{version}
+    paths: [.cache/]
+  before_script:
+    - python -m pip install --disable-pip-version-check --quiet "gitops-compiler==$GITOPS_COMPILER_VERSION"
+    - |
+      # cue: GITOPS_CUE or one on PATH, else the release (kept in the cache)
+      if [ -z "${{GITOPS_CUE:-}}" ] && ! command -v cue >/dev/null; then
+        dir="$CI_PROJECT_DIR/.cache/cue-$CUE_VERSION"
+        if [ ! -x "$dir/cue" ]; then
+          case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) arch="$(uname -m)" ;; esac
+          mkdir -p "$dir"
+          curl -fsSL "https://github.com/cue-lang/cue/releases/download/$CUE_VERSION/cue_${{CUE_VERSION}}_linux_$arch.tar.gz" \\
+            | tar -xz -C "$dir" cue
+        fi
+        export GITOPS_CUE="$dir/cue"
+      fi
+
+# Merge requests: from the snapshot, with no cloud credentials.
+.merge-request:
+  stage: check
+  interruptible: true
+  timeout: 20 minutes
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+
+validate:
+  extends: .merge-request
+  script:
+    - gitops-compiler validate --all --source snapshot
+
+golden:
+  extends: .merge-request
+  script:
+    - gitops-compiler golden check
+
+diff:
+  extends: .merge-request
+  script:
+    # A merge request pipeline fetches its own branch only; the diff reads the target's golden/.
+    - git fetch --quiet origin "+refs/heads/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME:refs/remotes/origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
+    - gitops-compiler diff --all --source snapshot --format markdown --against "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME:golden" | tee gitops-diff.md
+  artifacts:
+    expose_as: gitops-compiler diff
+    paths: [gitops-diff.md]
+    when: always
+    expire_in: 30 days
+
+publish:
+  stage: publish
+  interruptible: false
+  timeout: 30 minutes
+  resource_group: gitops-compiler-publish # one publish at a time, in pipeline order
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+{parallel}  id_tokens:
+    AWS_ID_TOKEN:
+      aud: sts.amazonaws.com
+  script:
+    - |
+      # boto3 assumes AWS_ROLE_ARN with the job's ID token (AWS_WEB_IDENTITY_TOKEN_FILE)
+      if [ -n "${{AWS_ROLE_ARN:-}}" ]; then
+        export AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"
+        printf '%s' "$AWS_ID_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
+      fi
+    - export GITOPS_GIT_TOKEN="${{GITOPS_GIT_TOKEN:-${{GITLAB_TOKEN:-}}}}"
+    - gitops-compiler publish --all --repo "${{ARGOCD_REPO:?set ARGOCD_REPO in Settings > CI/CD > Variables}}" --base "${{ARGOCD_BASE:-main}}" --forge gitlab ${{ARGOCD_PROJECT:+--forge-repo "$ARGOCD_PROJECT"}} --run-id "gl$CI_PIPELINE_ID.$CI_JOB_ID"{shard_args}
+"""
+
+# `init --ci gitlab --shards N`: the publish job as N jobs, `--shard i/N` each.
+GITLAB_PARALLEL = """\
+  parallel: {shards}
 """

@@ -401,6 +401,7 @@ def _notify(
         "exit_code": code,
         "clusters": list(outcome.clusters),
         "pull_request": outcome.pull_request,
+        "pull_request_name": outcome.pull_request_name,
     }
     if error is not None or code == 1:
         operations.notifier.alert({**record, "error": error or "violations found"})

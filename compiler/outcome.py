@@ -15,3 +15,4 @@ class Outcome:
     clusters: Sequence[str] = ()  # the clusters compiled (none when nothing was)
     trace_id: str | None = None  # None: the run's emit step
     pull_request: str | None = None  # the URL of the pull request opened or updated
+    pull_request_name: str | None = None  # the forge's words: "merge request !12" on GitLab

@@ -105,4 +105,5 @@ def _outcome(published: Published) -> Outcome:
         clusters=published.compiled,
         trace_id=published.target.trace_id,
         pull_request=pull.pull.url if pull is not None else None,
+        pull_request_name=pull.name if pull is not None else None,
     )

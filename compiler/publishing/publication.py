@@ -25,8 +25,8 @@ from compiler.policy import Violation
 from compiler.policy.cue import find_cue
 from compiler.policy.cue_binary import cue_version
 from compiler.publishing.blame import ConfigBlame
-from compiler.publishing.forge import Forge
-from compiler.publishing.forge.select import Choice, choose_forge, make_forge
+from compiler.publishing.forge import PULL_REQUEST, Forge, Term
+from compiler.publishing.forge.select import Choice, choose_forge, make_forge, term_of
 from compiler.publishing.gitrepo import check_branch, split_credentials
 from compiler.publishing.markdown import code
 from compiler.publishing.publisher import (
@@ -63,6 +63,7 @@ class Published:
     target: Target | None = None
     outcome: PublishOutcome | None = None
     violations: Sequence[Violation] = ()
+    term: Term = PULL_REQUEST  # the forge's words: "merge request !N" on GitLab
 
     @property
     def status(self) -> str:
@@ -188,7 +189,7 @@ def publish_tree(
     built = build_publication(source, selection, from_dir=from_dir, cue=cue)
     publication = built.publication
     if publication is None:
-        return Published(run, built.compiled, violations=built.violations)
+        return Published(run, built.compiled, violations=built.violations, term=term_of(choice))
     branch = destination.branch
     if branch is None and destination.rollback:
         branch = (
@@ -220,9 +221,9 @@ def publish_tree(
         diff_command=f"gitops-compiler diff {'--all' if selection.whole_fleet else scope} "
         f"--against <clone of the Argo CD repository at {base}>",
     )
-    if choice is not None and choice.kind == "none" and choice.note:
+    if not destination.dry_run and choice is not None and choice.kind == "none" and choice.note:
         outcome = dataclasses.replace(outcome, notes=(choice.note, *outcome.notes))
-    return Published(run, built.compiled, target, outcome)
+    return Published(run, built.compiled, target, outcome, term=term_of(choice))
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def publish_rolling(
         run.trace("git"),
         tuple(destination.labels),
     )
-    _, forge = _forge_of(destination)
+    choice, forge = _forge_of(destination)
     outcome = publish(
         publication,
         target,
@@ -279,15 +280,20 @@ def publish_rolling(
         environ=os.environ,
         diff_command="gitops-compiler diff --all --against <clone of the Argo CD repository>",
     )
-    return Rolled(Published(run, cluster_names(result), target, outcome), held)
+    published = Published(run, cluster_names(result), target, outcome, term=term_of(choice))
+    return Rolled(published, held)
 
 
 def _forge_of(destination: Destination) -> tuple[Choice | None, Forge | None]:
-    """The forge chosen for the destination; none for a dry run, which prints the body
-    for any forge."""
+    """The forge chosen for the destination. A dry run makes no client (it needs no
+    token), and its choice only words the output: one that cannot be made is no error."""
+    args = (destination.forge, destination.repo, destination.forge_repo, os.environ)
     if destination.dry_run:
-        return None, None
-    choice = choose_forge(destination.forge, destination.repo, destination.forge_repo, os.environ)
+        try:
+            return choose_forge(*args), None
+        except UsageError:
+            return None, None
+    choice = choose_forge(*args)
     return choice, make_forge(choice, destination.repo, destination.forge_repo, os.environ)
 
 
@@ -309,7 +315,7 @@ def _report_held(held: Sequence[str], run: Run) -> None:
 
 def report_published(published: Published, fmt: str) -> None:
     """What a publish did, for people (`text`) or machines (`json`)."""
-    outcome, target = published.outcome, published.target
+    outcome, target, noun = published.outcome, published.target, published.term.noun
     if outcome is None or target is None:
         print("nothing published: fix the violations first", file=sys.stderr)
         return
@@ -325,7 +331,7 @@ def report_published(published: Published, fmt: str) -> None:
         return
     if outcome.status == "dry-run":
         print(f"branch: {outcome.branch}\n\ncommit message:\n{outcome.message}")
-        print(f"pull request title: {outcome.title}\n\npull request body:\n{outcome.body}")
+        print(f"{noun} title: {outcome.title}\n\n{noun} body:\n{outcome.body}")
         return
     moved = (
         f"pushed {outcome.branch} ({outcome.commit[:12]})"
@@ -333,12 +339,12 @@ def report_published(published: Published, fmt: str) -> None:
         else f"{outcome.branch} already holds this tree ({outcome.commit[:12]}); not pushed"
     )
     if outcome.pull is None:
-        print(f"{moved}; no forge: open the pull request from {outcome.branch} yourself")
+        print(f"{moved}; no forge: open the {noun} from {outcome.branch} yourself")
         # Its title and body too (issue 17, item 8): no second --dry-run run to get them.
-        print(f"\npull request title: {outcome.title}\n\npull request body:\n{outcome.body}")
+        print(f"\n{noun} title: {outcome.title}\n\n{noun} body:\n{outcome.body}")
     else:
         pull = outcome.pull
-        print(f"{moved}; pull request #{pull.pull.number} {pull.action}: {pull.pull.url}")
+        print(f"{moved}; {pull.name} {pull.action}: {pull.pull.url}")
     print(f"trace id {target.trace_id}")
 
 
@@ -355,8 +361,16 @@ def _record(outcome: PublishOutcome, target: Target, run: Run) -> dict[str, obje
         # nothing changed.
         "title": outcome.title or None,
         "body": outcome.body or None,
+        # `pull_request` on every forge; `kind` and `reference` in the forge's own words
+        # (GitLab: "merge request", "!12").
         "pull_request": (
-            {"number": pull.pull.number, "url": pull.pull.url, "action": pull.action}
+            {
+                "number": pull.pull.number,
+                "url": pull.pull.url,
+                "action": pull.action,
+                "kind": pull.term.noun,
+                "reference": pull.term.reference(pull.pull.number),
+            }
             if pull
             else None
         ),

@@ -140,6 +140,7 @@ def publish(
     with steps.step("argocd", branch=target.branch) as opened:
         pull = _open_pull(forge, target, outcome)
         opened["pull_request"], opened["action"] = pull.pull.url, pull.action
+        opened["pull_request_name"] = pull.name  # "merge request !12" on GitLab
     return dataclasses.replace(outcome, pull=pull)
 
 

@@ -275,18 +275,19 @@ def test_publish_opens_leaves_then_updates_one_merge_request(
     [mr] = gitlab_env.merge_requests()
     assert (mr["source_branch"], mr["target_branch"], mr["labels"]) == (HEAD, "main", ["gitops-compiler"])  # fmt: skip
     assert "Trace id `ms-gl1-git-e40`" in mr["description"]
-    assert f"pull request #1 created: {mr['web_url']}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"merge request !1 created: {mr['web_url']}" in out and "pull request" not in out
     # auto: CI_API_V4_URL names GitLab's API, and --forge-repo asks for a forge.
     before = len(gitlab_env.requests)
     assert _publish(remote, ROOT / "golden", "--run-id", "gl2") == 0
     assert [r.method for r in gitlab_env.requests[before:]] == ["GET"]
-    assert "#1 unchanged" in capsys.readouterr().out
+    assert "merge request !1 unchanged" in capsys.readouterr().out
     changed = tmp_path / "changed"
     shutil.copytree(ROOT / "golden", changed)
     (changed / "clusters/dev-k3s/cluster.json").write_text('{"name": "dev-k3s"}\n')
     assert _publish(remote, changed, "--run-id", "gl3") == 0
     [mr] = gitlab_env.merge_requests()
-    assert "ms-gl3-git-e40" in mr["description"] and "#1 updated" in capsys.readouterr().out
+    assert "ms-gl3-git-e40" in mr["description"] and "!1 updated" in capsys.readouterr().out
     assert len(gitlab_env.received("POST")) == 1
 
 

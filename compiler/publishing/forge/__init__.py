@@ -27,9 +27,34 @@ class PullRequest:
 
 
 @dataclass(frozen=True)
+class Term:
+    """What a forge calls a pull request and how it refers to one, for what we print:
+    GitHub's `pull request #12`, GitLab's `merge request !12`."""
+
+    noun: str
+    sign: str
+
+    def reference(self, number: int) -> str:
+        return f"{self.sign}{number}"
+
+    def name(self, number: int) -> str:
+        return f"{self.noun} {self.reference(number)}"
+
+
+PULL_REQUEST = Term("pull request", "#")
+MERGE_REQUEST = Term("merge request", "!")
+
+
+@dataclass(frozen=True)
 class PullRequestOutcome:
     pull: PullRequest
     action: str  # "created", "updated" or "unchanged"
+    term: Term = PULL_REQUEST  # the forge's words for it
+
+    @property
+    def name(self) -> str:
+        """`pull request #12` or `merge request !12`."""
+        return self.term.name(self.pull.number)
 
 
 class Forge(Protocol):
@@ -39,6 +64,9 @@ class Forge(Protocol):
     # The longest body the forge accepts, in characters: the body is cut to fit.
     @property
     def body_limit(self) -> int: ...
+
+    @property
+    def term(self) -> Term: ...
 
     def find_open_pull(self, head: str, base: str) -> PullRequest | None: ...
 
@@ -88,4 +116,4 @@ def open_or_update(
         action = "updated"
     if labels and action != "unchanged":
         forge.add_labels(found.number, labels)
-    return PullRequestOutcome(found, action)
+    return PullRequestOutcome(found, action, forge.term)

@@ -36,7 +36,7 @@ from compiler.operations.http import (
     RetryPolicy,
     Sleep,
 )
-from compiler.publishing.forge import PullRequest, PullRequestExists
+from compiler.publishing.forge import PULL_REQUEST, PullRequest, PullRequestExists
 from compiler.publishing.forge.rest import (
     come_back_later,
     json_answer,
@@ -95,6 +95,7 @@ class _ValidationFailed(OutsideError):
 
 class GitHubForge:
     body_limit = GITHUB_BODY_LIMIT
+    term = PULL_REQUEST
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ from compiler.operations.http import (
     RetryPolicy,
     Sleep,
 )
-from compiler.publishing.forge import PullRequest, PullRequestExists
+from compiler.publishing.forge import MERGE_REQUEST, PullRequest, PullRequestExists
 from compiler.publishing.forge.rest import (
     come_back_later,
     json_answer,
@@ -73,6 +73,7 @@ def check_project(path: str) -> str:
 
 class GitLabForge:
     body_limit = GITLAB_DESCRIPTION_LIMIT
+    term = MERGE_REQUEST
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from compiler.errors import UsageError
-from compiler.publishing.forge import Forge
+from compiler.publishing.forge import MERGE_REQUEST, PULL_REQUEST, Forge, Term
 
 FORGES = ("auto", "github", "gitlab", "none")
 _API_VARIABLES = (("github", "GITHUB_API_URL"), ("gitlab", "CI_API_V4_URL"))  # set by their CIs
@@ -102,6 +102,12 @@ def choose_forge(
         f"--forge auto: no forge for {where} (not github.com, gitlab.com or this CI's "
         "server): the branch is pushed, open its pull request yourself or pass --forge",
     )
+
+
+def term_of(choice: Choice | None) -> Term:
+    """The words for what the chosen forge opens: GitLab's merge requests, else (GitHub,
+    or a branch pushed for someone to open by hand) pull requests."""
+    return MERGE_REQUEST if choice is not None and choice.kind == "gitlab" else PULL_REQUEST
 
 
 def make_forge(

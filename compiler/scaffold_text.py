@@ -140,6 +140,7 @@ repos:
 GITIGNORE = """\
 /out/
 /.cache/
+/gitops-diff.md
 .gitops/local/
 .gitops/*.json
 __pycache__/

@@ -62,6 +62,43 @@ def test_the_hooks_and_the_action_are_this_version(tmp_path: Path) -> None:
     assert "--shard ${{ matrix.shard }}/3" in publish["steps"][-1]["with"]["args"]
 
 
+# GitLab's documented keywords (https://docs.gitlab.com/ci/yaml/): what CI lint accepts at
+# the top level besides jobs, and in a job.
+GITLAB_GLOBAL = {"default", "include", "stages", "variables", "workflow", "spec"}
+GITLAB_JOB = {
+    "after_script", "allow_failure", "artifacts", "before_script", "cache", "coverage",
+    "dast_configuration", "dependencies", "environment", "extends", "hooks", "identity",
+    "id_tokens", "image", "inherit", "interruptible", "manual_confirmation", "needs", "pages",
+    "parallel", "release", "resource_group", "retry", "rules", "script", "run", "secrets",
+    "services", "stage", "tags", "timeout", "trigger", "when", "variables",
+}  # fmt: skip
+
+
+def test_init_ci_gitlab_writes_a_gitlab_ci_file_of_documented_keywords(tmp_path: Path) -> None:
+    from compiler import __version__
+
+    assert _init(tmp_path / "r", "--ci", "gitlab", "--shards", "3") == 0
+    assert not (tmp_path / "r/.github").exists()
+    config = yaml.safe_load((tmp_path / "r/.gitlab-ci.yml").read_text())
+    jobs = {name: job for name, job in config.items() if name not in GITLAB_GLOBAL}
+    assert set(jobs) == {".merge-request", "validate", "golden", "diff", "publish"}
+    for name, job in {"default": config["default"], **jobs}.items():
+        assert set(job) <= GITLAB_JOB, (name, set(job) - GITLAB_JOB)
+    assert config["stages"] == ["check", "publish"]
+    assert config["variables"]["GITOPS_COMPILER_VERSION"] == __version__
+    merge_request = [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert jobs[".merge-request"]["rules"] == merge_request
+    assert {jobs[n]["extends"] for n in ("validate", "golden", "diff")} == {".merge-request"}
+    publish = jobs["publish"]
+    assert publish["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    assert publish["parallel"] == 3 and "--forge gitlab" in publish["script"][-1]
+    assert publish["script"][-1].endswith('--shard "$CI_NODE_INDEX/$CI_NODE_TOTAL"')
+    assert ".gitlab-ci.yml" in (tmp_path / "r/README.md").read_text()
+    assert _init(tmp_path / "one", "--ci", "gitlab") == 0
+    one = yaml.safe_load((tmp_path / "one/.gitlab-ci.yml").read_text())["publish"]
+    assert "parallel" not in one and "--shard" not in one["script"][-1]
+
+
 def test_init_refuses_a_non_empty_directory_and_never_overwrites_without_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

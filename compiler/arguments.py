@@ -371,12 +371,8 @@ def _config_repository_commands(
     init.add_argument(
         "--env", default="dev,prod", help="the environments, comma-separated (default: dev,prod)"
     )
-    init.add_argument(
-        "--ci",
-        choices=("github", "gitlab", "none"),
-        default="github",
-        help="the CI: a GitHub Actions workflow (default), a .gitlab-ci.yml, or none",
-    )
+    ci_help = "the CI: a GitHub Actions workflow (default), a .gitlab-ci.yml, or none"
+    init.add_argument("--ci", choices=("github", "gitlab", "none"), default="github", help=ci_help)
     init.add_argument(
         "--shards", type=int, default=1, help="publish as a matrix of N jobs, one shard each"
     )

@@ -108,6 +108,10 @@ class LayerVersion:
     cluster: Mapping[str, Any] | None = None
     # A tombstone (`config retire`): the cluster leaves the tree; the history keeps it.
     retired: bool = False
+    # Under `review: required`, the proposal this version was approved from and who
+    # approved it (the author is the proposer); 0 and "" for a version written directly.
+    proposal: int = 0
+    approved_by: str = ""
 
     @property
     def layer_name(self) -> str:

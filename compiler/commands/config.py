@@ -1,4 +1,4 @@
-"""`config put`, `config history`, `config seed` and `table create/migrate/verify`: the
+"""`config put`, `config approve`, `config history`, `config seed` and `table create/migrate/verify`: the
 table's edge."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from compiler import review
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
@@ -21,11 +22,13 @@ from compiler.options import (
     open_store,
 )
 from compiler.policy.schema import ConfigSchema
+from compiler.project import Project
 from compiler.report import report_violations
 from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin, maintenance
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.items import item_size
+from compiler.sources.proposals import APPROVED, Proposal, proposal_sk
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
 
@@ -83,21 +86,84 @@ def put_command(
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
     proposed = LayerVersion(pk=pk, sk="", version=0, config=config, created_at="", cluster=facts)
-    with steps.step("policy", layer=layer, action="config put") as gate:
+    if project.review_required:
+        review.review_store(store)  # before the compile: a snapshot cannot hold proposals
+    passed, forced = _gate(store, project, proposed, action="config put", force=force, cue=cue)
+    if not passed:
+        return EXIT_FINDINGS
+    if project.review_required:
+        return _propose(store, proposed, author=author or current_author(), comment=comment)
+    return _write(store, proposed, author=author, comment=comment, forced=forced)
+
+
+def _gate(
+    store: ConfigStore,
+    project: Project,
+    proposed: LayerVersion,
+    *,
+    action: str,
+    force: bool,
+    cue: str | None,
+) -> tuple[bool, bool]:
+    """Compile the affected clusters with `proposed` in place: (may write, findings were
+    forced through)."""
+    layer = proposed.layer_name
+    with steps.step("policy", layer=layer, action=action) as gate:
         clusters, result = compile_proposed(store, project, proposed, cue=cue)
         gate.update(clusters=len(clusters), violations=len(result.violations), forced=force)
     if result.violations or result.notices:
         report_violations(result.violations, "text", sys.stderr, result.notices)
+    done = "approved" if action == "config approve" else "written"
     if result.violations and not force:
         print(
-            f"not written: {layer} would break {len(result.violations)} check(s) in "
+            f"not {done}: {layer} would break {len(result.violations)} check(s) in "
             f"{', '.join(clusters)}; fix the file, or pass --force to write it anyway",
             file=sys.stderr,
         )
-        return EXIT_FINDINGS
+        return False, False
     if result.violations:
         print(f"warning: --force: writing {layer} despite the findings", file=sys.stderr)
-    return _write(store, proposed, author=author, comment=comment, forced=bool(result.violations))
+    return True, bool(result.violations)
+
+
+def _propose(store: ConfigStore, proposed: LayerVersion, *, author: str, comment: str) -> int:
+    made = review.submit(store, proposed, author=author, comment=comment)
+    layer = proposed.layer_name
+    print(
+        f"proposed {layer} as proposal {made.number} ({made.pk}/{proposal_sk(made.number)}); compiles ignore it "
+        f"until another author than {author!r} runs `gitops-compiler config approve "
+        f"--layer {layer} --version {made.number}`"
+    )
+    return EXIT_OK
+
+
+def approve_command(
+    *,
+    source: SourceOptions,
+    layer: str,
+    number: int,
+    author: str | None,
+    force: bool = False,
+    cue: str | None = None,
+) -> int:
+    """Write a proposal as the layer's next version, once another author approves it and
+    it passes the checks `config put` runs (against the table as it is now)."""
+    pk = pk_from_layer_name(check_layer_name(layer))
+    project = open_project(source)
+    store = open_store(source, project)
+    chosen = review.proposal(store, pk, number)
+    approver = author or current_author()
+    review.check_approver(chosen, approver)  # before the compile: it cannot pass anyway
+    version = review.as_version(chosen)
+    passed, forced = _gate(store, project, version, action="config approve", force=force, cue=cue)
+    if not passed:
+        return EXIT_FINDINGS
+    written = review.approve(store, chosen, approver=approver, forced=forced)
+    print(
+        f"approved {layer} proposal {number} of {chosen.author} as {approver}: wrote version "
+        f"{written.version} ({written.pk}/{written.sk})"
+    )
+    return EXIT_OK
 
 
 def _write(
@@ -168,15 +234,32 @@ def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:
 def history_command(*, source: SourceOptions, layer: str) -> int:
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
-    versions = open_store(source, project).history(pk)
+    store = open_store(source, project)
+    versions = store.history(pk)
     if not versions:
         print(f"{layer}: no versions")
+        _print_proposals(review.proposals_of(store, pk))
         return EXIT_OK
     print(f"{'VERSION':>7}  {'CREATED':20}  {'AUTHOR':16}  COMMENT")
     for v in versions:
         retired = " (retired)" if v.retired else ""
-        print(f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}")
+        approved = f" (approved by {v.approved_by}, proposal {v.proposal})" if v.proposal else ""
+        print(
+            f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}{approved}"
+        )
+    _print_proposals(review.proposals_of(store, pk))
     return EXIT_OK
+
+
+def _print_proposals(proposals: list[Proposal]) -> None:
+    if not proposals:
+        return
+    print(f"\n{'PROPOSAL':>8}  {'PROPOSED':20}  {'AUTHOR':16}  {'STATE':36}  COMMENT")
+    for p in proposals:
+        state = p.state
+        if p.state == APPROVED:
+            state = f"approved: v{p.version} by {p.approved_by[:16]} {p.approved_at}"
+        print(f"{p.number:>8}  {p.created_at:20}  {p.author[:16]:16}  {state:36}  {p.comment}")
 
 
 def seed_command(*, source: SourceOptions, directory: Path) -> int:

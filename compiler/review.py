@@ -49,7 +49,7 @@ def proposal(store: ConfigStore, pk: str, number: int) -> Proposal:
     chosen = next((p for p in found if p.number == number), None)
     if chosen is not None and chosen.state == PROPOSED:
         return chosen
-    waiting = ", ".join(str(p.number) for p in found if p.state == PROPOSED) or "none"
+    waiting = ", ".join(str(p.number) for p in reversed(found) if p.state == PROPOSED) or "none"
     if chosen is not None:
         raise InputError(
             f"{layer} proposal {number} is approved already: by {chosen.approved_by} at "

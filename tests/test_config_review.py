@@ -93,7 +93,9 @@ def test_another_author_approves_and_the_version_records_both(
     assert reviewed.run("config", "history", "--layer", "cluster/dev-k3s") == 0
     history = capsys.readouterr().out
     assert "three replicas (approved by bob, proposal 1)" in history
-    row = next(line for line in history.splitlines() if line.split()[:1] == ["1"] and "alice" in line)
+    row = next(
+        line for line in history.splitlines() if line.split()[:1] == ["1"] and "alice" in line
+    )
     assert "approved: v3 by bob" in row
     # approving it twice: it is no longer proposed
     assert reviewed.run(*approve, "--author", "carol") == 2
@@ -133,9 +135,7 @@ def test_approving_a_proposal_that_does_not_exist_says_what_does(
 ) -> None:
     approve = ["config", "approve", "--layer", "cluster/dev-k3s", "--author", "bob"]
     assert reviewed.run(*approve, "--version", "1") == 2
-    assert "cluster/dev-k3s has no proposal 1; pending proposals: none" in (
-        capsys.readouterr().err
-    )
+    assert "cluster/dev-k3s has no proposal 1; pending proposals: none" in (capsys.readouterr().err)
     assert _propose(reviewed, tmp_path) == 0
     assert _propose(reviewed, tmp_path) == 0
     capsys.readouterr()

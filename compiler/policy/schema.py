@@ -19,7 +19,7 @@ from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
 from compiler.policy.validator import TwoStageValidator
-from compiler.provenance import entry_blame, where_set
+from compiler.provenance import entry_blame, key_blame, where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
@@ -57,7 +57,7 @@ class ConfigSchema:
         stripped = _strip_nulls(document)
         return sorted(
             f"{format_path(path)}: {message}"
-            for path, message in _located(self._patch.iter_errors(stripped))
+            for path, message, _ in _located(self._patch.iter_errors(stripped))
         )
 
     def is_valid(self, config: Any) -> bool:
@@ -68,33 +68,40 @@ class ConfigSchema:
         if failure is None:
             return []
         found = {
-            Violation(cluster, format_path(path), "schema", message, _blame(merged, path))
-            for path, message in _located(failure.errors)
+            Violation(cluster, format_path(path), "schema", message, _blame(merged, path, key))
+            for path, message, key in _located(failure.errors)
         }
         return sorted(found)
 
 
-def _blame(merged: MergeResult, path: DocPath) -> str:
-    """The layer to fix: for a map (an unknown `quota:` holding quotas), each layer
-    once, at the first line it wrote under it, highest precedence first, rather than
-    every leaf's line in stack order."""
+def _blame(merged: MergeResult, path: DocPath, key: bool) -> str:
+    """The layer to fix: for a finding on a key (unknown, or a bad name), each layer
+    that wrote it at the key's own line; for a map, each layer once, at the first line
+    it wrote under it, highest precedence first, rather than every leaf's line in
+    stack order."""
+    if key:
+        return key_blame(merged, path)
     if path in merged.provenance:
         return where_set(merged, path)
     return entry_blame(merged, path)
 
 
-def _located(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tuple[DocPath, str]]:
+def _located(
+    errors: Iterable[jsonschema.ValidationError],
+) -> Iterator[tuple[DocPath, str, bool]]:
+    """Each error's path and message, and whether it is about the key at that path
+    (unknown, or a bad name) rather than its value."""
     for error in errors:
         path: DocPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             for key in _unexpected_keys(error):
-                yield (*path, key), f"unknown key {key!r}{_closest_key(error, key)}"
+                yield (*path, key), f"unknown key {key!r}{_closest_key(error, key)}", True
         elif "propertyNames" in error.absolute_schema_path:
             # jsonschema reports the inner keyword (pattern, maxLength) with the
             # parent's path and the offending key as the instance.
-            yield (*path, str(error.instance)), _message(error, name=True)
+            yield (*path, str(error.instance)), _message(error, name=True), True
         else:
-            yield path, _message(error)
+            yield path, _message(error), False
 
 
 def _closest_key(error: jsonschema.ValidationError, key: str) -> str:

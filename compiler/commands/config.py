@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ from compiler import review
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
-from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name, sort_key_for
+from compiler.model import (
+    CLUSTER_PK_PREFIX,
+    DocPath,
+    LayerVersion,
+    pk_from_layer_name,
+    sort_key_for,
+)
 from compiler.operations import steps
 from compiler.options import (
     SourceOptions,
@@ -61,15 +68,15 @@ def put_command(
     writes anyway, and the audit line says so)."""
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
-    config, facts = _read_put_file(file)
+    config, facts, where = _read_put_file(file)
     size = file.stat().st_size
     if size > MAX_ITEM_BYTES:
         raise InputError(f"{file}: {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}")
     _check_item_size(file, pk, config, facts)
     # A layer is a patch: check its keys and types, not completeness (nulls delete).
-    patch_errors = ConfigSchema(project.definitions_dir).check_patch(config)
+    patch_errors = ConfigSchema(project.definitions_dir).check_patch(config, where)
     if patch_errors:
-        raise InputError(f"{file}: " + "; ".join(patch_errors[:5]))
+        raise InputError("; ".join(patch_errors[:5]))
     store = open_store(source, project)
     if pk.startswith(CLUSTER_PK_PREFIX):
         facts = facts if facts is not None else _previous_facts(store, pk, file)
@@ -201,24 +208,33 @@ def retire_command(*, source: SourceOptions, layer: str, author: str | None, com
     return _write(store, tombstone, author=author, comment=comment or "retired", forced=False)
 
 
-def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A layer document, or `{cluster: facts, config: document}` for a cluster record."""
+Where = Callable[[DocPath, bool], str]
+
+
+def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, Where]:
+    """A layer document, or `{cluster: facts, config: document}` for a cluster record;
+    and where a path of the document is in the file (`name:line: `, a key at its own
+    line; JSON has no lines)."""
     try:
         data = file.read_bytes()
     except OSError as err:
         raise UsageError(f"{file}: cannot read: {err.strerror}") from None
-    value = (
-        load_layer_json(data, str(file))
-        if file.suffix == ".json"
-        else load_layer_yaml(data, str(file)).value
-    )
+    loaded = None if file.suffix == ".json" else load_layer_yaml(data, str(file))
+    value = load_layer_json(data, str(file)) if loaded is None else loaded.value
     if not isinstance(value, dict):
         raise InputError(f"{file}:1: a layer document must be a map")
+    prefix: DocPath = ("config",) if "cluster" in value else ()
+
+    def where(path: DocPath, key: bool) -> str:
+        at = (*prefix, *path)
+        line = loaded and ((loaded.key_lines.get(at) if key else None) or loaded.lines.get(at))
+        return f"{file}:{line}: " if line else f"{file}: "
+
     if "cluster" in value:
         if set(value) - {"cluster", "config"}:
             raise InputError(f"{file}: with `cluster:` facts, the document goes under `config:`")
-        return dict(value.get("config") or {}), dict(value["cluster"])
-    return value, None
+        return dict(value.get("config") or {}), dict(value["cluster"]), where
+    return value, None, where
 
 
 def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,14 @@ class ConfigSchema:
         self._validator = TwoStageValidator(fast_schema, self._full, compile_after=_COMPILE_AFTER)
         self._patch: jsonschema.Draft202012Validator | None = None
 
-    def check_patch(self, document: Any) -> list[str]:
+    def check_patch(
+        self, document: Any, where: Callable[[DocPath, bool], str] = lambda path, key: ""
+    ) -> list[str]:
         """Check one layer before it is written: known keys and types, not completeness.
 
         A layer is a merge patch: nulls delete (they are valid wherever a key
-        is) and required keys may come from another layer.
+        is) and required keys may come from another layer. `where(path, about_key)`
+        prefixes each message (a file's `name:line: `).
         """
         if self._patch is None:
             self._patch = jsonschema.Draft202012Validator(
@@ -55,10 +58,8 @@ class ConfigSchema:
                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
             )
         stripped = _strip_nulls(document)
-        return sorted(
-            f"{format_path(path)}: {message}"
-            for path, message, _ in _located(self._patch.iter_errors(stripped))
-        )
+        found = sorted(_located(self._patch.iter_errors(stripped)), key=lambda e: e[:2])
+        return [f"{where(path, key)}{format_path(path)}: {message}" for path, message, key in found]
 
     def is_valid(self, config: Any) -> bool:
         return self._validator.validate(config) is None

@@ -63,11 +63,8 @@ def _cue_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
     )
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="send every cluster to cue, keeping no verdicts (also GITOPS_NO_CACHE=1)",
-    )
+    parser.add_argument("--no-cache", action="store_true",
+                        help="send every cluster to cue, keeping no verdicts (also GITOPS_NO_CACHE=1)")  # fmt: skip
 
 
 def _selection_args(parser: argparse.ArgumentParser) -> None:
@@ -75,20 +72,11 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cluster", action="append", default=[], metavar="NAME")
     group.add_argument("--all", action="store_true", help="every cluster with a record")
     _run_id_arg(group)
-    group.add_argument(
-        "--shard",
-        metavar="I/N",
-        type=_shard,
-        help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4",
-    )
+    group.add_argument("--shard", metavar="I/N", type=_shard,
+                       help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4")  # fmt: skip
     group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
-    group.add_argument(
-        "--pin",
-        action="append",
-        default=[],
-        metavar="LAYER=VERSION",
-        help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)",
-    )
+    group.add_argument("--pin", action="append", default=[], metavar="LAYER=VERSION",
+                       help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)")  # fmt: skip
 
 
 def _publish_target_args(parser: argparse.ArgumentParser) -> None:
@@ -222,30 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cue_arg(golden)
 
     config = commands.add_parser("config", help="versions in the config table")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    put = config_commands.add_parser("put", help="write a new version of a layer")
-    _source_args(put)
-    put.add_argument("--layer", required=True, help="defaults, env/<env> or cluster/<name>")
-    put.add_argument("file", type=Path)
-    put.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
-    put.add_argument("-m", "--comment", default="")
-    put.add_argument(
-        "--force", action="store_true", help="write even if the affected clusters fail checks"
-    )
-    _cue_arg(put)
-    retire = config_commands.add_parser(
-        "retire", help="write a tombstone version: the cluster leaves the tree, history keeps it"
-    )
-    _source_args(retire)
-    retire.add_argument("--layer", required=True, help="cluster/<name>")
-    retire.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
-    retire.add_argument("-m", "--comment", default="")
-    history = config_commands.add_parser("history", help="list the versions of a layer")
-    _source_args(history)
-    history.add_argument("--layer", required=True)
-    seed = config_commands.add_parser("seed", help="write a snapshot directory into the table")
-    _source_args(seed)
-    seed.add_argument("directory", type=Path)
+    _config_args(config.add_subparsers(dest="config_command", required=True))
 
     publish = commands.add_parser(
         "publish", help="compile, then push a branch and open or update its pull request"
@@ -363,9 +328,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_repository_commands(
-    commands: argparse._SubParsersAction[_Parser],
-) -> None:
+def _config_args(config_commands: argparse._SubParsersAction[_Parser]) -> None:
+    def writer(name: str, help: str, layer: str, *, gated: bool) -> argparse.ArgumentParser:
+        parser = config_commands.add_parser(name, help=help)
+        _source_args(parser)
+        parser.add_argument("--layer", required=True, help=layer)
+        parser.add_argument("--author", help="default: $GITOPS_AUTHOR or the user name")
+        if gated:
+            parser.add_argument("--force", action="store_true", help="write even if the "
+                                "affected clusters fail checks (the audit line says so)")  # fmt: skip
+            _cue_arg(parser)
+        return parser
+
+    put = writer("put", "write a new version of a layer (a proposal under `review: required`)",
+                 "defaults, env/<env> or cluster/<name>", gated=True)  # fmt: skip
+    put.add_argument("file", type=Path)
+    put.add_argument("-m", "--comment", default="")
+    approve = writer("approve", "write another author's proposal as the layer's next version",
+                     "the proposal's layer", gated=True)  # fmt: skip
+    approve.add_argument("--version", type=int, required=True, dest="number", metavar="N",
+                         help="the proposal's number (`config history` lists them)")  # fmt: skip
+    retire = writer("retire", "write a tombstone version: the cluster leaves the tree, "
+                    "history keeps it", "cluster/<name>", gated=False)  # fmt: skip
+    retire.add_argument("-m", "--comment", default="")
+    history = config_commands.add_parser("history", help="list the versions of a layer")
+    _source_args(history)
+    history.add_argument("--layer", required=True)
+    seed = config_commands.add_parser("seed", help="write a snapshot directory into the table")
+    _source_args(seed)
+    seed.add_argument("directory", type=Path)
+
+
+def _config_repository_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     init = commands.add_parser("init", help="write a working config repository into DIR")
     init.add_argument("directory", type=Path, metavar="DIR")
     init.add_argument(

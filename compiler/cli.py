@@ -256,6 +256,17 @@ def _config(args: argparse.Namespace) -> Outcome:
                 cue=args.cue,
             )
         )
+    if args.config_command == "approve":
+        return Outcome(
+            config.approve_command(
+                source=_source(args),
+                layer=args.layer,
+                number=args.number,
+                author=args.author,
+                force=args.force,
+                cue=args.cue,
+            )
+        )
     if args.config_command == "retire":
         return Outcome(
             config.retire_command(

@@ -52,3 +52,10 @@ class OutsideError(CompilerError):
     """An outside system (DynamoDB, git, the forge, cue, kubectl) failed."""
 
     exit_code = EXIT_OUTSIDE
+
+
+class RefusedError(CompilerError):
+    """A well-formed request that a rule of the project refuses, as a policy finding
+    refuses a write (exit 1): approving one's own proposal under `review: required`."""
+
+    exit_code = EXIT_FINDINGS

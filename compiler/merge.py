@@ -74,6 +74,9 @@ class MergeResult:
     history: dict[DocPath, list[Setting]] = field(default_factory=dict)
     # The layers merged, lowest precedence first.
     stack: tuple[LayerRef, ...] = ()
+    # The same layers themselves (shared, not copied): where a finding about a key
+    # rather than a value looks up the key's own line (provenance.key_blame).
+    layers: tuple[Layer, ...] = ()
 
     def provenance_of(self, path: DocPath) -> Provenance | None:
         """The provenance of a path, or of the nearest ancestor that has one."""
@@ -255,6 +258,7 @@ def merge_layers(layers: Sequence[Layer], lists: ListStrategies | None = None) -
         provenance=provenance,
         history=recorder.history,
         stack=tuple(layer.ref for layer in layers),
+        layers=tuple(layers),
     )
 
 

@@ -67,6 +67,8 @@ class Layer:
     ref: LayerRef
     document: Mapping[str, Any]
     lines: Mapping[DocPath, int] = field(default_factory=dict)
+    # The line of each map entry's key, where a file gives it (yamlio.LoadedDocument).
+    key_lines: Mapping[DocPath, int] = field(default_factory=dict)
     # What config-lock.json records: version facts or a file's content hash.
     lock: Mapping[str, Any] = field(default_factory=dict)
 
@@ -79,6 +81,23 @@ class Layer:
                 probe = probe[:-1]
             line = self.lines.get(probe)
         return Provenance(self.ref, line)
+
+    def key_provenance(self, path: DocPath) -> Provenance | None:
+        """Where this layer writes the key at `path` (its line, not its value's), or None
+        when the layer does not set it (absent, or a `null` that deletes it)."""
+        value: Any = self.document
+        for part in path:
+            if isinstance(part, int):
+                ok = isinstance(value, list) and 0 <= part < len(value)
+            else:
+                ok = isinstance(value, Mapping) and part in value
+            if not ok:
+                return None
+            value = value[part]
+        if value is None:
+            return None
+        line = self.key_lines.get(path)
+        return Provenance(self.ref, line) if line else self.provenance(path)
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,10 @@ class LayerVersion:
     cluster: Mapping[str, Any] | None = None
     # A tombstone (`config retire`): the cluster leaves the tree; the history keeps it.
     retired: bool = False
+    # Under `review: required`, the proposal this version was approved from and who
+    # approved it (the author is the proposer); 0 and "" for a version written directly.
+    proposal: int = 0
+    approved_by: str = ""
 
     @property
     def layer_name(self) -> str:

@@ -85,6 +85,8 @@ _SCHEMA: Mapping[str, Any] = {
                 "builtin": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
             },
         },
+        # `required`: `config put` writes a proposal that another author approves (issue 17).
+        "review": {"enum": ["required", "none"]},
         # Where `golden` reads the layers when no --source is given (issue 20).
         "source": {"type": "string", "pattern": "^(dynamodb|snapshot(:.+)?)$"},
     },
@@ -128,6 +130,7 @@ class Project:
     policy: GuardSettings = field(default_factory=GuardSettings)
     builtin_rule_sets: tuple[str, ...] | None = None  # None: every built-in rule set
     source: str = DEFAULT_GOLDEN_SOURCE
+    review_required: bool = False
 
     @property
     def policies_dir(self) -> Path:
@@ -219,6 +222,7 @@ def load_project(root: Path) -> Project:
         policy=_policy_settings(raw.get("policy", {}), argocd.get("namespace", defaults.namespace)),
         builtin_rule_sets=_rule_sets(raw.get("policy", {}), path, doc.lines),
         source=raw.get("source", DEFAULT_GOLDEN_SOURCE),
+        review_required=raw.get("review") == "required",
     )
 
 

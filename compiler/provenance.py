@@ -124,6 +124,19 @@ def entry_blame(merged: MergeResult, path: DocPath) -> str:
     return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
 
 
+def key_blame(merged: MergeResult, path: DocPath) -> str:
+    """The layers that wrote the key at `path`, each at the key's own line (not at the
+    first value under it), highest precedence first: for an unknown or misnamed key."""
+    shown: list[str] = []
+    for layer in reversed(merged.layers):
+        found = layer.key_provenance(path)
+        if found is not None and (described := found.describe()) not in shown:
+            shown.append(described)
+    if not shown:
+        return entry_blame(merged, path)
+    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
 def deleted_by(merged: MergeResult, path: DocPath) -> str:
     """The layer whose `null` removed `path` (or an ancestor of it); "" if none did."""
     for n in range(len(path), 0, -1):

@@ -290,6 +290,26 @@ def test_put_with_an_unknown_key_names_it_and_writes_nothing(
     assert seeded.item_count() == EXAMPLE_VERSIONS
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("namespaces:\n  dev-team:\n    quota:\n      # q\n      q1: {cpu: '1'}\n", 3),
+        # a cluster record: the document under `config:`, lines counted in the file
+        ("cluster: {name: dev-k3s, env: dev, server: 'https://x:6443'}\nconfig:\n"
+         "  namespaces:\n    dev-team:\n      quota:\n        q1: {cpu: '1'}\n", 5),
+    ],
+)  # fmt: skip
+def test_put_names_an_unknown_key_at_its_own_line(
+    seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: int
+) -> None:
+    file = write(tmp_path / "bad.yaml", text)
+    assert seeded.run("config", "put", "--layer", "cluster/dev-k3s", str(file)) == 2
+    assert (
+        f"{file}:{line}: namespaces.dev-team.quota: unknown key 'quota'; did you mean `quotas`?"
+    ) in capsys.readouterr().err
+    assert seeded.history("cluster/dev-k3s") == [2, 1]
+
+
 def test_put_with_a_bad_value_type_is_refused(
     seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

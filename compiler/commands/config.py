@@ -1,17 +1,25 @@
-"""`config put`, `config history`, `config seed` and `table create/migrate/verify`: the
+"""`config put`, `config approve`, `config history`, `config seed` and `table create/migrate/verify`: the
 table's edge."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compiler import review
 from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
-from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, pk_from_layer_name, sort_key_for
+from compiler.model import (
+    CLUSTER_PK_PREFIX,
+    DocPath,
+    LayerVersion,
+    pk_from_layer_name,
+    sort_key_for,
+)
 from compiler.operations import steps
 from compiler.options import (
     SourceOptions,
@@ -21,11 +29,13 @@ from compiler.options import (
     open_store,
 )
 from compiler.policy.schema import ConfigSchema
+from compiler.project import Project
 from compiler.report import report_violations
 from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin, maintenance
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.items import item_size
+from compiler.sources.proposals import APPROVED, Proposal, proposal_sk
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
 
@@ -58,15 +68,15 @@ def put_command(
     writes anyway, and the audit line says so)."""
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
-    config, facts = _read_put_file(file)
+    config, facts, where = _read_put_file(file)
     size = file.stat().st_size
     if size > MAX_ITEM_BYTES:
         raise InputError(f"{file}: {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}")
     _check_item_size(file, pk, config, facts)
     # A layer is a patch: check its keys and types, not completeness (nulls delete).
-    patch_errors = ConfigSchema(project.definitions_dir).check_patch(config)
+    patch_errors = ConfigSchema(project.definitions_dir).check_patch(config, where)
     if patch_errors:
-        raise InputError(f"{file}: " + "; ".join(patch_errors[:5]))
+        raise InputError("; ".join(patch_errors[:5]))
     store = open_store(source, project)
     if pk.startswith(CLUSTER_PK_PREFIX):
         facts = facts if facts is not None else _previous_facts(store, pk, file)
@@ -83,21 +93,84 @@ def put_command(
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
     proposed = LayerVersion(pk=pk, sk="", version=0, config=config, created_at="", cluster=facts)
-    with steps.step("policy", layer=layer, action="config put") as gate:
+    if project.review_required:
+        review.review_store(store)  # before the compile: a snapshot cannot hold proposals
+    passed, forced = _gate(store, project, proposed, action="config put", force=force, cue=cue)
+    if not passed:
+        return EXIT_FINDINGS
+    if project.review_required:
+        return _propose(store, proposed, author=author or current_author(), comment=comment)
+    return _write(store, proposed, author=author, comment=comment, forced=forced)
+
+
+def _gate(
+    store: ConfigStore,
+    project: Project,
+    proposed: LayerVersion,
+    *,
+    action: str,
+    force: bool,
+    cue: str | None,
+) -> tuple[bool, bool]:
+    """Compile the affected clusters with `proposed` in place: (may write, findings were
+    forced through)."""
+    layer = proposed.layer_name
+    with steps.step("policy", layer=layer, action=action) as gate:
         clusters, result = compile_proposed(store, project, proposed, cue=cue)
         gate.update(clusters=len(clusters), violations=len(result.violations), forced=force)
     if result.violations or result.notices:
         report_violations(result.violations, "text", sys.stderr, result.notices)
+    done = "approved" if action == "config approve" else "written"
     if result.violations and not force:
         print(
-            f"not written: {layer} would break {len(result.violations)} check(s) in "
+            f"not {done}: {layer} would break {len(result.violations)} check(s) in "
             f"{', '.join(clusters)}; fix the file, or pass --force to write it anyway",
             file=sys.stderr,
         )
-        return EXIT_FINDINGS
+        return False, False
     if result.violations:
         print(f"warning: --force: writing {layer} despite the findings", file=sys.stderr)
-    return _write(store, proposed, author=author, comment=comment, forced=bool(result.violations))
+    return True, bool(result.violations)
+
+
+def _propose(store: ConfigStore, proposed: LayerVersion, *, author: str, comment: str) -> int:
+    made = review.submit(store, proposed, author=author, comment=comment)
+    layer = proposed.layer_name
+    print(
+        f"proposed {layer} as proposal {made.number} ({made.pk}/{proposal_sk(made.number)}); compiles ignore it "
+        f"until another author than {author!r} runs `gitops-compiler config approve "
+        f"--layer {layer} --version {made.number}`"
+    )
+    return EXIT_OK
+
+
+def approve_command(
+    *,
+    source: SourceOptions,
+    layer: str,
+    number: int,
+    author: str | None,
+    force: bool = False,
+    cue: str | None = None,
+) -> int:
+    """Write a proposal as the layer's next version, once another author approves it and
+    it passes the checks `config put` runs (against the table as it is now)."""
+    pk = pk_from_layer_name(check_layer_name(layer))
+    project = open_project(source)
+    store = open_store(source, project)
+    chosen = review.proposal(store, pk, number)
+    approver = author or current_author()
+    review.check_approver(chosen, approver)  # before the compile: it cannot pass anyway
+    version = review.as_version(chosen)
+    passed, forced = _gate(store, project, version, action="config approve", force=force, cue=cue)
+    if not passed:
+        return EXIT_FINDINGS
+    written = review.approve(store, chosen, approver=approver, forced=forced)
+    print(
+        f"approved {layer} proposal {number} of {chosen.author} as {approver}: wrote version "
+        f"{written.version} ({written.pk}/{written.sk})"
+    )
+    return EXIT_OK
 
 
 def _write(
@@ -135,24 +208,33 @@ def retire_command(*, source: SourceOptions, layer: str, author: str | None, com
     return _write(store, tombstone, author=author, comment=comment or "retired", forced=False)
 
 
-def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A layer document, or `{cluster: facts, config: document}` for a cluster record."""
+Where = Callable[[DocPath, bool], str]
+
+
+def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, Where]:
+    """A layer document, or `{cluster: facts, config: document}` for a cluster record;
+    and where a path of the document is in the file (`name:line: `, a key at its own
+    line; JSON has no lines)."""
     try:
         data = file.read_bytes()
     except OSError as err:
         raise UsageError(f"{file}: cannot read: {err.strerror}") from None
-    value = (
-        load_layer_json(data, str(file))
-        if file.suffix == ".json"
-        else load_layer_yaml(data, str(file)).value
-    )
+    loaded = None if file.suffix == ".json" else load_layer_yaml(data, str(file))
+    value = load_layer_json(data, str(file)) if loaded is None else loaded.value
     if not isinstance(value, dict):
         raise InputError(f"{file}:1: a layer document must be a map")
+    prefix: DocPath = ("config",) if "cluster" in value else ()
+
+    def where(path: DocPath, key: bool) -> str:
+        at = (*prefix, *path)
+        line = loaded and ((loaded.key_lines.get(at) if key else None) or loaded.lines.get(at))
+        return f"{file}:{line}: " if line else f"{file}: "
+
     if "cluster" in value:
         if set(value) - {"cluster", "config"}:
             raise InputError(f"{file}: with `cluster:` facts, the document goes under `config:`")
-        return dict(value.get("config") or {}), dict(value["cluster"])
-    return value, None
+        return dict(value.get("config") or {}), dict(value["cluster"]), where
+    return value, None, where
 
 
 def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:
@@ -168,15 +250,32 @@ def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:
 def history_command(*, source: SourceOptions, layer: str) -> int:
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
-    versions = open_store(source, project).history(pk)
+    store = open_store(source, project)
+    versions = store.history(pk)
     if not versions:
         print(f"{layer}: no versions")
+        _print_proposals(review.proposals_of(store, pk))
         return EXIT_OK
     print(f"{'VERSION':>7}  {'CREATED':20}  {'AUTHOR':16}  COMMENT")
     for v in versions:
         retired = " (retired)" if v.retired else ""
-        print(f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}")
+        approved = f" (approved by {v.approved_by}, proposal {v.proposal})" if v.proposal else ""
+        print(
+            f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}{approved}"
+        )
+    _print_proposals(review.proposals_of(store, pk))
     return EXIT_OK
+
+
+def _print_proposals(proposals: list[Proposal]) -> None:
+    if not proposals:
+        return
+    print(f"\n{'PROPOSAL':>8}  {'PROPOSED':20}  {'AUTHOR':16}  {'STATE':36}  COMMENT")
+    for p in proposals:
+        state = p.state
+        if p.state == APPROVED:
+            state = f"approved: v{p.version} by {p.approved_by[:16]} {p.approved_at}"
+        print(f"{p.number:>8}  {p.created_at:20}  {p.author[:16]:16}  {state:36}  {p.comment}")
 
 
 def seed_command(*, source: SourceOptions, directory: Path) -> int:

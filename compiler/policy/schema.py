@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
 from compiler.policy.validator import TwoStageValidator
-from compiler.provenance import entry_blame, where_set
+from compiler.provenance import entry_blame, key_blame, where_set
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
@@ -43,11 +43,14 @@ class ConfigSchema:
         self._validator = TwoStageValidator(fast_schema, self._full, compile_after=_COMPILE_AFTER)
         self._patch: jsonschema.Draft202012Validator | None = None
 
-    def check_patch(self, document: Any) -> list[str]:
+    def check_patch(
+        self, document: Any, where: Callable[[DocPath, bool], str] = lambda path, key: ""
+    ) -> list[str]:
         """Check one layer before it is written: known keys and types, not completeness.
 
         A layer is a merge patch: nulls delete (they are valid wherever a key
-        is) and required keys may come from another layer.
+        is) and required keys may come from another layer. `where(path, about_key)`
+        prefixes each message (a file's `name:line: `).
         """
         if self._patch is None:
             self._patch = jsonschema.Draft202012Validator(
@@ -55,10 +58,8 @@ class ConfigSchema:
                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
             )
         stripped = _strip_nulls(document)
-        return sorted(
-            f"{format_path(path)}: {message}"
-            for path, message in _located(self._patch.iter_errors(stripped))
-        )
+        found = sorted(_located(self._patch.iter_errors(stripped)), key=lambda e: e[:2])
+        return [f"{where(path, key)}{format_path(path)}: {message}" for path, message, key in found]
 
     def is_valid(self, config: Any) -> bool:
         return self._validator.validate(config) is None
@@ -68,33 +69,40 @@ class ConfigSchema:
         if failure is None:
             return []
         found = {
-            Violation(cluster, format_path(path), "schema", message, _blame(merged, path))
-            for path, message in _located(failure.errors)
+            Violation(cluster, format_path(path), "schema", message, _blame(merged, path, key))
+            for path, message, key in _located(failure.errors)
         }
         return sorted(found)
 
 
-def _blame(merged: MergeResult, path: DocPath) -> str:
-    """The layer to fix: for a map (an unknown `quota:` holding quotas), each layer
-    once, at the first line it wrote under it, highest precedence first, rather than
-    every leaf's line in stack order."""
+def _blame(merged: MergeResult, path: DocPath, key: bool) -> str:
+    """The layer to fix: for a finding on a key (unknown, or a bad name), each layer
+    that wrote it at the key's own line; for a map, each layer once, at the first line
+    it wrote under it, highest precedence first, rather than every leaf's line in
+    stack order."""
+    if key:
+        return key_blame(merged, path)
     if path in merged.provenance:
         return where_set(merged, path)
     return entry_blame(merged, path)
 
 
-def _located(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tuple[DocPath, str]]:
+def _located(
+    errors: Iterable[jsonschema.ValidationError],
+) -> Iterator[tuple[DocPath, str, bool]]:
+    """Each error's path and message, and whether it is about the key at that path
+    (unknown, or a bad name) rather than its value."""
     for error in errors:
         path: DocPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             for key in _unexpected_keys(error):
-                yield (*path, key), f"unknown key {key!r}{_closest_key(error, key)}"
+                yield (*path, key), f"unknown key {key!r}{_closest_key(error, key)}", True
         elif "propertyNames" in error.absolute_schema_path:
             # jsonschema reports the inner keyword (pattern, maxLength) with the
             # parent's path and the offending key as the instance.
-            yield (*path, str(error.instance)), _message(error, name=True)
+            yield (*path, str(error.instance)), _message(error, name=True), True
         else:
-            yield path, _message(error)
+            yield path, _message(error), False
 
 
 def _closest_key(error: jsonschema.ValidationError, key: str) -> str:

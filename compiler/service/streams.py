@@ -24,6 +24,7 @@ from compiler.model import CLUSTER_PK_PREFIX
 from compiler.options import SourceOptions, open_project, open_store
 from compiler.service.triggers import Position
 from compiler.sources.dynamodb import DynamoDBStore, client_config
+from compiler.sources.proposals import PROPOSAL_PREFIX
 
 CHECKPOINT_PREFIX = "stream#"
 _RECORDS_PER_READ = 1000  # GetRecords' maximum
@@ -74,6 +75,8 @@ def layer_pks(records: Iterable[Mapping[str, Any]]) -> tuple[set[str], float]:
         if record.get("eventName") == "REMOVE":
             continue
         pk = change.get("Keys", {}).get("pk", {}).get("S", "")
+        if change.get("Keys", {}).get("sk", {}).get("S", "").startswith(PROPOSAL_PREFIX):
+            continue  # a proposal is not a version until its approval writes one
         if pk == "defaults" or pk.startswith((CLUSTER_PK_PREFIX, "env#")):
             pks.add(pk)
     return pks, newest

@@ -34,6 +34,8 @@ def item_of(version: LayerVersion) -> dict[str, Any]:
         item["cluster"] = to_dynamo_numbers(dict(version.cluster))
     if version.retired:
         item["retired"] = True
+    if version.proposal:
+        item.update(proposal=version.proposal, approved_by=version.approved_by)
     return item
 
 

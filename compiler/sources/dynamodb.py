@@ -12,7 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from compiler.errors import CompilerError, OutsideError
+from compiler.errors import CompilerError, OutsideError, UsageError
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
 from compiler.sources.attributes import config_attribute, item_of, to_dynamo_numbers
@@ -32,6 +32,7 @@ from compiler.sources.items import (
     parse_timestamp,
     plain,
 )
+from compiler.sources.proposals import Approval, refused_approval
 
 # A concurrent writer took our version number: read again and retry after a jittered
 # back-off (heads.backoff); 8 writers of one layer at once all get through (issue 18).
@@ -200,6 +201,7 @@ class DynamoDBStore:
         created_at: str | None = None,
         version: int | None = None,
         retired: bool = False,
+        approval: Approval | None = None,
     ) -> LayerVersion:
         stamp = created_at or format_timestamp(datetime.now(UTC))
         for attempt in range(_PUT_ATTEMPTS):
@@ -220,10 +222,12 @@ class DynamoDBStore:
                 item["cluster"] = to_dynamo_numbers(dict(cluster))
             if retired:
                 item["retired"] = True
+            if approval is not None:
+                item.update(proposal=approval.proposal.number, approved_by=approval.approver)
             # Validate before writing: a malformed item in the table breaks every later read.
             written = layer_version_from_item(plain(item, pk))
             with self.errors_while(f"writing {pk}"):
-                if self._write_version(item, number):
+                if self._write_version(item, number, approval):
                     return written
             if version is not None:
                 raise OutsideError(
@@ -232,10 +236,13 @@ class DynamoDBStore:
             backoff(attempt)  # someone wrote this version first: take the next number
         raise OutsideError(f"writing {pk}: {_PUT_ATTEMPTS} concurrent writers took each version")
 
-    def _write_version(self, item: Mapping[str, Any], number: int) -> bool:
+    def _write_version(
+        self, item: Mapping[str, Any], number: int, approval: Approval | None = None
+    ) -> bool:
         """Put a new version and its head at once; False when the number was taken.
 
         Every write is a new version: the condition never lets one be overwritten.
+        An approved proposal is marked so in the same transaction (proposals.py).
         """
         version_put: dict[str, Any] = {
             "TableName": self.table,
@@ -250,11 +257,15 @@ class DynamoDBStore:
         if self._transactions:
             try:
                 both: Any = [{"Put": version_put}, {"Put": head_put}]
+                if approval is not None:
+                    both.append(approval.transact_update(self.table, number, item["created_at"]))
                 self._client.transact_write_items(TransactItems=both)
                 return True
             except ClientError as err:
                 if not self._transaction_refused(err):
                     raise
+                if approval is not None and (refused := refused_approval(err, approval)):
+                    raise refused from None
                 if self._transactions:  # else: none at this endpoint, the plain puts below
                     reasons = _cancellation_reasons(err)
                     if reasons[:1] != ["None"] or self._exists(item["pk"], item["sk"]):
@@ -262,6 +273,10 @@ class DynamoDBStore:
                     # Only the head refused: it names a later version already (a seed
                     # writing an old version), which stays the latest; the version alone.
                     head_put = {}
+        if approval is not None and not self._transactions:  # never half an approval
+            raise UsageError(f"approving a proposal needs TransactWriteItems{self.at()}")
+        if approval is not None:
+            return False  # the head names a later version: read the latest again
         return self._put_plain(version_put, head_put)
 
     def _transaction_refused(self, err: ClientError) -> bool:

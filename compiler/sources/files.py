@@ -44,12 +44,13 @@ def _read_overlay(path: Path, rel: str, layer: str) -> Layer:
         raise InputError(f"{rel}: cannot read: {err.strerror}") from None
     ref = LayerRef(layer=layer, source="files", file=rel)
     lines: Mapping[DocPath, int] = {}
+    key_lines: Mapping[DocPath, int] = {}
     if path.suffix == ".json":
         value = load_layer_json(data, rel)
     else:
         loaded = load_layer_yaml(data, rel)
-        value, lines = loaded.value, loaded.lines
+        value, lines, key_lines = loaded.value, loaded.lines, loaded.key_lines
     if not isinstance(value, dict):
         raise InputError(f"{rel}:1: a layer document must be a map, not {type(value).__name__}")
     lock = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
-    return Layer(ref=ref, document=value, lines=lines, lock=lock)
+    return Layer(ref=ref, document=value, lines=lines, key_lines=key_lines, lock=lock)

@@ -18,7 +18,8 @@ from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, sort_key_for
 _SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 _KNOWN = {
-    "pk", "sk", "version", "config", "created_at", "author", "comment", "cluster", "retired"
+    "pk", "sk", "version", "config", "created_at", "author", "comment", "cluster", "retired",
+    "proposal", "approved_by",
 }  # fmt: skip
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB refuses larger items; a snapshot must not hold one
 # Sort keys hold ten digits (v#0000000042) so that their order is the version order.
@@ -98,12 +99,15 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     if not isinstance(created_at, str):
         raise InputError(f"{where}: field created_at must be an ISO 8601 string")
     created_at = format_timestamp(parse_timestamp(created_at, f"{where}: field created_at"))
-    for name in ("author", "comment"):
+    for name in ("author", "comment", "approved_by"):
         if not isinstance(item.get(name, ""), str):
             raise InputError(f"{where}: field {name} must be a string")
     retired = item.get("retired", False)
     if not isinstance(retired, bool) or (retired and not pk.startswith(CLUSTER_PK_PREFIX)):
         raise InputError(f"{where}: field retired is true or false, on cluster# records only")
+    proposal = item.get("proposal", 0)
+    if isinstance(proposal, bool) or not isinstance(proposal, int) or proposal < 0:
+        raise InputError(f"{where}: field proposal must be a whole number >= 1, not {proposal!r}")
     cluster = item.get("cluster")
     if pk.startswith(CLUSTER_PK_PREFIX):
         if not isinstance(cluster, dict):
@@ -122,6 +126,8 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         comment=item.get("comment", ""),
         cluster=cluster,
         retired=retired,
+        proposal=proposal,
+        approved_by=item.get("approved_by", ""),
     )
 
 

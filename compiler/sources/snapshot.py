@@ -168,4 +168,6 @@ def snapshot_item(version: LayerVersion) -> dict[str, Any]:
         item["cluster"] = version.cluster
     if version.retired:
         item["retired"] = True
+    if version.proposal:
+        item.update(proposal=version.proposal, approved_by=version.approved_by)
     return item

@@ -54,6 +54,9 @@ _YAML12_ONLY_NUMBER = re.compile(r"[-+]?(0o[0-7]+|(\.[0-9]+|[0-9]+(\.[0-9]*)?)([
 class LoadedDocument:
     value: Any  # plain data: dict/list/str/int/float/bool/None
     lines: Mapping[DocPath, int]  # 1-based line of every node's value, root = ()
+    # The line of each map entry's key: where a block map or list value starts on the
+    # next line, what a message about the key itself (unknown, misnamed) points at.
+    key_lines: Mapping[DocPath, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- load
@@ -111,6 +114,7 @@ class _Walk:
         self.max_depth = max_depth
         self.open: list[_Open] = []
         self.lines: dict[DocPath, int] = {}
+        self.key_lines: dict[DocPath, int] = {}
         self.root: Any = {}
         self.nodes = 0
 
@@ -131,7 +135,7 @@ class _Walk:
                 self.node(event, line)
         if documents == 0:  # empty, or only comments
             self.lines[()] = 1
-        return LoadedDocument(value=self.root, lines=self.lines)
+        return LoadedDocument(value=self.root, lines=self.lines, key_lines=self.key_lines)
 
     def node(self, event: yaml.NodeEvent, line: int) -> None:
         self.nodes += 1
@@ -191,6 +195,7 @@ class _Walk:
                 line, (*parent.path, key), f"duplicate key {key!r} (first at line {first})"
             )
         parent.key_lines[key] = line
+        self.key_lines[(*parent.path, key)] = line
         parent.key = key
 
     def scalar(self, event: yaml.ScalarEvent, line: int, path: DocPath) -> Any:

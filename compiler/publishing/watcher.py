@@ -137,6 +137,9 @@ class Watcher:
     log: Callable[[str], None]
     interval: float
     stop: threading.Event
+    # `watch --argocd-server`: Argo CD's reports acted on first; the table versions its
+    # rollbacks wrote, which their own pull requests publish (not the rolling one).
+    guard: Callable[[], Mapping[str, int]] | None = None
 
     def run(self, max_polls: int | None = None) -> int:
         if self.interval <= 0:
@@ -157,6 +160,11 @@ class Watcher:
         return polls
 
     def _once(self) -> float:
+        if self.guard is not None:
+            reverted = self.guard()
+            if reverted:
+                versions = {**load_checkpoint(self.checkpoint_path), **reverted}
+                save_checkpoint(self.checkpoint_path, versions, load_held(self.checkpoint_path))
         checkpoint = load_checkpoint(self.checkpoint_path)
         changes = poll(self.store, self.project, checkpoint)
         if not changes.clusters:

@@ -73,7 +73,7 @@ def roll_back(
     selection = Selection(clusters=(cluster,))
     written: dict[str, int] = {}
     if not moves:
-        print(f"{cluster} reads these versions already: nothing to revert", file=sys.stderr)
+        print(f"{cluster} reads this content already: nothing to revert", file=sys.stderr)
     elif destination.dry_run:
         selection = Selection(clusters=(cluster,), pin=pin_of(moves))
     else:

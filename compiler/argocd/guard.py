@@ -90,9 +90,14 @@ def standing(incidents: Sequence[Incident], good_version: int) -> Standing:
 
 
 def failing_revision(report: ClusterReport) -> str | None:
-    """The revision the cluster fails at (its first failing Application's)."""
+    """The revision the cluster fails at: its git revision (an add-on's Application
+    reports a chart version), else its first failing git Application's."""
     failing = report.failing
-    return failing[0].revision if failing else None
+    if not failing:
+        return None
+    if report.revision is not None:
+        return report.revision
+    return next((a.revision for a in failing if not a.chart), failing[0].revision)
 
 
 def first_seen(

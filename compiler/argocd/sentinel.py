@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from compiler.argocd.client import ArgoCDClient, ClusterReport
-from compiler.argocd.deployed import DeployedRepository
+from compiler.argocd.deployed import Deployed, DeployedRepository
 from compiler.argocd.guard import (
     Action,
     Observation,
@@ -58,7 +58,7 @@ class Sentinel:
     argocd: Reports
     lkg: LastKnownGood
     incidents: Incidents
-    lock_at: Callable[[str, str], Mapping[str, Any] | None]  # (cluster, revision) -> lock
+    deployed_at: Callable[[str, str], Deployed | None]  # (cluster, revision) -> its tree
     roll_back: Callable[[RollBack], Reverted]  # raises CompilerError when it fails
     notify: Callable[[Mapping[str, Any]], None]  # the alert and status hooks
     log: Callable[[str], None]
@@ -105,15 +105,22 @@ class Sentinel:
         return {}
 
     def _record(self, action: RecordGood, report: ClusterReport, now: datetime) -> None:
-        lock = self.lock_at(action.cluster, action.revision)
-        if lock is None:
+        deployed = self.deployed_at(action.cluster, action.revision)
+        if deployed is None:
             self.log(
                 f"{action.cluster}: revision {action.revision} is Synced and Healthy but is not "
                 "a tree the compiler published on the base branch: not recorded"
             )
             return
+        missing = deployed.applications.difference(a.name for a in report.apps)
+        if missing:
+            self.log(
+                f"{action.cluster}: revision {action.revision} is not good yet: Argo CD reports "
+                f"no {', '.join(sorted(missing))} (the ApplicationSets generate it there)"
+            )
+            return
         shown = {a.name: {"health": a.health, "sync": a.sync} for a in report.apps}
-        state = self.lkg.record(action.cluster, action.revision, lock, shown, _stamp(now))
+        state = self.lkg.record(action.cluster, action.revision, deployed.lock, shown, _stamp(now))
         if state is not None:
             self.log(
                 f"{action.cluster}: last known good #{state.version} is revision "
@@ -264,7 +271,7 @@ def opened_sentinel(
             argocd=client,
             lkg=lkg,
             incidents=incidents,
-            lock_at=deployed.lock,
+            deployed_at=deployed.at,
             roll_back=roll_back_to,
             notify=notify,
             log=log,

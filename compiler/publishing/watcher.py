@@ -161,7 +161,14 @@ class Watcher:
 
     def _once(self) -> float:
         if self.guard is not None:
-            reverted = self.guard()
+            try:
+                reverted = self.guard()
+            except CompilerError as err:
+                if err.exit_code != 3:
+                    raise
+                # Argo CD out of reach must not hold back the table's changes.
+                self.log(f"Argo CD: {err}; trying again at the next poll")
+                reverted = {}
             if reverted:
                 versions = {**load_checkpoint(self.checkpoint_path), **reverted}
                 save_checkpoint(self.checkpoint_path, versions, load_held(self.checkpoint_path))

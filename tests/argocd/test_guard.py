@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -146,3 +147,15 @@ def test_a_failed_rollback_is_a_stop_like_any_other() -> None:
 def test_only_degraded_or_a_failed_sync_is_a_failure(health: str) -> None:
     rep = report(("dev-k3s-bootstrap", health, "OutOfSync", "r2"))
     assert decide(observe(rep), T0 + GRACE * 10, GRACE) is None
+
+
+def test_an_add_ons_chart_version_is_not_the_clusters_revision() -> None:
+    bootstrap = AppStatus("dev-k3s-bootstrap", "Healthy", "Synced", "r2", "Succeeded", ("r2",))
+    addon = AppStatus(
+        "dev-k3s-ingress-nginx", "Healthy", "Synced", "4.11.2", "Succeeded", ("4.11.2",), True
+    )
+    healthy = ClusterReport("dev-k3s", (bootstrap, addon))
+    assert decide(observe(healthy, since=None), T0, GRACE) == RecordGood("dev-k3s", "r2")
+    degraded = ClusterReport("dev-k3s", (bootstrap, replace(addon, health="Degraded")))
+    action = decide(observe(degraded), T0 + GRACE, GRACE)
+    assert isinstance(action, RollBack) and action.revision == "r2"

@@ -26,7 +26,7 @@ from tests.fake_github import FAKE_REPO, FAKE_TOKEN, FakeGitHub
 from tests.gitrepos import files_at, git
 
 ROLLBACK_BRANCH = "gitops-compiler/main/rollback-dev-k3s"
-APPS = ("dev-k3s-bootstrap", "dev-k3s-ingress-nginx")
+APPS = ("dev-k3s-bootstrap", "dev-k3s-ingress-nginx", "dev-k3s-logging")
 V2 = """\
 calico:
   ipPools:
@@ -51,8 +51,13 @@ def merge(remote: Path, branch: str) -> str:
 
 
 def report_all(argocd: FakeArgoCD, health: str, revision: str) -> None:
-    for app in APPS:
-        argocd.report(app, "dev-k3s", health=health, sync="Synced", revision=revision)
+    """The cluster's bootstrap at the git revision, its add-on at its chart's version."""
+    argocd.report(APPS[0], "dev-k3s", health=health, sync="Synced", revision=revision)
+    for addon, chart_version in (("ingress-nginx", "4.11.2"), ("logging", "0.47.10")):
+        argocd.report(
+            f"dev-k3s-{addon}", "dev-k3s", health="Healthy", sync="Synced",
+            revision=chart_version, addon=addon,
+        )  # fmt: skip
 
 
 def test_a_degraded_revision_is_rolled_back_once_to_the_last_known_good(
@@ -85,6 +90,11 @@ def test_a_degraded_revision_is_rolled_back_once_to_the_last_known_good(
             "--argocd-server", argocd.url, "--grace", "0s", "--interval", "0.01",
             "--checkpoint", str(tmp_path / "checkpoint.json"),
         ]  # fmt: skip
+        # Good only once every Application the ApplicationSets generate is reported.
+        argocd.report(APPS[0], "dev-k3s", health="Healthy", sync="Synced", revision=v1)
+        assert main([*watch, "--max-polls", "1"]) == 0, capsys.readouterr().err
+        assert "reports no dev-k3s-ingress-nginx, dev-k3s-logging" in capsys.readouterr().out
+        assert lkg.latest("dev-k3s") is None
         report_all(argocd, "Healthy", v1)
         assert main([*watch, "--max-polls", "1"]) == 0, capsys.readouterr().err
         good = lkg.latest("dev-k3s")
@@ -102,8 +112,7 @@ def test_a_degraded_revision_is_rolled_back_once_to_the_last_known_good(
         capsys.readouterr()
 
         # Degraded past the grace period: one rollback, then a second poll that does nothing.
-        argocd.report(APPS[0], "dev-k3s", health="Degraded", sync="Synced", revision=v2)
-        argocd.report(APPS[1], "dev-k3s", health="Healthy", sync="Synced", revision=v2)
+        report_all(argocd, "Degraded", v2)
         assert main([*watch, "--max-polls", "2"]) == 0
         out, err = capsys.readouterr()
         rollbacks = [p for p in fake_github.pulls() if p["head"]["ref"] == ROLLBACK_BRANCH]

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from compiler import __version__
-from compiler.errors import EXIT_BAD_INPUT, UsageError
+from compiler.argtypes import duration, listen, positive, shard
+from compiler.errors import EXIT_BAD_INPUT
 from compiler.options import DEFAULT_SNAPSHOT
 from compiler.publishing.forge.select import FORGES
 from compiler.report import FORMATS
-from compiler.shard import Shard
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,13 +46,6 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--table", help="table name (default: the project file's, gitops-config)")
 
 
-def _shard(text: str) -> Shard:
-    try:
-        return Shard.parse(text)
-    except UsageError as err:
-        raise argparse.ArgumentTypeError(err.message) from None
-
-
 def _run_id_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--run-id", help="the run id in trace ids ms-<run>-<step>-eNN (default: generated)"
@@ -72,17 +65,19 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cluster", action="append", default=[], metavar="NAME")
     group.add_argument("--all", action="store_true", help="every cluster with a record")
     _run_id_arg(group)
-    group.add_argument("--shard", metavar="I/N", type=_shard,
+    group.add_argument("--shard", metavar="I/N", type=shard,
                        help="only the clusters of shard I of N (stable hash of the name), e.g. 2/4")  # fmt: skip
     group.add_argument("--as-of", metavar="TIME", help="use the layer versions current at TIME")
     group.add_argument("--pin", action="append", default=[], metavar="LAYER=VERSION",
                        help="use this version of a layer, e.g. --pin env/prod=3 (repeatable)")  # fmt: skip
 
 
-def _publish_target_args(parser: argparse.ArgumentParser) -> None:
+def _publish_target_args(parser: argparse.ArgumentParser, *, repo_required: bool = True) -> None:
     target = parser.add_argument_group("where to publish")
     target.add_argument(
-        "--repo", required=True, help="the Argo CD repository: any git URL or a local path"
+        "--repo",
+        required=repo_required,
+        help="the Argo CD repository: any git URL or a local path",
     )
     target.add_argument("--base", default="main", help="the branch Argo CD deploys (default: main)")
     target.add_argument(
@@ -223,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", help="publish a cluster compiled from older layer versions, as a rollback PR"
     )
     _source_args(rollback)
-    rollback.add_argument("--cluster", required=True, metavar="NAME")
+    rollback.add_argument("--cluster", metavar="NAME", help="the cluster to roll back")
     when = rollback.add_mutually_exclusive_group(required=True)
     when.add_argument("--as-of", metavar="TIME", help="the versions current at TIME")
     when.add_argument(
@@ -231,7 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LAYER=N,...",
         help="explicit versions, e.g. defaults=3,env/prod=2,cluster/prod-eks-1=5",
     )
-    _publish_target_args(rollback)
+    when.add_argument(
+        "--last-known-good", action="store_true",
+        help="the versions Argo CD last reported Synced and Healthy (watch --argocd-server)",
+    )  # fmt: skip
+    when.add_argument(
+        "--clear", metavar="NAME",
+        help="let watch --argocd-server act on cluster NAME again; rolls nothing back",
+    )  # fmt: skip
+    _publish_target_args(rollback, repo_required=False)
     _run_id_arg(rollback)
 
     watch = commands.add_parser(
@@ -244,6 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=60.0, help="seconds between polls (default: 60)"
     )
     watch.add_argument("--max-polls", type=int, help="stop after N polls (default: never)")
+    watch.add_argument(
+        "--argocd-server",
+        metavar="URL",
+        help="Argo CD's API server (default: $ARGOCD_SERVER; the token: $ARGOCD_AUTH_TOKEN): "
+        "record each cluster's last known good, roll a failing revision back to it",
+    )
+    watch.add_argument(
+        "--grace",
+        type=duration,
+        default=600.0,
+        metavar="DURATION",
+        help="how long a revision may stay Degraded or failed before the rollback, "
+        "e.g. 90s, 10m, 1h (default: 10m)",
+    )
     watch.add_argument(
         "--checkpoint",
         type=Path,
@@ -388,23 +405,6 @@ def _config_repository_commands(commands: argparse._SubParsersAction[_Parser]) -
     _cue_arg(doctor)
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a positive number of seconds")
-    return value
-
-
 def _serve_args(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve = commands.add_parser(
         "serve", help="run as a service: stream, provisioner and poll triggers; /metrics"
@@ -415,13 +415,13 @@ def _serve_args(commands: argparse._SubParsersAction[_Parser]) -> None:
     group = serve.add_argument_group("service")
     group.add_argument(
         "--listen",
-        type=_listen,
+        type=listen,
         default=os.environ.get("GITOPS_LISTEN", "127.0.0.1:8080"),
         metavar="HOST:PORT",
         help="HTTP address (default: $GITOPS_LISTEN, else 127.0.0.1:8080)",
     )
     group.add_argument(
-        "--debounce", type=_positive, default=3.0,
+        "--debounce", type=positive, default=3.0,
         help="seconds of triggers coalesced into one compile and one pull request (default: 3)",
     )  # fmt: skip
     group.add_argument(
@@ -429,15 +429,15 @@ def _serve_args(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="triggers waiting at most; beyond, 429 and stream back-pressure (default: 100)",
     )  # fmt: skip
     group.add_argument(
-        "--lease-seconds", type=_positive, default=30.0,
+        "--lease-seconds", type=positive, default=30.0,
         help="the lease time: a dead holder is replaced within it (default: 30)",
     )  # fmt: skip
     group.add_argument(
-        "--poll-interval", type=_positive, default=900.0,
+        "--poll-interval", type=positive, default=900.0,
         help="seconds between safety-net polls of the table (default: 900)",
     )  # fmt: skip
     group.add_argument(
-        "--ready-interval", type=_positive, default=10.0,
+        "--ready-interval", type=positive, default=10.0,
         help="/readyz checks DynamoDB, git and cue at most this often (default: 10)",
     )  # fmt: skip
     group.add_argument("--no-stream", action="store_true", help="do not read the table's stream")

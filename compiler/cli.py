@@ -18,7 +18,7 @@ from pathlib import Path
 
 from compiler import __version__
 from compiler.arguments import build_parser
-from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError
+from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError, UsageError
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
@@ -140,13 +140,18 @@ def _publish(args: argparse.Namespace) -> Outcome:
 
 
 def _rollback(args: argparse.Namespace) -> Outcome:
-    from compiler.commands.publish import rollback_command
+    from compiler.commands.publish import clear_command, rollback_command
 
+    if args.clear is not None:
+        return clear_command(source=_source(args), cluster=args.clear)
+    if args.cluster is None or args.repo is None:
+        raise UsageError("rollback needs --cluster NAME and --repo (only --clear NAME does not)")
     return rollback_command(
         source=_source(args),
         cluster=args.cluster,
         as_of=args.as_of,
         versions=args.versions,
+        last_known_good=args.last_known_good,
         destination=_destination(args, rollback=True),
         from_dir=args.from_dir,
         cue=args.cue,
@@ -167,6 +172,8 @@ def _watch(args: argparse.Namespace) -> Outcome:
         interval=args.interval,
         max_polls=args.max_polls,
         checkpoint=args.checkpoint,
+        argocd_server=args.argocd_server,
+        grace=args.grace,
     )
 
 

@@ -60,7 +60,8 @@ def cluster_layers(store: ConfigStore, project: Project, cluster: str) -> list[s
 
 def plan_moves(store: ConfigStore, project: Project, cluster: str, pin: Pin) -> list[Move]:
     """The layers `pin` moves: `--versions` names only layers the cluster reads and
-    versions that exist; `--as-of` moves every layer that changed since."""
+    versions that exist; `--as-of` moves every layer that changed since. A layer whose
+    latest version holds the target's content already does not move."""
     layers = cluster_layers(store, project, cluster)
     for layer in pin.versions:
         if layer not in layers:
@@ -87,9 +88,15 @@ def plan_moves(store: ConfigStore, project: Project, cluster: str, pin: Pin) -> 
                 continue  # the layer is newer than the time: nothing older to return to
         else:
             continue
-        if target.version != current.version:
+        if target.version != current.version and not _same_content(current, target):
             moves.append(Move(layer, current, target))
     return moves
+
+
+def _same_content(one: LayerVersion, other: LayerVersion) -> bool:
+    """A revert already holds the target's content: going back again would only add a
+    version (a second `rollback --last-known-good` changes nothing)."""
+    return (one.config, one.cluster, one.retired) == (other.config, other.cluster, other.retired)
 
 
 def _existing(store: ConfigStore, layer: str, version: int) -> LayerVersion:

@@ -69,11 +69,16 @@ class FakeArgoCD(LoopbackServer):
         sync: str,
         revision: str,
         phase: str = "Succeeded",
+        addon: str | None = None,
     ) -> None:
-        """What Argo CD says about an Application from now on; its history grows."""
+        """What Argo CD says about an Application from now on; its history grows. An
+        add-on's Application (`addon`) is labelled so, and its revision is the chart's."""
+        labels = {"gitops-compiler.io/cluster": cluster}
+        if addon is not None:
+            labels["gitops-compiler.io/addon"] = addon
         with self._lock:
             app = self._apps.get(name) or {
-                "metadata": {"name": name, "labels": {"gitops-compiler.io/cluster": cluster}},
+                "metadata": {"name": name, "labels": labels},
                 "status": {"history": []},
             }
             status = app["status"]

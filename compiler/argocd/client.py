@@ -36,6 +36,9 @@ class AppStatus:
     revision: str  # the git revision of the last comparison
     phase: str  # of the last sync operation: Running, Succeeded, Failed, Error, Terminating
     history: tuple[str, ...]  # revisions deployed, oldest first
+    # An add-on's Application deploys a Helm chart: its revision is the chart's version,
+    # not a commit of the Argo CD repository (our ApplicationSet labels it `addon`).
+    chart: bool = False
 
     @property
     def good(self) -> bool:
@@ -48,13 +51,16 @@ class AppStatus:
 
 def app_status(item: Mapping[str, Any]) -> AppStatus:
     status = item.get("status") or {}
+    metadata = item.get("metadata") or {}
+    source = (item.get("spec") or {}).get("source") or {}
     return AppStatus(
-        name=str((item.get("metadata") or {}).get("name", "")),
+        name=str(metadata.get("name", "")),
         health=str((status.get("health") or {}).get("status", "Unknown")),
         sync=str((status.get("sync") or {}).get("status", "Unknown")),
         revision=str((status.get("sync") or {}).get("revision", "")),
         phase=str((status.get("operationState") or {}).get("phase", "")),
         history=tuple(str(h.get("revision", "")) for h in status.get("history") or []),
+        chart=f"{LABEL_PREFIX}/addon" in (metadata.get("labels") or {}) or "chart" in source,
     )
 
 
@@ -66,11 +72,17 @@ class ClusterReport:
     apps: tuple[AppStatus, ...]
 
     @property
+    def revision(self) -> str | None:
+        """The Argo CD repository's commit the cluster is at: its git Applications' one
+        revision (add-ons report their chart's version); None while they disagree."""
+        revisions = {a.revision for a in self.apps if not a.chart}
+        return revisions.pop() if len(revisions) == 1 else None
+
+    @property
     def good_revision(self) -> str | None:
         """The revision every Application is Synced and Healthy at; None otherwise."""
-        revisions = {a.revision for a in self.apps}
-        if self.apps and all(a.good for a in self.apps) and len(revisions) == 1:
-            return revisions.pop()
+        if self.apps and all(a.good for a in self.apps):
+            return self.revision
         return None
 
     @property

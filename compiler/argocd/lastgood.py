@@ -76,7 +76,7 @@ class LastKnownGood:
                 f"cluster {cluster}: no last known good is recorded ({PK_PREFIX}{cluster} in "
                 f"{self.table} is empty): run `watch --argocd-server URL` until Argo CD reports "
                 "the cluster Synced and Healthy, or roll back to explicit versions with "
-                "`rollback --cluster C --as-of T` or `--pin LAYER=VERSION`"
+                "`rollback --cluster C --as-of T` or `--versions LAYER=N,...`"
             )
         return found
 

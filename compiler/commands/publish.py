@@ -1,14 +1,16 @@
 """`publish` and `rollback`: a compiled tree as a branch and a pull request on the Argo CD
 repository. A rollback first records a revert in the table (new versions holding the old
-content, `compiler/reversion.py`), then publishes the cluster on its own branch, labelled
-and titled as a rollback; a dry run writes nothing and compiles the old versions."""
+content), then publishes the cluster on its own branch, labelled and titled as a rollback
+(`compiler/publishing/rollback.py`); `rollback --clear` lets `watch`'s Argo CD guard act
+on a cluster again."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from compiler.argocd.sentinel import clear
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
 from compiler.operations import steps
 from compiler.operations.trace import Run
@@ -24,7 +26,8 @@ from compiler.options import (
 )
 from compiler.outcome import Outcome
 from compiler.publishing.publication import Published, publish_tree, report_published
-from compiler.reversion import pin_of, plan_moves, write_reverts
+from compiler.publishing.rollback import good_pin, guard_records, roll_back
+from compiler.reversion import cluster_layers
 from compiler.sources import Pin
 
 
@@ -51,48 +54,50 @@ def rollback_command(
     cluster: str,
     as_of: str | None,
     versions: str | None,
+    last_known_good: bool,
     destination: Destination,
     from_dir: Path | None,
     cue: str | None,
     run_id: str | None,
     fmt: str,
 ) -> Outcome:
-    """`--as-of TIME` or `--versions LAYER=N,...` (one of them: the parser sees to it)."""
-    pin = (
-        Pin(versions=parse_versions(versions))
-        if versions is not None
-        else build_pin(Selection(as_of=as_of))
-    )
+    """`--as-of TIME`, `--versions LAYER=N,...` or `--last-known-good` (one of them: the
+    parser sees to it)."""
     current = steps.current().run
     run = current if run_id in (None, current.id) else Run(run_id)
     project = open_project(source)
     store = open_store(source, project)
-    moves = plan_moves(store, project, cluster, pin)
-    reverts = [m.describe() for m in moves]
-    selection = Selection(clusters=(cluster,))
-    if not moves:
-        print(f"{cluster} reads these versions already: nothing to revert", file=sys.stderr)
-    elif destination.dry_run:
-        selection = Selection(clusters=(cluster,), pin=pin_of(moves))
+    if last_known_good:
+        good = guard_records(store, project)[0].require(cluster)
+        print(
+            f"{cluster}: last known good #{good.version}, revision {good.revision} "
+            f"(recorded {good.recorded_at})",
+            file=sys.stderr,
+        )
+        pin = good_pin(store, project, good)
+    elif versions is not None:
+        pin = Pin(versions=parse_versions(versions))
     else:
-        with steps.step("dynamodb", cluster=cluster, action="rollback") as wrote:
-            written = write_reverts(
-                store, moves, author=current_author(), trace_id=run.trace("git")
-            )
-            reverts = [f"{r} as @{w.version}" for r, w in zip(reverts, written, strict=True)]
-            wrote["reverts"] = reverts
-        for line in reverts:
-            print(f"reverted {line}", file=sys.stderr)
-    published = publish_tree(
-        source,
-        selection,
-        dataclasses.replace(destination, reverts=tuple(reverts)),
-        run=run,
-        from_dir=from_dir,
-        cue=cue,
+        pin = build_pin(Selection(as_of=as_of))
+    rolled = roll_back(
+        source, store, project, cluster, pin, destination, run=run, from_dir=from_dir, cue=cue
     )
-    report_published(published, fmt)
-    return _outcome(published)
+    report_published(rolled.published, fmt)
+    return _outcome(rolled.published)
+
+
+def clear_command(*, source: SourceOptions, cluster: str) -> Outcome:
+    """`rollback --clear C`: the Argo CD guard of `watch` acts on the cluster again."""
+    project = open_project(source)
+    store = open_store(source, project)
+    cluster_layers(store, project, cluster)  # an unknown cluster is named, with close ones
+    lkg, incidents = guard_records(store, project)
+    cleared = clear(incidents, lkg, cluster, who=current_author(), now=datetime.now(UTC))
+    if cleared is None:
+        print(f"{cluster}: watch is not stopped on it: nothing to clear")
+    else:
+        print(f"{cluster}: cleared; watch --argocd-server acts on it again")
+    return Outcome(EXIT_OK, clusters=(cluster,))
 
 
 def _outcome(published: Published) -> Outcome:

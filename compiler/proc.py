@@ -140,8 +140,10 @@ def _communicate(
     cancelled = threading.Event()
 
     def watch() -> None:
-        while not finished.is_set():  # bounded: `finished` is set when communicate ends
-            if cancel.wait(POLL_SECONDS) and not finished.is_set():
+        # Waits on `finished`, not on `cancel`: the end of the command wakes it at once
+        # (the join below then costs nothing), and `cancel` is seen within POLL_SECONDS.
+        while not finished.wait(POLL_SECONDS):  # bounded: set when communicate ends
+            if cancel.is_set():
                 cancelled.set()
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)

@@ -4,7 +4,9 @@ that compiles (compile, validate, golden, publish, diff, watch)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from compiler.affected import affected_clusters, standing
@@ -155,6 +157,22 @@ def hook_reads_changes(source: SourceOptions, passed: Sequence[Path], golden: Pa
         return True
     store = open_store(source, project)
     return bool(clusters_affected_by(project, store, Pin(), changed))
+
+
+@contextmanager
+def snapshot_freshness(source: SourceOptions, *, hook: bool) -> Iterator[Callable[[], str | None]]:
+    """For a hook: `stale_snapshot_warning` asked beside the compile, in a thread of its
+    own, so that the table's answer (and boto3's import) overlaps the compile instead of
+    following it. Yields the function that waits for the warning (None without `hook`)."""
+    if not hook:
+        yield lambda: None
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="freshness") as pool:
+        asked = pool.submit(stale_snapshot_warning, source)
+        try:
+            yield asked.result
+        finally:
+            asked.cancel()  # a compile that failed does not wait for an answer not yet asked
 
 
 def stale_snapshot_warning(source: SourceOptions) -> str | None:

@@ -66,6 +66,11 @@ def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: P
     assert result.full["floor"] > 0 and result.full["peak_rss"] > 0
     assert result.full["cue_peak_rss"] > 0  # cue ran as a child process
     assert result.kustomize is not None and result.kustomize[0] == SMALL.clusters
+    # The hook recompiled the clusters of the changed cluster's environment, every one.
+    env = SMALL.cluster_name(SMALL.clusters // 2).split("-")[0]
+    in_env = [n for n in SMALL.cluster_names if n.startswith(f"{env}-")]
+    for each in results:
+        assert each.hook.clusters == len(in_env) and each.hook.seconds > 0
 
     report = format_report(results, cores=2)
     for stage in STAGES:
@@ -74,6 +79,7 @@ def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: P
     for each in results:
         assert f"| C=5 N=2 | {each.cue.label} | {result.full['objects']:,} |" in report
     assert "5 dirs in" in report
+    assert f"| {result.hook.seconds:.2f} ({len(in_env)}) |" in report
     assert any("full compile" in line for line in said)
 
 
@@ -91,6 +97,7 @@ def test_the_bench_runs_at_small_sizes_and_its_change_passes_the_policies(
     assert [r.workload for r in results] == SIZES
     for result in results:
         assert result.incremental["objects"] > 0 and result.incremental_process > 0
+        assert result.hook.clusters > 0 and result.hook.runs == 6
     changed = SIZES[1].cluster_record(6, revision=999)["config"]["namespaces"]["team-01"]
     assert changed["quotas"]["compute"]["cpu"] == "12"
 

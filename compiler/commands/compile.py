@@ -20,7 +20,7 @@ from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
 from compiler.publishing.diffbase import no_clusters_warning, read_project_base
 from compiler.report import records, report_violations
-from compiler.run import cluster_names, run_compile_stage, stale_snapshot_warning
+from compiler.run import cluster_names, run_compile_stage, snapshot_freshness
 from compiler.stageclock import timed
 
 
@@ -111,9 +111,11 @@ def validate_command(
     against: str | None = None,
     hook: bool = False,
 ) -> Outcome:
-    result = run_compile_stage(
-        source, selection, cue=cue, changed=changed, hook=hook, show_progress=fmt == "text"
-    )
+    with snapshot_freshness(source, hook=hook) as stale_snapshot:
+        result = run_compile_stage(
+            source, selection, cue=cue, changed=changed, hook=hook, show_progress=fmt == "text"
+        )
+        stale = stale_snapshot()
     if against is not None and not result.violations:  # changes refused in place
         argocd = open_project(source).argocd
         base = read_project_base(against, result.owned, argocd)
@@ -123,8 +125,8 @@ def validate_command(
         result.violations.extend(failing)
         result.notices.extend(notices)
     report_violations(result.violations, fmt, sys.stdout, result.notices)
-    if hook and (warning := stale_snapshot_warning(source)):
-        print(warning, file=sys.stderr)
+    if stale:
+        print(stale, file=sys.stderr)
     if not result.violations and fmt == "text":
         if (changed or hook) and not result.clusters:
             print(f"{len(changed)} file(s) checked: no cluster reads them")

@@ -85,7 +85,8 @@ class _Service:
         self.lines: list[str] = []
         self.address = ""
         ready = threading.Event()
-        threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, args=(ready,), daemon=True)
+        self.pump.start()
         if not ready.wait(120):
             raise SystemExit("serve did not start:\n" + "\n".join(self.lines))
 
@@ -211,6 +212,9 @@ def run(calls: int, records: int, workdir: Path) -> None:
         finally:
             service.process.terminate()
             code = service.process.wait(120)
+            service.pump.join(30)  # read to the end of serve's output, then close it
+            assert service.process.stdout is not None
+            service.process.stdout.close()
             print(f"serve exited {code} on SIGTERM")
     _report_branches(bare)
 

@@ -155,7 +155,7 @@ def _write_versions(store: DynamoDBStore, puts: int) -> float:
 def _moto(workdir: Path) -> Iterator[tuple[str, int]]:
     """moto's server in a child process: (endpoint, pid); stopped with the block."""
     port_file = workdir / "moto.port"
-    child = subprocess.Popen([sys.executable, "-m", "compiler.localdb", str(port_file)],
+    child = subprocess.Popen([sys.executable, "-m", "bench.moto_process", str(port_file)],
                              cwd=ROOT)  # fmt: skip
     try:
         for _ in range(600):  # 60 s

@@ -7,6 +7,16 @@ published; prints what was accepted and refused, the runs and publishes, the
 branches and their commits (a duplicate pull request would be a second commit
 of the same tree), the largest queue depth seen, and the serve process's peak
 RSS at the start and at the end. Not a timed unit test: a run to read.
+
+moto's server runs in a child process of its own (`python -m compiler.localdb`),
+so its memory is reported apart from serve's. The versions are written as the
+README's write protocol for other systems says (a conditional PutItem of the
+version, then of its head: two stream records), not in a TransactWriteItems:
+moto deep-copies the whole table, its stream records included, once per item
+of every transaction, so transactional writes cost time and memory that grow
+with the table (400 versions took 408 s and 10 GB in moto's process here).
+serve's own transactions (a call's record, a checkpoint) still pay that copy;
+the calls go first, while the table is small.
 """
 
 from __future__ import annotations
@@ -20,20 +30,24 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 
-from compiler.localdb import LOCAL_CREDENTIALS, local_dynamodb
+from compiler.localdb import LOCAL_CREDENTIALS
 from compiler.service.streams import enable_stream
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore, client_config
+from compiler.sources.heads import head_condition
 from compiler.sources.snapshot import SnapshotStore, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
 CLUSTERS = ("dev-k3s", "test-k3s", "prod-eks-1")
+DRAIN_SECONDS = 900  # the deadline: a run that has not drained by then fails
 
 
 def _git(*args: str) -> str:
@@ -71,7 +85,8 @@ class _Service:
         self.lines: list[str] = []
         self.address = ""
         ready = threading.Event()
-        threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, args=(ready,), daemon=True)
+        self.pump.start()
         if not ready.wait(120):
             raise SystemExit("serve did not start:\n" + "\n".join(self.lines))
 
@@ -111,19 +126,48 @@ _LAYERS = ("env#dev", "env#test", "env#prod", "defaults")
 
 
 def _write_versions(store: DynamoDBStore, puts: int) -> float:
-    """`puts` new versions (each a transaction of two items: two records), one writer per
-    layer (writers of one layer would race for its version numbers)."""
+    """`puts` new versions, each a conditional PutItem of the version and then of its
+    head (two stream records), one writer per layer (writers of one layer would race
+    for its version numbers)."""
     started = time.monotonic()
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=store.endpoint_url,
+                          config=client_config())  # fmt: skip
 
     def write(pk: str) -> None:
         latest = store.read(pk, Pin())
         assert latest is not None
-        for number in range(puts // len(_LAYERS)):
-            store.put(pk, latest.config, cluster=None, author="bench", comment=f"#{number}")
+        head = client.get_item(TableName=store.table, ConsistentRead=True,
+                               Key={"pk": {"S": pk}, "sk": {"S": "head"}})["Item"]  # fmt: skip
+        for number in range(latest.version + 1, latest.version + 1 + puts // len(_LAYERS)):
+            item = {**head, "version": {"N": str(number)}, "comment": {"S": f"#{number}"},
+                    "sk": {"S": f"v#{number:010d}"}}  # fmt: skip
+            client.put_item(TableName=store.table, Item=item,
+                            ConditionExpression="attribute_not_exists(sk)")  # fmt: skip
+            client.put_item(TableName=store.table, Item={**item, "sk": {"S": "head"}},
+                            **head_condition(number))  # fmt: skip
 
     with ThreadPoolExecutor(len(_LAYERS)) as pool:
         list(pool.map(write, _LAYERS))
     return time.monotonic() - started
+
+
+@contextmanager
+def _moto(workdir: Path) -> Iterator[tuple[str, int]]:
+    """moto's server in a child process: (endpoint, pid); stopped with the block."""
+    port_file = workdir / "moto.port"
+    child = subprocess.Popen([sys.executable, "-m", "bench.moto_process", str(port_file)],
+                             cwd=ROOT)  # fmt: skip
+    try:
+        for _ in range(600):  # 60 s
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            if child.poll() is not None:
+                raise SystemExit("moto's server did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}", child.pid
+    finally:
+        child.terminate()
+        child.wait(60)
 
 
 def _drain(
@@ -153,7 +197,7 @@ def run(calls: int, records: int, workdir: Path) -> None:
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ.setdefault("GITOPS_CUE", str(ROOT / "tools/cue-wasm/cue"))
     bare = _bare_repository(workdir)
-    with local_dynamodb() as endpoint:
+    with _moto(workdir) as (endpoint, moto_pid):
         store = DynamoDBStore("gitops-config", region="us-east-1", endpoint_url=endpoint)
         store.create_table()
         seed(store, SnapshotStore(ROOT / "examples"))
@@ -164,26 +208,30 @@ def run(calls: int, records: int, workdir: Path) -> None:
                             "127.0.0.1:0", "--project", str(ROOT), "--endpoint-url", endpoint,
                             "--debounce", "2", "--queue-size", "100"])  # fmt: skip
         try:
-            _measure(service, store, calls, records)
+            _measure(service, store, calls, records, moto_pid)
         finally:
             service.process.terminate()
             code = service.process.wait(120)
+            service.pump.join(30)  # read to the end of serve's output, then close it
+            assert service.process.stdout is not None
+            service.process.stdout.close()
             print(f"serve exited {code} on SIGTERM")
     _report_branches(bare)
 
 
-def _measure(service: _Service, store: DynamoDBStore, calls: int, records: int) -> None:
-    rss_start = _rss(service.process.pid)
+def _measure(
+    service: _Service, store: DynamoDBStore, calls: int, records: int, moto_pid: int
+) -> None:
+    rss_start, moto_start = _rss(service.process.pid), _rss(moto_pid)
     depths: list[float] = []
     started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        writing = pool.submit(_write_versions, store, records // 2)
+    with ThreadPoolExecutor(8) as pool:  # the calls first, while the table is small
         statuses = list(pool.map(lambda n: service.call(CLUSTERS[n % 3], f"bench-{n}"),
                                  range(calls)))  # fmt: skip
-        write_seconds = writing.result()
+    write_seconds = _write_versions(store, records // 2)
     sent = time.monotonic() - started
-    final = _drain(service, store, 900, depths)
-    rss_end = _rss(service.process.pid)
+    final = _drain(service, store, DRAIN_SECONDS, depths)
+    rss_end, moto_end = _rss(service.process.pid), _rss(moto_pid)
     print(f"{calls} calls and {records // 2} versions ({records} stream records) sent in "
           f"{sent:.1f} s (writes {write_seconds:.1f} s); drained {time.monotonic() - started:.1f} s")  # fmt: skip
     print("call answers: " + ", ".join(f"{s}: {statuses.count(s)}" for s in sorted(set(statuses))))
@@ -196,6 +244,7 @@ def _measure(service: _Service, store: DynamoDBStore, calls: int, records: int) 
     print(f"queue depth: largest sampled {max(depths, default=0):g} (bound 100)")
     print(f"serve RSS KiB: start {rss_start[0]} (peak {rss_start[1]}), "
           f"end {rss_end[0]} (peak {rss_end[1]})")  # fmt: skip
+    print(f"moto RSS KiB: start {moto_start[0]}, end {moto_end[0]} (peak {moto_end[1]})")
 
 
 def _report_branches(bare: Path) -> None:

@@ -129,7 +129,12 @@ class TreeRecords:
         for path, data in own.items():
             status = (self.out / path).lstat()
             stats[path] = [status.st_size, status.st_mtime_ns, status.st_ino, _digest(data)]
-        directories = sorted({p.rsplit("/", 1)[0] for p in own} - {root})
+        directories: set[str] = set()
+        for path in own:  # every directory between the cluster's and its files
+            folder = path.rsplit("/", 1)[0]
+            while folder != root and folder not in directories:
+                directories.add(folder)
+                folder = folder.rsplit("/", 1)[0]
         return {
             "format": _FORMAT,
             "out": str(self.out),
@@ -137,7 +142,7 @@ class TreeRecords:
             "fingerprint": fingerprint,
             "objects": objects,
             "files": stats,
-            "directories": directories,
+            "directories": sorted(directories),
             "generator_files": {p: d.decode() for p, d in own.items() if p.endswith(".json")},
             "findings": [[getattr(v, f) for f in _VIOLATION_FIELDS] for v in findings],
         }

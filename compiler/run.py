@@ -12,7 +12,7 @@ from pathlib import Path
 from compiler.affected import affected_clusters, standing
 from compiler.changeset import git_changes
 from compiler.gctuning import fewer_collections
-from compiler.layers import StackLoader
+from compiler.layers import ClusterInput, StackLoader
 from compiler.model import cluster_pk
 from compiler.operations import steps
 from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
@@ -103,11 +103,7 @@ def _compile_stage(
                 {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
                 - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
             )
-        kept: dict[str, KeptCluster] = {}
-        if records is not None and cache:
-            with timed("fingerprint"):
-                records.fingerprint(inputs, run_base(project, cue_identity(cue_path, version)))
-                kept = records.kept(records.fingerprints)
+        kept = unchanged_clusters(records if cache else None, inputs, project, policies)
         with steps.step("policy", clusters=len(inputs), cue=version) as checked:
             compiling = len(inputs) - len(kept)
             with tracking("compiling", compiling, enabled=show_progress) as tracker:
@@ -121,6 +117,22 @@ def _compile_stage(
     finally:
         policies.close()
     return result
+
+
+def unchanged_clusters(
+    records: TreeRecords | None,
+    inputs: Sequence[ClusterInput],
+    project: Project,
+    policies: CuePolicies,
+) -> dict[str, KeptCluster]:
+    """The clusters that `records` shows unchanged since the last compile into its
+    output (none without records, that is without the cache or an output)."""
+    if records is None:
+        return {}
+    with timed("fingerprint"):
+        identity = cue_identity(policies.cue, policies.version or "")
+        records.fingerprint(inputs, run_base(project, identity))
+        return records.kept(records.fingerprints)
 
 
 def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:

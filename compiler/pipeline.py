@@ -36,6 +36,7 @@ from compiler.provenance import resolve_path, where_set
 from compiler.render import Problem, Rendered, render_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.stageclock import timed
+from compiler.treerecord import KeptCluster
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class CompileResult:
     violations: list[Violation] = field(default_factory=list)  # each fails the run
     # Reported, never failing: warnings, findings a live waiver covers, stale waivers.
     notices: list[Violation] = field(default_factory=list)
+    # Clusters left as the last compile into the same output wrote them (treerecord).
+    kept: list[KeptCluster] = field(default_factory=list)
+    # Each compiled cluster's own findings, before the waivers judged them.
+    own_findings: dict[str, list[Violation]] = field(default_factory=dict)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -95,7 +100,8 @@ class CompileResult:
 
     @property
     def object_count(self) -> int:
-        return sum(len(c.objects) for c in self.clusters) + len(self.shared)
+        compiled = sum(len(c.objects) for c in self.clusters)
+        return compiled + sum(k.objects for k in self.kept) + len(self.shared)
 
 
 def select_clusters(store: ConfigStore, names: Iterable[str], *, all_clusters: bool) -> list[str]:
@@ -141,6 +147,7 @@ def compile_inputs(
     checks: Checks | None = None,
     tracker: Tracker | None = None,
     while_policies_run: Callable[[CompileResult], None] | None = None,
+    kept: Mapping[str, KeptCluster] | None = None,
 ) -> CompileResult:
     """Merge, check and render loaded clusters; one CUE run for all of them.
 
@@ -149,15 +156,22 @@ def compile_inputs(
     (cue is the longest single step, and runs on another core meanwhile).
     `while_policies_run` gets the result, files complete, if nothing is wrong yet
     while cue may still run (the compile stages its tree then); only cue's
-    findings can be added after it.
+    findings can be added after it. The clusters of `kept` are not compiled: their
+    records give their findings and the files the fleet-wide checks read.
     """
     checks = checks or Checks(ConfigSchema(project.definitions_dir))
+    kept = kept or {}
     result = CompileResult(shared=shared_files(project.argocd))
+    result.kept = [kept[c.facts.name] for c in inputs if c.facts.name in kept]
+    for keeper in result.kept:
+        result.violations.extend(keeper.findings)
     merged: dict[str, tuple[ClusterInput, MergeResult]] = {}
     for cluster in inputs:
+        if cluster.facts.name in kept:
+            continue
         with _naming(cluster):
             found, violations = merge_and_check(cluster, project, checks)
-        result.violations.extend(violations)
+        _own(result, cluster, violations)
         if found is not None:
             merged[cluster.facts.name] = (cluster, found)
     with _policies_beside(checks.policies, merged) as policy_violations:
@@ -166,21 +180,66 @@ def compile_inputs(
                 tracker.advance(cluster.facts.name)
             with _naming(cluster):
                 compiled, violations = render_and_check(cluster, found, checks)
-            result.violations.extend(violations)
+            _own(result, cluster, violations)
             if compiled is not None:
                 result.clusters.append(compiled)
-        if checks.objects is not None:
-            with timed("validate objects"):
-                result.violations.extend(checks.objects.check_shared(result.shared))
-        with timed("applications"):  # what the ApplicationSet controller would refuse or drop
-            merged_by_name = {c.facts.name: c.merged for c in result.clusters}
-            result.violations.extend(application_violations(result.files, merged_by_name))
+        _fleet_checks(result, inputs, project, checks)
         if while_policies_run is not None and not _failing(result.violations):
             while_policies_run(result)
         with timed("cue wait"):
-            result.violations.extend(policy_violations())
+            for violation in policy_violations():
+                result.own_findings.setdefault(violation.cluster, []).append(violation)
+                result.violations.append(violation)
     _judge(result, checks, (c.facts.name for c in inputs))
     return result
+
+
+def _own(result: CompileResult, cluster: ClusterInput, violations: list[Violation]) -> None:
+    result.own_findings.setdefault(cluster.facts.name, []).extend(violations)
+    result.violations.extend(violations)
+
+
+def _fleet_checks(
+    result: CompileResult, inputs: Sequence[ClusterInput], project: Project, checks: Checks
+) -> None:
+    """The checks that span clusters: they read kept clusters' files from their records,
+    and merge a kept cluster again only to blame a finding on it."""
+    if checks.objects is not None:
+        with timed("validate objects"):
+            result.violations.extend(checks.objects.check_shared(result.shared))
+    with timed("applications"):  # what the ApplicationSet controller would refuse or drop
+        merged_by_name: dict[str, MergeResult] = {c.facts.name: c.merged for c in result.clusters}
+        files = result.files
+        if result.kept:
+            for keeper in result.kept:
+                files.update(keeper.generator_files)
+            kept_inputs = {c.facts.name: c for c in inputs if c.facts.name not in merged_by_name}
+            merged_by_name = _MergedOnDemand(merged_by_name, kept_inputs, project)
+        result.violations.extend(application_violations(files, merged_by_name))
+
+
+class _MergedOnDemand(dict[str, MergeResult]):
+    """Merged configs by cluster name; a kept cluster's is merged when first asked for."""
+
+    def __init__(
+        self,
+        merged: Mapping[str, MergeResult],
+        kept: Mapping[str, ClusterInput],
+        project: Project,
+    ) -> None:
+        super().__init__(merged)
+        self._kept, self._project = kept, project
+
+    def __missing__(self, name: str) -> MergeResult:
+        found = merge_cluster(self._kept[name], self._project)  # KeyError: not a cluster
+        self[name] = found
+        return found
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
 
 def _failing(violations: Iterable[Violation]) -> bool:

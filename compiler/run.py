@@ -12,7 +12,7 @@ from pathlib import Path
 from compiler.affected import affected_clusters, standing
 from compiler.changeset import git_changes
 from compiler.gctuning import fewer_collections
-from compiler.layers import StackLoader
+from compiler.layers import ClusterInput, StackLoader
 from compiler.model import cluster_pk
 from compiler.operations import steps
 from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
@@ -25,12 +25,14 @@ from compiler.pipeline import (
 )
 from compiler.policy.cue import CuePolicies, find_cue
 from compiler.policy.cue_binary import supported_cue_version, use_cache
+from compiler.policy.cue_verdicts import cue_identity
 from compiler.progress import tracking
 from compiler.project import Project
 from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.snapshot import SnapshotStore
 from compiler.stageclock import timed
+from compiler.treerecord import KeptCluster, TreeRecords, run_base
 from compiler.yamlio import load_layer_yaml
 
 
@@ -43,12 +45,15 @@ def run_compile_stage(
     hook: bool = False,
     show_progress: bool = True,
     while_policies_run: Callable[[CompileResult], None] | None = None,
+    records: TreeRecords | None = None,
 ) -> CompileResult:
     """Compile the selected clusters; with `changed` files, those they affect; as a
-    `hook`, those that the files and git's own list of the commit's changes affect."""
+    `hook`, those that the files and git's own list of the commit's changes affect.
+    With `records` (of the output the result will be written to) and the cache on,
+    the clusters whose inputs and files there did not change are kept, not compiled."""
     with fewer_collections():
         return _compile_stage(
-            source, selection, cue, changed, hook, show_progress, while_policies_run
+            source, selection, cue, changed, hook, show_progress, while_policies_run, records
         )
 
 
@@ -60,6 +65,7 @@ def _compile_stage(
     hook: bool,
     show_progress: bool,
     while_policies_run: Callable[[CompileResult], None] | None,
+    records: TreeRecords | None = None,
 ) -> CompileResult:
     with timed("setup"):
         project = open_project(source)
@@ -97,15 +103,36 @@ def _compile_stage(
                 {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
                 - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
             )
+        kept = unchanged_clusters(records if cache else None, inputs, project, policies)
         with steps.step("policy", clusters=len(inputs), cue=version) as checked:
-            with tracking("compiling", len(inputs), enabled=show_progress) as tracker:
-                result = compile_inputs(inputs, project, checks, tracker, while_policies_run)
+            compiling = len(inputs) - len(kept)
+            with tracking("compiling", compiling, enabled=show_progress) as tracker:
+                result = compile_inputs(
+                    inputs, project, checks, tracker, while_policies_run, kept=kept
+                )
+            checked["kept"] = len(kept)  # unchanged since the last compile into the output
             checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
             checked["objects"] = result.object_count
             checked["violations"] = len(result.violations)
     finally:
         policies.close()
     return result
+
+
+def unchanged_clusters(
+    records: TreeRecords | None,
+    inputs: Sequence[ClusterInput],
+    project: Project,
+    policies: CuePolicies,
+) -> dict[str, KeptCluster]:
+    """The clusters that `records` shows unchanged since the last compile into its
+    output (none without records, that is without the cache or an output)."""
+    if records is None:
+        return {}
+    with timed("fingerprint"):
+        identity = cue_identity(policies.cue, policies.version or "")
+        records.fingerprint(inputs, run_base(project, identity))
+        return records.kept(records.fingerprints)
 
 
 def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:
@@ -202,4 +229,5 @@ def _shown(path: Path, root: Path) -> str:
 
 def cluster_names(result: CompileResult) -> tuple[str, ...]:
     """The clusters a compile covered, as the final status reports them."""
-    return tuple(c.facts.name for c in result.clusters)
+    names = [c.facts.name for c in result.clusters]
+    return tuple(sorted(names + [k.name for k in result.kept]) if result.kept else names)

@@ -10,11 +10,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from compiler.argocd.against import replacement_findings
+from compiler.cachedir import cache_root
 from compiler.emit import EmitStats, StagedTree, staged_tree
 from compiler.errors import EXIT_FINDINGS, EXIT_OK
-from compiler.layout import TREE_ROOTS
 from compiler.operations import steps
-from compiler.operations.audit import content_hash
 from compiler.options import Selection, SourceOptions, open_project
 from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
@@ -22,6 +21,8 @@ from compiler.publishing.diffbase import no_clusters_warning, read_project_base
 from compiler.report import records, report_violations
 from compiler.run import cluster_names, run_compile_stage, snapshot_freshness
 from compiler.stageclock import timed
+from compiler.treerecord import TreeRecords, tree_hash
+from compiler.treewrite import kept_in, owned_directories, record_compiled
 
 
 def compile_command(
@@ -29,8 +30,10 @@ def compile_command(
 ) -> Outcome:
     started = time.perf_counter()
 
+    tree_records = TreeRecords(cache_root(), out)
+
     def owned_by(result: CompileResult) -> list[str]:
-        return list(TREE_ROOTS) if selection.whole_fleet else result.owned
+        return owned_directories(result, out, whole_fleet=selection.whole_fleet)
 
     with ExitStack() as held:
         staged: list[StagedTree] = []
@@ -49,6 +52,7 @@ def compile_command(
             cue=cue,
             show_progress=fmt == "text",
             while_policies_run=stage_beside_cue,
+            records=tree_records,
         )
         if result.violations:
             report_violations(result.violations, fmt, sys.stdout, result.notices)
@@ -60,9 +64,13 @@ def compile_command(
                 staged.append(
                     held.enter_context(staged_tree(out, result.files, owned=owned_by(result)))
                 )
-            stats = staged[0].commit()
-            emitted["tree"] = content_hash(result.files)
+            stats = kept_in(staged[0].commit(), result)
+            emitted["tree"] = tree_hash(result.files, result.kept)
             emitted["written"] = stats.written
+            emitted["kept"] = len(result.kept)
+        if tree_records.fingerprints:
+            with timed("record"):
+                record_compiled(tree_records, result)
     elapsed = time.perf_counter() - started
     if fmt == "json":
         json.dump(summary_record(result, stats, elapsed, out), sys.stdout, indent=2, sort_keys=True)
@@ -77,12 +85,13 @@ def compile_command(
 
 
 def summary(result: CompileResult, stats: EmitStats, elapsed: float, out: Path) -> str:
-    names = ", ".join(c.facts.name for c in result.clusters)
+    names = ", ".join(cluster_names(result))
     files = stats.written + stats.unchanged
+    kept = f", {len(result.kept)} cluster(s) unchanged, not recompiled" if result.kept else ""
     return (
-        f"compiled {len(result.clusters)} cluster(s) ({names}): {result.object_count} objects, "
-        f"{files} files ({stats.written} written, {stats.unchanged} unchanged, "
-        f"{stats.removed} removed) in {elapsed:.2f} s -> {out}"
+        f"compiled {len(cluster_names(result))} cluster(s) ({names}): "
+        f"{result.object_count} objects, {files} files ({stats.written} written, "
+        f"{stats.unchanged} unchanged, {stats.removed} removed{kept}) in {elapsed:.2f} s -> {out}"
     )
 
 
@@ -91,7 +100,8 @@ def summary_record(
 ) -> dict[str, object]:
     """The summary for machines (`--format json`)."""
     return {
-        "clusters": [c.facts.name for c in result.clusters],
+        "clusters": list(cluster_names(result)),
+        "kept": [k.name for k in result.kept],  # unchanged since the last compile, not redone
         "objects": result.object_count,
         "files": {"written": stats.written, "unchanged": stats.unchanged, "removed": stats.removed},
         "out": str(out),

@@ -1,0 +1,290 @@
+"""Records of what a compile wrote for each cluster, so that an unchanged cluster is
+not compiled again into the same output.
+
+A cluster's fingerprint is a hash of everything its files and its findings depend
+on: the compiler itself (every file of the package, the Python version and the
+versions of the libraries that shape bytes), the project (its file's bytes and its
+parsed settings), every file of the policies and definitions directories (schemas,
+CUE rules, waivers, vendored CRDs), the cue binary, and the cluster's own input (its
+facts and every layer it reads, by content, lines and lock: `--pin` and `--as-of`
+change content, so they change the key).
+
+After a successful compile, each compiled cluster's record is kept in the cache dir
+under the output directory's path: the fingerprint, every file and directory the
+compile wrote for it (size, mtime, inode and content hash of each file), its own
+findings before the waivers judged them (warnings, waived ones) and the bytes of its
+small JSON files (the ApplicationSets' generator files, which fleet-wide checks read).
+
+Next time, a cluster whose fingerprint equals its record's, and whose directory on
+disk holds exactly the recorded files and directories, is kept as it is: not merged,
+validated, rendered, serialised or written. A file whose stat differs, or whose mtime
+is too close to the record's time to tell an edit from the write (git's "racily
+clean"), is compared by hash. A record that does not parse, names another output,
+cluster or format, is ignored: the cluster is compiled. The cache only saves time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import compiler
+from compiler import cachedir
+from compiler.layers import ClusterInput
+from compiler.layout import CLUSTERS_DIR, cluster_dir
+from compiler.model import Layer
+from compiler.policy import Violation
+from compiler.project import PROJECT_FILE, Project
+
+_FORMAT = "tree-records/1"  # bump when a record's meaning changes
+# A file modified this close to (or after) its record's time may have kept the mtime
+# the record holds (timestamps are as coarse as a kernel tick): compare its bytes.
+_RACY_NS = 200_000_000
+# Libraries whose version can change the bytes or the findings of a compile.
+_LIBRARIES = ("PyYAML", "jsonschema", "fastjsonschema", "deepmerge", "kubernetes-validate")
+_VIOLATION_FIELDS = ("cluster", "path", "rule", "message", "provenance", "severity", "waiver")
+
+
+@dataclass(frozen=True)
+class KeptCluster:
+    """A cluster left as the last compile wrote it."""
+
+    name: str
+    objects: int
+    files: Mapping[str, str]  # path from the tree's root -> sha256 hex of its bytes
+    generator_files: Mapping[str, bytes]  # its .json files, for the fleet-wide checks
+    findings: tuple[Violation, ...]  # its own findings, before the waivers judged them
+
+
+class TreeRecords:
+    """The records of one output directory, for one run."""
+
+    def __init__(self, root: Path, out: Path) -> None:
+        self.out = out.absolute()
+        self.directory = root / "tree-records" / _digest(str(self.out).encode())
+        self.fingerprints: dict[str, str] = {}  # empty: the run kept no record (no cache)
+
+    def fingerprint(self, inputs: Sequence[ClusterInput], base: str) -> None:
+        """Compute each cluster's fingerprint (layers shared between clusters, once);
+        `base` is `run_base`'s."""
+        seen: dict[int, bytes] = {}
+        for cluster in inputs:
+            digest = hashlib.sha256(base.encode())
+            digest.update(_framed(repr(cluster.facts).encode()))
+            for layer in cluster.layers:
+                if id(layer) not in seen:
+                    seen[id(layer)] = _layer_digest(layer)
+                digest.update(seen[id(layer)])
+            self.fingerprints[cluster.facts.name] = digest.hexdigest()
+
+    def kept(self, names: Iterable[str]) -> dict[str, KeptCluster]:
+        """The clusters among `names` whose record holds and whose files are intact."""
+        found = {}
+        for name in names:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+                kept = self._check(name)
+                if kept is not None:
+                    found[name] = kept
+        return found
+
+    def record(
+        self,
+        files: Mapping[str, bytes],
+        clusters: Mapping[str, int],
+        findings: Mapping[str, Sequence[Violation]],
+    ) -> None:
+        """Keep the record of each cluster of `clusters` (name -> object count), written
+        to the output just now with `files`."""
+        now = time.time_ns()
+        for name, objects in clusters.items():
+            fingerprint = self.fingerprints.get(name)
+            if fingerprint is None:
+                continue
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                entry = self._entry(name, fingerprint, files, objects, findings.get(name, ()))
+                entry["recorded_ns"] = now
+                cachedir.write_atomically(self._path(name), json.dumps(entry).encode())
+
+    def _entry(
+        self,
+        name: str,
+        fingerprint: str,
+        files: Mapping[str, bytes],
+        objects: int,
+        findings: Sequence[Violation],
+    ) -> dict[str, Any]:
+        root = cluster_dir(name)
+        own = {p: data for p, data in files.items() if p.startswith(root + "/")}
+        stats = {}
+        for path, data in own.items():
+            status = (self.out / path).lstat()
+            stats[path] = [status.st_size, status.st_mtime_ns, status.st_ino, _digest(data)]
+        directories: set[str] = set()
+        for path in own:  # every directory between the cluster's and its files
+            folder = path.rsplit("/", 1)[0]
+            while folder != root and folder not in directories:
+                directories.add(folder)
+                folder = folder.rsplit("/", 1)[0]
+        return {
+            "format": _FORMAT,
+            "out": str(self.out),
+            "cluster": name,
+            "fingerprint": fingerprint,
+            "objects": objects,
+            "files": stats,
+            "directories": sorted(directories),
+            "generator_files": {p: d.decode() for p, d in own.items() if p.endswith(".json")},
+            "findings": [[getattr(v, f) for f in _VIOLATION_FIELDS] for v in findings],
+        }
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{_digest(name.encode())}.json"
+
+    def _check(self, name: str) -> KeptCluster | None:
+        fingerprint = self.fingerprints.get(name)
+        if fingerprint is None:
+            return None
+        entry = json.loads(self._path(name).read_bytes())
+        if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
+            return None
+        if entry["out"] != str(self.out) or entry["cluster"] != name:
+            return None
+        if entry["fingerprint"] != fingerprint:
+            return None
+        files: dict[str, list[Any]] = entry["files"]
+        if not _intact(self.out, cluster_dir(name), files, entry["directories"], entry):
+            return None
+        if any(len(v) != len(_VIOLATION_FIELDS) for v in entry["findings"]):
+            return None
+        findings = tuple(Violation(*(str(x) for x in v)) for v in entry["findings"])
+        if any(v.cluster != name for v in findings):
+            return None
+        return KeptCluster(
+            name=name,
+            objects=int(entry["objects"]),
+            files={p: str(s[3]) for p, s in files.items()},
+            generator_files={p: str(t).encode() for p, t in entry["generator_files"].items()},
+            findings=findings,
+        )
+
+
+def _intact(
+    out: Path,
+    root: str,
+    files: Mapping[str, list[Any]],
+    directories: Sequence[str],
+    entry: Mapping[str, Any],
+) -> bool:
+    """Whether `out/root` holds exactly `files` and `directories` (none a link), each
+    file with its recorded stat, or else its recorded bytes."""
+    for part in (out, out / CLUSTERS_DIR, out / root):
+        if not stat.S_ISDIR(part.lstat().st_mode):
+            return False
+    racy_from = int(entry["recorded_ns"]) - _RACY_NS
+    seen_files: set[str] = set()
+    seen_dirs: set[str] = set()
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(out / folder) as entries:
+            for item in entries:
+                rel = f"{folder}/{item.name}"
+                if item.is_dir(follow_symlinks=False):
+                    seen_dirs.add(rel)
+                    pending.append(rel)
+                elif rel not in files or not item.is_file(follow_symlinks=False):
+                    return False  # a file a full compile would remove, or a link
+                elif not _same_file(item, files[rel], racy_from):
+                    return False
+                else:
+                    seen_files.add(rel)
+    return seen_files == set(files) and seen_dirs == set(directories)
+
+
+def _same_file(item: os.DirEntry[str], recorded: list[Any], racy_from: int) -> bool:
+    size, mtime, inode, digest = recorded
+    status = item.stat(follow_symlinks=False)
+    if status.st_size != size:
+        return False
+    if status.st_mtime_ns == mtime and status.st_ino == inode and mtime < racy_from:
+        return True
+    return bool(_digest(Path(item.path).read_bytes()) == digest)
+
+
+def run_base(project: Project, cue_identity: str) -> str:
+    """The part of every fingerprint that the whole run shares."""
+    digest = hashlib.sha256(f"{_FORMAT}\0{sys.version}\0{cue_identity}\0".encode())
+    for library in _LIBRARIES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(_framed(f"{library}={importlib.metadata.version(library)}".encode()))
+    digest.update(_framed(repr(project).encode()))
+    project_file = project.root / PROJECT_FILE
+    digest.update(_framed(project_file.read_bytes() if project_file.is_file() else b""))
+    package = Path(compiler.__file__).parent
+    for top in (package, project.policies_dir, project.definitions_dir, *project.cue_files):
+        for path in _files_under(top):
+            digest.update(_framed(str(path).encode()) + _framed(path.read_bytes()))
+    return digest.hexdigest()
+
+
+def _files_under(top: Path) -> list[Path]:
+    """Every file at or under `top`, links followed, in a stable order (bytecode aside)."""
+    if top.is_file():
+        return [top]
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        found.extend(Path(dirpath) / name for name in sorted(filenames))
+    return [p for p in found if p.is_file() and p.suffix != ".pyc"]
+
+
+def _layer_digest(layer: Layer) -> bytes:
+    digest = hashlib.sha256()
+    digest.update(_framed(repr(layer.ref).encode()))
+    digest.update(_framed(json.dumps(layer.document, sort_keys=True, default=repr).encode()))
+    digest.update(_framed(repr(sorted(layer.lines.items())).encode()))
+    digest.update(_framed(repr(sorted(layer.key_lines.items())).encode()))
+    digest.update(_framed(json.dumps(layer.lock, sort_keys=True, default=repr).encode()))
+    return digest.digest()
+
+
+def _framed(data: bytes) -> bytes:
+    return f"{len(data)}\0".encode() + data
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree_hash(files: Mapping[str, bytes], kept: Iterable[KeptCluster]) -> str:
+    """`operations.audit.content_hash` of the whole tree, the kept clusters' files
+    taken from their records' hashes."""
+    digests = {p: hashlib.sha256(d).digest() for p, d in files.items()}
+    for cluster in kept:
+        digests.update({p: bytes.fromhex(h) for p, h in cluster.files.items()})
+    outer = hashlib.sha256()
+    for path in sorted(digests):
+        outer.update(path.encode("utf-8") + b"\0" + digests[path])
+    return f"sha256:{outer.hexdigest()}"
+
+
+def stale_entries(out: Path, names: Iterable[str]) -> list[str]:
+    """The entries of `out/clusters/` that no cluster of `names` owns: a whole-fleet
+    compile removes them."""
+    mine = {cluster_dir(n) for n in names}
+    try:
+        with os.scandir(out / CLUSTERS_DIR) as entries:
+            present = sorted(f"{CLUSTERS_DIR}/{e.name}" for e in entries)
+    except OSError:
+        return []
+    return [p for p in present if p not in mine]

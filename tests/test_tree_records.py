@@ -1,0 +1,198 @@
+"""A recompile into the same output keeps the clusters whose inputs and files did not
+change (compiler/treerecord.py), and any change to what a cluster's output depends on
+compiles it again; the tree always equals a compile without the cache, byte for byte.
+Against moto's server, with the real cue (GITOPS_CUE)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler.cli import main
+from compiler.model import cluster_pk
+from compiler.sources import Pin
+from compiler.sources.dynamodb import DynamoDBStore
+from tests.conftest import ROOT, tree
+
+ALL = ["dev-k3s", "prod-eks-1", "test-k3s"]
+
+
+@pytest.fixture
+def table(server_store: DynamoDBStore) -> DynamoDBStore:
+    from compiler.sources.snapshot import SnapshotStore, seed
+
+    seed(server_store, SnapshotStore(ROOT / "examples"))
+    return server_store
+
+
+def run(
+    project: Path,
+    store: DynamoDBStore,
+    out: Path,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> dict[str, Any]:
+    assert store.endpoint_url is not None
+    argv = ["compile", "--all", "--out", str(out), "--format", "json", "--project", str(project)]
+    argv += ["--endpoint-url", store.endpoint_url, "--table", store.table, *extra]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary: dict[str, Any] = json.loads(captured.out)
+    return summary
+
+
+def full(
+    project: Path,
+    store: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> dict[str, bytes]:
+    """The tree of a compile without the cache, into a fresh directory."""
+    out = tmp_path / f"full-{len(list(tmp_path.iterdir()))}"
+    assert run(project, store, out, capsys, "--no-cache", *extra)["kept"] == []
+    return tree(out)
+
+
+def test_an_unchanged_recompile_keeps_every_cluster(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    first = run(project_dir, table, out, capsys)
+    assert first["kept"] == [] and first["clusters"] == ALL
+    before = tree(out)
+    stats = {p: (out / p).stat().st_mtime_ns for p in before}
+    again = run(project_dir, table, out, capsys)
+    assert again["kept"] == ALL and again["clusters"] == ALL
+    assert again["objects"] == first["objects"]
+    assert again["files"] == {"written": 0, "unchanged": len(before), "removed": 0}
+    assert tree(out) == before == full(project_dir, table, tmp_path, capsys)
+    assert {p: (out / p).stat().st_mtime_ns for p in before} == stats
+
+
+def _new_version(project: Path, store: DynamoDBStore) -> None:
+    latest = store.read(cluster_pk("dev-k3s"), Pin())
+    assert latest is not None
+    store.put(cluster_pk("dev-k3s"), latest.config, cluster=latest.cluster, author="t", comment="")
+
+
+def _overlay(project: Path, store: DynamoDBStore) -> None:
+    with (project / "overlays" / "prod" / "10-quotas.yaml").open("a") as handle:
+        handle.write("# reviewed\n")
+
+
+def _policy(project: Path, store: DynamoDBStore) -> None:
+    with (project / "policies" / "quotas.cue").open("a") as handle:
+        handle.write("// reviewed\n")
+
+
+def _waivers(project: Path, store: DynamoDBStore) -> None:
+    (project / "policies" / "waivers.yaml").write_text("[]\n")
+
+
+def _project_file(project: Path, store: DynamoDBStore) -> None:
+    with (project / "gitops-compiler.yaml").open("a") as handle:
+        handle.write("# reviewed\n")
+
+
+CHANGES: dict[str, tuple[Callable[[Path, DynamoDBStore], None], list[str]]] = {
+    "a layer version": (_new_version, ["dev-k3s"]),
+    "an overlay file": (_overlay, ["prod-eks-1"]),
+    "a policy file": (_policy, ALL),
+    "the waivers": (_waivers, ALL),
+    "the project file": (_project_file, ALL),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_change_compiles_what_it_touches_again(
+    change: str,
+    project_dir: Path,
+    table: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    apply, touched = CHANGES[change]
+    apply(project_dir, table)
+    again = run(project_dir, table, out, capsys)
+    assert again["kept"] == [c for c in ALL if c not in touched]
+    assert tree(out) == full(project_dir, table, tmp_path, capsys)
+    assert run(project_dir, table, out, capsys)["kept"] == ALL  # and kept from then on
+
+
+def test_a_pin_compiles_the_pinned_cluster_again(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    pinned = run(project_dir, table, out, capsys, "--pin", "cluster/dev-k3s=1")
+    assert pinned["kept"] == ["prod-eks-1", "test-k3s"]
+    assert tree(out) == full(project_dir, table, tmp_path, capsys, "--pin", "cluster/dev-k3s=1")
+    assert run(project_dir, table, out, capsys)["kept"] == ["prod-eks-1", "test-k3s"]
+
+
+def _edited_in_place(path: Path) -> None:
+    """The same size and mtime, other bytes: only the content tells."""
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+OUTPUT_CHANGES: dict[str, Callable[[Path], None]] = {
+    "edited": lambda d: (d / "kustomization.yaml").write_text("resources: []\n"),
+    "edited in place, same size and mtime": lambda d: _edited_in_place(d / "cluster.json"),
+    "deleted": lambda d: (d / "config-lock.json").unlink(),
+    "a stray file added": lambda d: (d / "namespaces" / "stray.yaml").write_text("{}\n"),
+    "a stray directory added": lambda d: (d / "stray").mkdir(),
+}
+
+
+@pytest.mark.parametrize("change", OUTPUT_CHANGES)
+def test_an_output_changed_on_disk_is_compiled_again(
+    change: str,
+    project_dir: Path,
+    table: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    OUTPUT_CHANGES[change](out / "clusters" / "test-k3s")
+    assert run(project_dir, table, out, capsys)["kept"] == ["dev-k3s", "prod-eks-1"]
+    assert tree(out) == full(project_dir, table, tmp_path, capsys)
+
+
+def test_no_cache_and_a_damaged_record_compile_everything(
+    project_dir: Path,
+    table: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    assert run(project_dir, table, out, capsys, "--no-cache")["kept"] == []
+    monkeypatch.setenv("GITOPS_NO_CACHE", "1")
+    assert run(project_dir, table, out, capsys)["kept"] == []
+    monkeypatch.delenv("GITOPS_NO_CACHE")
+    records = sorted((Path(os.environ["GITOPS_CACHE_DIR"]) / "tree-records").glob("*/*.json"))
+    mine = [r for r in records if json.loads(r.read_bytes())["out"] == str(out.absolute())]
+    assert len(mine) == 3
+    mine[0].write_text("{not json")
+    foreign = json.loads(mine[1].read_bytes())
+    foreign["cluster"] = "someone-else"
+    mine[1].write_text(json.dumps(foreign))
+    assert len(run(project_dir, table, out, capsys)["kept"]) == 1
+    assert tree(out) == full(project_dir, table, tmp_path, capsys)
+    # Another output directory has records of its own.
+    assert run(project_dir, table, tmp_path / "other", capsys)["kept"] == []

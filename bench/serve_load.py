@@ -75,6 +75,33 @@ def _rss(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+class _RssSampler:
+    """serve's VmRSS once a second, in a thread, for the run's memory curve: "flat"
+    means the samples after the first runs stop growing, not start == end."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.samples = pid, [(0.0, _rss(pid)[0])]
+        self.started, self.stop = time.monotonic(), threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stop.wait(1.0):
+            self.samples.append((time.monotonic() - self.started, _rss(self.pid)[0]))
+
+    def curve(self) -> str:
+        """The RSS at each tenth of the run, in MiB."""
+        self.stop.set()
+        self.thread.join(5)
+        end = self.samples[-1][0]
+        marks = []
+        for tenth in range(11):
+            at = end * tenth / 10
+            kib = next(k for t, k in self.samples if t >= at)
+            marks.append(f"{kib / 1024:.0f}")
+        return " ".join(marks)
+
+
 class _Service:
     def __init__(self, argv: list[str]) -> None:
         env = {**os.environ, "GITOPS_TRIGGER_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
@@ -223,11 +250,13 @@ def _measure(
     service: _Service, store: DynamoDBStore, calls: int, records: int, moto_pid: int
 ) -> None:
     rss_start, moto_start = _rss(service.process.pid), _rss(moto_pid)
+    sampler = _RssSampler(service.process.pid)
     depths: list[float] = []
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:  # the calls first, while the table is small
         statuses = list(pool.map(lambda n: service.call(CLUSTERS[n % 3], f"bench-{n}"),
                                  range(calls)))  # fmt: skip
+    rss_after_calls = _rss(service.process.pid)[0]
     write_seconds = _write_versions(store, records // 2)
     sent = time.monotonic() - started
     final = _drain(service, store, DRAIN_SECONDS, depths)
@@ -242,8 +271,9 @@ def _measure(
         if "next try in" in line or line.startswith("error"):
             print(f"  serve said: {line[:300]}")
     print(f"queue depth: largest sampled {max(depths, default=0):g} (bound 100)")
-    print(f"serve RSS KiB: start {rss_start[0]} (peak {rss_start[1]}), "
-          f"end {rss_end[0]} (peak {rss_end[1]})")  # fmt: skip
+    print(f"serve RSS KiB: start {rss_start[0]} (peak {rss_start[1]}), after the calls "
+          f"{rss_after_calls}, end {rss_end[0]} (peak {rss_end[1]})")  # fmt: skip
+    print(f"serve RSS MiB at each tenth of the run: {sampler.curve()}")
     print(f"moto RSS KiB: start {moto_start[0]}, end {moto_end[0]} (peak {moto_end[1]})")
 
 

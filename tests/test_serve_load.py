@@ -34,5 +34,6 @@ def test_a_tiny_load_run_reports_coalesced_publishes(
     assert depth <= 100
     assert re.search(r"serve RSS KiB: start \d+ .*end \d+", said)
     assert re.search(r"moto RSS KiB: start \d+, end \d+", said)
+    assert re.search(r"at each tenth of the run: (\d+ ){10}\d+\n", said)
     assert re.search(r"^branch \S+: \d+ commit\(s\)$", said, re.MULTILINE)
     assert "serve exited 0 on SIGTERM" in said

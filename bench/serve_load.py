@@ -43,6 +43,7 @@ from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore, client_config
 from compiler.sources.heads import head_condition
 from compiler.sources.snapshot import SnapshotStore, seed
+from tests.fake_github import FAKE_REPO, FAKE_TOKEN, PULLS, FakeGitHub
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
@@ -103,8 +104,8 @@ class _RssSampler:
 
 
 class _Service:
-    def __init__(self, argv: list[str]) -> None:
-        env = {**os.environ, "GITOPS_TRIGGER_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    def __init__(self, argv: list[str], extra_env: dict[str, str]) -> None:
+        env = {**os.environ, **extra_env, "GITOPS_TRIGGER_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "compiler", *argv], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=env, text=True,
@@ -231,19 +232,34 @@ def run(calls: int, records: int, workdir: Path) -> None:
         client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
                               config=client_config())  # fmt: skip
         enable_stream(client, store.table)
-        service = _Service(["serve", "--repo", str(bare), "--forge", "none", "--listen",
-                            "127.0.0.1:0", "--project", str(ROOT), "--endpoint-url", endpoint,
-                            "--debounce", "2", "--queue-size", "100"])  # fmt: skip
-        try:
-            _measure(service, store, calls, records, moto_pid)
-        finally:
-            service.process.terminate()
-            code = service.process.wait(120)
-            service.pump.join(30)  # read to the end of serve's output, then close it
-            assert service.process.stdout is not None
-            service.process.stdout.close()
-            print(f"serve exited {code} on SIGTERM")
+        with FakeGitHub(repos=[FAKE_REPO]) as github:
+            service = _Service(
+                ["serve", "--repo", str(bare), "--forge", "github", "--forge-repo", FAKE_REPO,
+                 "--listen", "127.0.0.1:0", "--project", str(ROOT), "--endpoint-url", endpoint,
+                 "--debounce", "2", "--queue-size", "100"],
+                {"GITHUB_API_URL": github.url, "GITOPS_GITHUB_TOKEN": FAKE_TOKEN},
+            )  # fmt: skip
+            try:
+                _measure(service, store, calls, records, moto_pid)
+            finally:
+                service.process.terminate()
+                code = service.process.wait(120)
+                service.pump.join(30)  # read to the end of serve's output, then close it
+                assert service.process.stdout is not None
+                service.process.stdout.close()
+                print(f"serve exited {code} on SIGTERM")
+            _report_pulls(github)
     _report_branches(bare)
+
+
+def _report_pulls(github: FakeGitHub) -> None:
+    """What the (fake, HTTP-level) GitHub saw: a second pull request for one branch
+    would be a duplicate."""
+    pulls = github.pulls()
+    heads = [p["head"]["ref"] for p in pulls]
+    print(f"pull requests: {len(pulls)} opened for {len(set(heads))} branch(es); "
+          f"{len(github.received('POST', PULLS))} create and "
+          f"{len(github.received('PATCH'))} update call(s)")  # fmt: skip
 
 
 def _measure(

@@ -3,7 +3,8 @@
 It starts what the full run starts (moto's server in its own process, a bare
 repository, one `serve`), sends a few calls and writes a few versions, and
 reads the report: every call answered, triggers coalesced into fewer runs,
-the queue bound held, both processes' RSS reported, serve stopped cleanly.
+the queue bound held, one pull request on the (fake, HTTP-level) GitHub, both
+processes' RSS reported, serve stopped cleanly.
 """
 
 from __future__ import annotations
@@ -36,4 +37,8 @@ def test_a_tiny_load_run_reports_coalesced_publishes(
     assert re.search(r"moto RSS KiB: start \d+, end \d+", said)
     assert re.search(r"at each tenth of the run: (\d+ ){10}\d+\n", said)
     assert re.search(r"^branch \S+: \d+ commit\(s\)$", said, re.MULTILINE)
+    # One scope, one pull request: the runs after the first update it.
+    assert re.search(
+        r"^pull requests: 1 opened for 1 branch\(es\); 1 create and \d+ update", said, re.MULTILINE
+    )
     assert "serve exited 0 on SIGTERM" in said

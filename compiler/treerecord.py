@@ -106,12 +106,14 @@ class TreeRecords:
         """Keep the record of each cluster of `clusters` (name -> object count), written
         to the output just now with `files`."""
         now = time.time_ns()
+        by_cluster = _files_by_cluster(files)  # once: a scan of every file per cluster is C²
         for name, objects in clusters.items():
             fingerprint = self.fingerprints.get(name)
             if fingerprint is None:
                 continue
             with contextlib.suppress(OSError, ValueError, TypeError):
-                entry = self._entry(name, fingerprint, files, objects, findings.get(name, ()))
+                own = by_cluster.get(cluster_dir(name), {})
+                entry = self._entry(name, fingerprint, own, objects, findings.get(name, ()))
                 entry["recorded_ns"] = now
                 cachedir.write_atomically(self._path(name), json.dumps(entry).encode())
 
@@ -119,12 +121,12 @@ class TreeRecords:
         self,
         name: str,
         fingerprint: str,
-        files: Mapping[str, bytes],
+        own: Mapping[str, bytes],
         objects: int,
         findings: Sequence[Violation],
     ) -> dict[str, Any]:
+        """`own`: the files the compile wrote under the cluster's directory."""
         root = cluster_dir(name)
-        own = {p: data for p, data in files.items() if p.startswith(root + "/")}
         stats = {}
         for path, data in own.items():
             status = (self.out / path).lstat()
@@ -176,6 +178,16 @@ class TreeRecords:
             generator_files={p: str(t).encode() for p, t in entry["generator_files"].items()},
             findings=findings,
         )
+
+
+def _files_by_cluster(files: Mapping[str, bytes]) -> dict[str, dict[str, bytes]]:
+    """`files` under `clusters/<name>/`, by their cluster's directory."""
+    grouped: dict[str, dict[str, bytes]] = {}
+    prefix = CLUSTERS_DIR + "/"
+    for path, data in files.items():
+        if path.startswith(prefix) and path.count("/") >= 2:
+            grouped.setdefault(path[: path.index("/", len(prefix))], {})[path] = data
+    return grouped
 
 
 def _intact(

@@ -3,6 +3,8 @@
 `python -m bench.child --project P --endpoint URL --out DIR [--cluster C]`
 runs the real `compile` command in-process with a stage clock, then measures
 the floor on the same objects in the same process, and prints one JSON record.
+Peak memory three ways: this process's own, the largest cue process's, and the
+two together (this process plus every cue alive at once, sampled).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from bench.memory import PeakSampler
 from compiler.cli import main as cli_main
 from compiler.stageclock import StageClock, clocked
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = StageClock()
     captured = io.StringIO()
     started = time.perf_counter()
-    with clocked(clock), contextlib.redirect_stdout(captured):
+    with PeakSampler() as sampled, clocked(clock), contextlib.redirect_stdout(captured):
         code = cli_main(argv)
     wall = time.perf_counter() - started
     if code != 0:
@@ -72,7 +75,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "objects": summary["objects"],
         "files": summary["files"],
         "peak_rss": peak_rss_bytes(),
+        # The largest single cue process (the largest child waited for).
         "cue_peak_rss": peak_rss_bytes(resource.RUSAGE_CHILDREN),
+        # The compiler and every cue alive at the same moment, sampled (bench/memory.py).
+        "together_peak_rss": sampled.together,
     }
     if not args.cluster and not args.no_floor:
         record["floor"], record["floor_objects"] = floor_seconds(args.out, args.scratch)

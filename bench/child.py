@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -26,11 +25,6 @@ import yaml
 from bench.memory import PeakSampler
 from compiler.cli import main as cli_main
 from compiler.stageclock import StageClock, clocked
-
-
-def peak_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
-    """The peak resident memory of this process (or of the largest child: cue)."""
-    return resource.getrusage(who).ru_maxrss * 1024  # Linux: KiB
 
 
 def floor_seconds(tree: Path, scratch: Path) -> tuple[float, int]:
@@ -74,10 +68,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stages": dict(clock.seconds),
         "objects": summary["objects"],
         "files": summary["files"],
-        "peak_rss": peak_rss_bytes(),
-        # The largest single cue process (the largest child waited for).
-        "cue_peak_rss": peak_rss_bytes(resource.RUSAGE_CHILDREN),
-        # The compiler and every cue alive at the same moment, sampled (bench/memory.py).
+        # Peaks of the process images (VmHWM), not ru_maxrss: Linux keeps that across
+        # execve, so this process would report the runner's size at the fork, and
+        # each cue the compiler's (bench/memory.py).
+        "peak_rss": sampled.own,
+        "cue_peak_rss": sampled.largest_child,  # the largest single cue process
+        # The compiler and every cue alive at the same moment, sampled.
         "together_peak_rss": sampled.together,
     }
     if not args.cluster and not args.no_floor:

@@ -4,8 +4,9 @@
 the largest single child waited for: several cue processes alive at once (the
 policies split a large fleet between them) add up, and neither number shows it.
 A sampler thread sums VmRSS of this process and every descendant every
-INTERVAL seconds and keeps the largest sum, and the largest single descendant.
-A sample can miss a peak shorter than the interval; the sum is a lower bound.
+INTERVAL seconds and keeps the largest sum, and the largest peak (VmHWM) of a
+single descendant. A sample can miss a peak shorter than the interval; the sum
+is a lower bound.
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ INTERVAL = 0.03  # seconds; a walk of /proc costs ~1 ms of a core
 _PROC = Path("/proc")
 
 
-def _rss_bytes(pid: int) -> int:
-    """VmRSS of `pid`, 0 once it is gone (or a zombie)."""
+def memory_bytes(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of `pid`: resident now, and the most it ever was; (0, 0) once it
+    is gone (or a zombie).
+
+    VmHWM is the peak of this process image alone. `ru_maxrss` is not: Linux keeps it
+    across execve, so a child started by a large process (the bench's runner, or the
+    compiler starting cue) reports at least its parent's size at the fork.
+    """
     try:
         text = (_PROC / str(pid) / "status").read_text()
     except OSError:
-        return 0
+        return 0, 0
+    found = {"VmRSS:": 0, "VmHWM:": 0}
     for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024  # kB
-    return 0
+        key = line[:6]
+        if key in found:
+            found[key] = int(line.split()[1]) * 1024  # kB
+    return found["VmRSS:"], found["VmHWM:"]
 
 
 def _children_listed(pid: int) -> list[int] | None:
@@ -85,21 +94,24 @@ def descendants(pid: int) -> list[int]:
 
 class PeakSampler:
     """`with PeakSampler() as peak:` ... then `peak.together` (bytes, this process
-    plus its descendants at the same moment) and `peak.largest_child`."""
+    plus its descendants at the same moment), `peak.largest_child` (the largest peak
+    of one descendant) and `peak.own` (this process's peak)."""
 
     def __init__(self, pid: int | None = None, interval: float = INTERVAL) -> None:
         self.pid = pid or os.getpid()
         self.interval = interval
         self.together = 0
         self.largest_child = 0
+        self.own = 0
         self.samples = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
 
     def sample(self) -> None:
-        children = [_rss_bytes(p) for p in descendants(self.pid)]
-        self.together = max(self.together, _rss_bytes(self.pid) + sum(children))
-        self.largest_child = max([self.largest_child, *children])
+        own, self.own = memory_bytes(self.pid)
+        children = [memory_bytes(p) for p in descendants(self.pid)]
+        self.together = max(self.together, own + sum(now for now, _ in children))
+        self.largest_child = max([self.largest_child, *(peak for _, peak in children)])
         self.samples += 1
 
     def _run(self) -> None:

@@ -96,9 +96,10 @@ def _summary_table(results: Sequence[SizeResult]) -> list[str]:
             ]
     lines += [
         "",
-        "peak RSS: the compiler's own (ru_maxrss), the largest single cue process's "
-        "(RUSAGE_CHILDREN), and together: the compiler plus every cue process alive at "
-        "the same moment, their VmRSS summed every 30 ms (bench/memory.py). "
+        "peak RSS: the compiler's own and the largest single cue process's (VmHWM, "
+        "the peak of each process image: ru_maxrss would count a parent's size at the "
+        "fork), and together: the compiler plus every cue process alive at the same "
+        "moment, their VmRSS summed every 30 ms (bench/memory.py). "
         "floor: PyYAML (libyaml) dumping each emitted object and writing it to its own file, "
         "measured in the same process right after the compile. Cold: the compile with an "
         "empty cache dir (GITOPS_CACHE_DIR of the bench's own), every cluster sent to cue; "

@@ -55,3 +55,21 @@ def test_a_grandchild_counts_too() -> None:
         os.killpg(child.pid, signal.SIGKILL)  # the group: the grandchild too
         child.communicate()
     assert peak.largest_child >= 64 * MIB
+
+
+def test_a_small_child_of_a_large_process_is_measured_small() -> None:
+    # ru_maxrss would say 256 MiB or more here: Linux keeps it across execve, so a
+    # child reports its parent's size at the fork (the compiler's, for every cue).
+    ballast = bytearray(256 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    small = "import time\nprint('ready', flush=True)\ntime.sleep(30)\n"
+    with subprocess.Popen([sys.executable, "-c", small], stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+            with PeakSampler(interval=0.01) as peak:
+                time.sleep(0.03)
+        finally:
+            child.kill()
+    assert peak.own >= 256 * MIB
+    assert 0 < peak.largest_child < 64 * MIB
+    del ballast

@@ -3,6 +3,8 @@
 `python -m bench.child --project P --endpoint URL --out DIR [--cluster C]`
 runs the real `compile` command in-process with a stage clock, then measures
 the floor on the same objects in the same process, and prints one JSON record.
+Peak memory three ways: this process's own, the largest cue process's, and the
+two together (this process plus every cue alive at once, sampled).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -21,13 +22,9 @@ from typing import Any
 
 import yaml
 
+from bench.memory import PeakSampler
 from compiler.cli import main as cli_main
 from compiler.stageclock import StageClock, clocked
-
-
-def peak_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
-    """The peak resident memory of this process (or of the largest child: cue)."""
-    return resource.getrusage(who).ru_maxrss * 1024  # Linux: KiB
 
 
 def floor_seconds(tree: Path, scratch: Path) -> tuple[float, int]:
@@ -59,7 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = StageClock()
     captured = io.StringIO()
     started = time.perf_counter()
-    with clocked(clock), contextlib.redirect_stdout(captured):
+    with PeakSampler() as sampled, clocked(clock), contextlib.redirect_stdout(captured):
         code = cli_main(argv)
     wall = time.perf_counter() - started
     if code != 0:
@@ -71,8 +68,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stages": dict(clock.seconds),
         "objects": summary["objects"],
         "files": summary["files"],
-        "peak_rss": peak_rss_bytes(),
-        "cue_peak_rss": peak_rss_bytes(resource.RUSAGE_CHILDREN),
+        # Peaks of the process images (VmHWM), not ru_maxrss: Linux keeps that across
+        # execve, so this process would report the runner's size at the fork, and
+        # each cue the compiler's (bench/memory.py).
+        "peak_rss": sampled.own,
+        "cue_peak_rss": sampled.largest_child,  # the largest single cue process
+        # The compiler and every cue alive at the same moment, sampled.
+        "together_peak_rss": sampled.together,
     }
     if not args.cluster and not args.no_floor:
         record["floor"], record["floor_objects"] = floor_seconds(args.out, args.scratch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
+from typing import Any
 
 from bench.runner import BESIDE, STAGES, SizeResult
 
@@ -55,7 +56,7 @@ def _size_table(result: SizeResult) -> list[str]:
 def _summary_table(results: Sequence[SizeResult]) -> list[str]:
     lines = [
         "| size | cue | objects | compile s (cold) | floor s | compile / floor "
-        "| warm recompile s (/ floor) | peak RSS (cue's) "
+        "| warm recompile s (/ floor) | peak RSS MiB: compiler, cue (largest process), together "
         "| one cluster changed, recompiled: process s (median) "
         "| pre-commit hook, one overlay changed: process s (median; clusters) "
         "| kubectl kustomize, every cluster |",
@@ -74,7 +75,7 @@ def _summary_table(results: Sequence[SizeResult]) -> list[str]:
             f"| {full['objects']:,} "
             f"| {full['wall']:.2f} | {full['floor']:.2f} | {full['wall'] / full['floor']:.2f}x "
             f"| {r.warm['wall']:.2f} ({r.warm['wall'] / full['floor']:.2f}x) "
-            f"| {full['peak_rss'] / MIB:.0f} MiB ({full['cue_peak_rss'] / MIB:.0f} MiB) "
+            f"| {_peaks(full)} "
             f"| {r.incremental_process:.2f} (in-process {r.incremental['wall']:.2f}) "
             f"| {r.hook.seconds:.2f} ({r.hook.clusters:,}) | {built} |"
         )
@@ -85,14 +86,20 @@ def _summary_table(results: Sequence[SizeResult]) -> list[str]:
         if extra > 0:
             per = (large.full["peak_rss"] - small.full["peak_rss"]) / extra
             cue = (large.full["cue_peak_rss"] - small.full["cue_peak_rss"]) / extra
+            both = (_together(large.full) - _together(small.full)) / extra
             lines += [
                 "",
                 f"memory: {per / 1024:.0f} KiB more peak RSS per cluster between "
                 f"C={small.workload.clusters} and C={large.workload.clusters} "
-                f"(cue {small.cue.label}: {cue / 1024:.0f} KiB per cluster)",
+                f"(cue {small.cue.label}: {cue / 1024:.0f} KiB per cluster in its largest "
+                f"process; compiler and cue together: {both / 1024:.0f} KiB per cluster)",
             ]
     lines += [
         "",
+        "peak RSS: the compiler's own and the largest single cue process's (VmHWM, "
+        "the peak of each process image: ru_maxrss would count a parent's size at the "
+        "fork), and together: the compiler plus every cue process alive at the same "
+        "moment, their VmRSS summed every 30 ms (bench/memory.py). "
         "floor: PyYAML (libyaml) dumping each emitted object and writing it to its own file, "
         "measured in the same process right after the compile. Cold: the compile with an "
         "empty cache dir (GITOPS_CACHE_DIR of the bench's own), every cluster sent to cue; "
@@ -103,3 +110,14 @@ def _summary_table(results: Sequence[SizeResult]) -> list[str]:
         "from compiled bytecode, as an installed wheel does.",
     ]
     return lines
+
+
+def _together(record: dict[str, Any]) -> int:
+    return int(record["together_peak_rss"])
+
+
+def _peaks(record: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{value / MIB:,.0f}"
+        for value in (record["peak_rss"], record["cue_peak_rss"], _together(record))
+    )

@@ -7,11 +7,18 @@ one JSON document under `clusters` (on stdin), and the policies compute
 every finding at once with its rule id; `cue vet` stops at the first error of a
 file.
 
-A large fleet is split between a few cue processes, one a core (`_processes`):
-CUE's time and memory follow the size of its input (~30 ms and ~1.2 MB a
-cluster for the WebAssembly cue), and one process uses one core. Rules are per
-cluster by contract (a one-cluster compile vets that cluster alone), so the
-split changes no finding.
+A large fleet is split into shards of at most SHARD_BYTES of JSON each (runs of
+clusters in name order), and the shards go through at most one cue process a
+core at a time (`_processes`, at most MAX_PROCESSES): each shard a process of its
+own, the one started early (`warm_up`) taking the first. CUE's time and memory
+follow the size of its input (~1 MiB of memory a cluster of the bench's fleet,
+~190 MiB a MB of JSON, for native cue v0.17.1 and the WebAssembly v0.4 alike,
+plus ~25 MiB (native) or ~160 MiB (WebAssembly) a process), so the bound on a
+shard bounds cue's memory at once, whatever the size of the fleet; one process
+uses one core. Rules are per cluster by contract (a one-cluster compile vets that
+cluster alone), so the split changes no finding. A failed shard, or the
+caller's cancel, stops the running shards and starts no other; the error raised
+is the first in shard order.
 
 With a verdict cache (compiler/policy/cue_verdicts.py), a cluster whose document,
 policies and cue are those of a kept verdict is not sent to cue: the kept findings
@@ -47,9 +54,12 @@ DEFAULT_TIMEOUT = 60.0  # seconds for a call, plus PER_MB_TIMEOUT for each MB of
 # on 2 cores). Allow it several times that, so that a large fleet on a busy machine
 # is not a timeout.
 PER_MB_TIMEOUT = 30.0
-# Below this much JSON one cue does it all: starting another costs ~0.3 s of a core.
-SPLIT_ABOVE_BYTES = 1_000_000
-MAX_PROCESSES = 4
+# The most JSON one cue process is given (a shard: one cluster at least). Measured on
+# the bench's clusters (5.5 kB of JSON each): a shard of 0.5 MB peaks at ~120 MiB in
+# native cue and ~280 MiB in the WebAssembly one; starting a process costs ~0.05 s
+# (native) or ~0.3-0.5 s (WebAssembly) of a core.
+SHARD_BYTES = 500_000
+MAX_PROCESSES = 4  # cue processes at once, at most one a core
 CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
 HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "
@@ -144,7 +154,7 @@ class CuePolicies:
         cue: Path,
         timeout: float = DEFAULT_TIMEOUT,
         *,
-        split_above: int = SPLIT_ABOVE_BYTES,
+        shard_bytes: int = SHARD_BYTES,
         version: str | None = None,
         cache: bool = False,
         files: Sequence[Path] | None = None,
@@ -154,7 +164,7 @@ class CuePolicies:
         self.policies_dir = policies_dir
         self.cue = cue
         self.timeout = timeout
-        self.split_above = split_above  # bytes of JSON one cue process takes alone
+        self.shard_bytes = shard_bytes  # the most JSON one cue process is given
         # `files`: a project's built-in and own rule files (`Project.cue_files`); else
         # the directory's, as cue itself loads a package: `.*` and `_*` are not part of it.
         self.files = tuple(
@@ -228,42 +238,56 @@ class CuePolicies:
     def _evaluate(
         self, dumped: Mapping[str, str], cancel: threading.Event | None
     ) -> list[CueFinding]:
-        """cue's findings on `dumped` (name -> its document as JSON), in one or more
-        processes (the one started early first)."""
-        shards = _split(dumped, self._processes(dumped))
-        runs = [self._warm or self._start()]
-        self._warm = None
+        """cue's findings on `dumped` (name -> its document as JSON), a shard a process,
+        at most `_processes()` at a time (the one started early takes the first)."""
+        shards = _split(dumped, self.shard_bytes)
+        warm, self._warm = self._warm, None
+        if len(shards) == 1:
+            run = warm or self._start()
+            try:
+                return self._check_shard(run, shards[0], cancel)
+            finally:
+                run.close()
         stop = threading.Event()  # set when a shard failed: the others need not go on
-        try:
-            runs += [self._start() for _ in shards[1:]]
-            if len(shards) == 1:
-                return self._check_shard(runs[0], shards[0], cancel)
-            with ThreadPoolExecutor(len(shards), thread_name_prefix="cue") as pool:
-                pending = [
-                    pool.submit(self._check_shard, run, shard, stop)
-                    for run, shard in zip(runs, shards, strict=True)
-                ]
-                # Until all are done (each is bounded by its timeout): a failed shard,
-                # or the caller's `cancel`, stops the others.
-                while not wait(pending, timeout=proc.POLL_SECONDS)[0].issuperset(pending):
-                    failed = any(f.done() and f.exception() for f in pending)
-                    if failed or (cancel is not None and cancel.is_set()):
-                        stop.set()
-            failures = [e for e in (f.exception() for f in pending) if e is not None]
-            # The first real failure in shard order (the others were stopped for it),
-            # so that the same fleet reports the same error whichever shard failed first.
-            for failure in sorted(failures, key=lambda e: isinstance(e, proc.Cancelled)):
-                raise failure
-            return sorted(finding for f in pending for finding in f.result())
-        finally:
-            stop.set()
-            for run in runs:
+
+        def check(index: int) -> list[CueFinding]:
+            if stop.is_set():  # not started: a shard before it failed, or a cancel
+                raise proc.Cancelled(f"cue on shard {index + 1} of {len(shards)}")
+            run = warm if index == 0 and warm is not None else self._start()
+            try:
+                return self._check_shard(run, shards[index], stop)
+            except BaseException:
+                stop.set()  # at once: the slot it frees starts no other shard
+                raise
+            finally:
                 run.close()
 
-    def _processes(self, dumped: Mapping[str, str]) -> int:
-        if sum(map(len, dumped.values())) <= self.split_above:
-            return 1
-        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, len(dumped)))
+        workers = min(self._processes(), len(shards))
+        try:
+            # The pool's queue hands shards out in order: shard 0 (the warm process's)
+            # starts first, and a slot freed by a shard takes the next one.
+            with ThreadPoolExecutor(workers, thread_name_prefix="cue") as pool:
+                try:
+                    pending = [pool.submit(check, index) for index in range(len(shards))]
+                    # Until all are done (each is bounded by its timeout, a shard not yet
+                    # started by `stop`), passing on the caller's `cancel`.
+                    while not wait(pending, timeout=proc.POLL_SECONDS)[0].issuperset(pending):
+                        if cancel is not None and cancel.is_set():
+                            stop.set()
+                finally:
+                    stop.set()  # leaving early (an interrupt): stopped before the pool joins
+        finally:
+            if warm is not None:
+                warm.close()  # a no-op once its shard closed it
+        failures = [e for e in (f.exception() for f in pending) if e is not None]
+        # The first real failure in shard order (the others were stopped for it),
+        # so that the same fleet reports the same error whichever shard failed first.
+        for failure in sorted(failures, key=lambda e: isinstance(e, proc.Cancelled)):
+            raise failure
+        return sorted(finding for f in pending for finding in f.result())
+
+    def _processes(self) -> int:
+        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
 
     def _check_shard(
         self, run: _CueRun, inputs: Mapping[str, str], cancel: threading.Event | None
@@ -353,14 +377,16 @@ class _CueRun:
         self._work.cleanup()
 
 
-def _split(dumped: Mapping[str, str], parts: int) -> list[dict[str, str]]:
-    """`parts` runs of clusters in name order, of about equal JSON size."""
-    share = sum(map(len, dumped.values())) / max(parts, 1)
+def _split(dumped: Mapping[str, str], most: int) -> list[dict[str, str]]:
+    """Runs of clusters in name order, each of at most `most` bytes of JSON (a cluster
+    larger than that alone)."""
     shards: list[dict[str, str]] = [{}]
     filled = 0
     for name in sorted(dumped):
-        if filled >= share * len(shards) and len(shards) < parts:
+        size = len(dumped[name])
+        if shards[-1] and filled + size > most:
             shards.append({})
+            filled = 0
         shards[-1][name] = dumped[name]
-        filled += len(dumped[name])
+        filled += size
     return shards

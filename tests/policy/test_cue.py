@@ -381,30 +381,57 @@ def test_a_failure_while_rendering_stops_the_cue_beside_it(
 def test_a_fleet_split_between_processes_gives_the_same_findings(
     cue: Path, policies: Path, proc_starts: list[tuple[str, ...]]
 ) -> None:
-    inputs = {n: doc(n, e) for n, e in [("x-prod", "prod"), ("a-dev", "dev"), ("a-prod", "prod")]}
+    """Many small shards (one cluster each, then a few each) find what one shard finds."""
+    envs = ("prod", "dev", "test")
+    inputs = {f"{c}-{i:02d}": doc(f"{c}-{i:02d}", envs[i % 3]) for i in range(9) for c in "ax"}
     whole = CuePolicies(policies, cue).check(inputs)
-    before = len(proc_starts)
-    split = CuePolicies(policies, cue, split_above=0).check(inputs)
-    assert split == whole and len(whole) == 3
-    assert len(proc_starts) - before == min(
-        cue_module.MAX_PROCESSES, os.cpu_count() or 1, len(inputs)
-    )
+    assert len(proc_starts) == 1
+    assert len(whole) == 3 * 2 + 9  # prod ones in a and in x, every x
+    for bound, shards in [(1, len(inputs)), (3 * len(json.dumps(doc("a-00", "dev"))), 6)]:
+        before = len(proc_starts)
+        assert CuePolicies(policies, cue, shard_bytes=bound).check(inputs) == whole
+        assert len(proc_starts) - before == shards  # a process a shard
 
 
-def test_shards_are_contiguous_in_name_order_and_about_equal() -> None:
+def test_shards_are_runs_in_name_order_within_the_bound() -> None:
     dumped = {f"c{i:02d}": "x" * (10 if i < 6 else 100) for i in reversed(range(12))}
-    shards = cue_module._split(dumped, 2)
+    shards = cue_module._split(dumped, 100)
     assert [list(s) for s in shards] == [
-        [f"c{i:02d}" for i in range(9)],
-        [f"c{i:02d}" for i in range(9, 12)],
+        [f"c{i:02d}" for i in range(6)],  # 60 bytes; the next would make 160
+        *[[f"c{i:02d}"] for i in range(6, 12)],
     ]
-    assert cue_module._split(dumped, 1) == [dict(sorted(dumped.items()))]
+    assert cue_module._split(dumped, 10**6) == [dict(sorted(dumped.items()))]
+    # A cluster larger than the bound goes alone, never in pieces or dropped.
+    assert [list(s) for s in cue_module._split(dumped, 50)][-1] == ["c11"]
+    assert sum(map(len, cue_module._split(dumped, 1))) == len(dumped)
+
+
+def test_shards_run_a_core_at_a_time_the_warm_cue_first(tmp_path: Path, policies: Path) -> None:
+    live, log = tmp_path / "live", tmp_path / "log"
+    live.mkdir()
+    log.mkdir()
+    # Each fake cue says how many are alive as it starts, then gets its shard.
+    cue = fake_cue(
+        tmp_path / "bin",
+        f"touch {live}/$$\nls {live} | wc -l > {log}/$$.alive\n"
+        f"cat > {log}/$$.shard\nsleep 0.2\nrm {live}/$$\necho '[]'",
+    )
+    policies_ = CuePolicies(policies, cue, shard_bytes=1)
+    policies_.warm_up()
+    time.sleep(0.3)  # the early cue has written its pid
+    (warm,) = [p.name for p in live.iterdir()]
+    assert policies_.check({f"c{i}": {} for i in range(8)}) == []
+    shards = sorted(log.glob("*.shard"))
+    assert len(shards) == 8 and not any(live.iterdir())
+    assert '"c0"' in (log / f"{warm}.shard").read_text()  # the early one took the first
+    most = max(int(p.read_text()) for p in log.glob("*.alive"))
+    assert most <= min(cue_module.MAX_PROCESSES, os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("failing", ["a", "b"])  # the first shard, the last one
 def test_a_failing_shard_stops_the_others(tmp_path: Path, policies: Path, failing: str) -> None:
     if (os.cpu_count() or 1) < 2:
-        pytest.skip("one core: a fleet is never split")
+        pytest.skip("one core: one shard at a time, the other's 60 s first")
     pids = tmp_path / "pids"
     pids.mkdir()
     cue = fake_cue(
@@ -414,11 +441,34 @@ def test_a_failing_shard_stops_the_others(tmp_path: Path, policies: Path, failin
     )
     started = time.monotonic()
     with pytest.raises(OutsideError, match="died by signal SIGSEGV"):
-        CuePolicies(policies, cue, split_above=0).check({"a": {}, "b": {}})
+        CuePolicies(policies, cue, shard_bytes=0).check({"a": {}, "b": {}})
     assert time.monotonic() - started < 30  # not the other shard's 60 s
     running = [int(p.name) for p in pids.iterdir()]
-    assert len(running) == 2
+    # The first one failing may stop the second before it starts.
+    assert len(running) in ((1, 2) if failing == "a" else (2,))
     assert all(ended(pid) for pid in running)
+
+
+def test_a_failing_shard_among_many_starts_no_later_one(tmp_path: Path, policies: Path) -> None:
+    """c0-c2 pass at once, c3 dies, the later ones would take 60 s: the error is c3's,
+    every started cue ends, and the last shard never starts (the slots are busy until
+    c3 fails, and a shard that failed stops the rest at once)."""
+    log = tmp_path / "log"
+    log.mkdir()
+    cue = fake_cue(
+        tmp_path / "bin",
+        f'data=$(cat)\necho "$data" > {log}/$$\ncase "$data" in\n'
+        "  *'\"c3\"'*) kill -SEGV $$;;\n  *'\"c0\"'*|*'\"c1\"'*|*'\"c2\"'*) echo '[]'; exit 0;;\n"
+        "esac\nexec sleep 60",
+    )
+    started = time.monotonic()
+    with pytest.raises(OutsideError, match="died by signal SIGSEGV"):
+        CuePolicies(policies, cue, shard_bytes=0).check({f"c{i}": {} for i in range(8)})
+    assert time.monotonic() - started < 30  # not a later shard's 60 s
+    ran = {p.name: p.read_text() for p in log.iterdir()}
+    assert any('"c3"' in text for text in ran.values())
+    assert not any('"c7"' in text for text in ran.values())
+    assert all(ended(int(pid)) for pid in ran)
 
 
 def test_a_tree_staged_while_cue_runs_is_dropped_when_cue_finds_something(
@@ -469,7 +519,7 @@ def test_the_callers_cancel_stops_every_shard(tmp_path: Path, policies: Path) ->
     started = time.monotonic()
     try:
         with pytest.raises(proc.Cancelled):
-            CuePolicies(policies, cue, split_above=0).check({"a": {}, "b": {}}, cancel=cancel)
+            CuePolicies(policies, cue, shard_bytes=0).check({"a": {}, "b": {}}, cancel=cancel)
     finally:
         timer.cancel()
     assert time.monotonic() - started < 30  # not the fake cues' 60 s

@@ -63,9 +63,10 @@ def _newer_in_table(
     store = DynamoDBStore(table, region=project.region, endpoint_url=endpoint, client=client)
     started = time.monotonic()
     # The layers the snapshot holds: a snapshot may hold some clusters on purpose. Read
-    # in batches (head items), as a compile reads them: a few calls, not one a layer.
+    # in batches (head items), as a compile reads them: a few calls, not one a layer;
+    # the numbers alone (a head holds the layer's whole content).
     pks = sorted({v.pk for v in snapshot.items()})
-    found = store.read_latest_many(pks)
+    found = store.read_latest_numbers(pks)
     if time.monotonic() - started > DEADLINE_SECONDS:
         raise OutsideError(f"no answer for every layer within {DEADLINE_SECONDS:g} s")
     newer: list[str] = []
@@ -74,9 +75,9 @@ def _newer_in_table(
         if isinstance(latest, CompilerError):
             raise OutsideError(latest.message)
         mine = snapshot.read(pk, Pin())
-        if latest is not None and (mine is None or latest.version > mine.version):
+        if latest is not None and (mine is None or latest > mine.version):
             was = f"@{mine.version}" if mine is not None else " (none)"
-            newer.append(f"{layer_name_from_pk(pk)}{was} → @{latest.version}")
+            newer.append(f"{layer_name_from_pk(pk)}{was} → @{latest}")
     return newer
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from compiler.argocd.applications import application_violations
 from compiler.argocd.immutable import mark_replacements
+from compiler.cachedir import cache_root
 from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import ClusterInput, StackLoader
 from compiler.layout import cluster_files, owned_directories, shared_files
@@ -64,11 +65,15 @@ class Checks:
     today: datetime.date | None = None
 
 
-def build_checks(project: Project, *, policies: CuePolicies | None) -> Checks:
-    """Every check of a compile; `policies=None` skips the CUE policies."""
+def build_checks(project: Project, *, policies: CuePolicies | None, cache: bool = False) -> Checks:
+    """Every check of a compile; `policies=None` skips the CUE policies. With `cache`,
+    the schemas' compiled validators are kept in the cache dir between runs."""
+    cache_dir = cache_root() if cache else None
     return Checks(
-        schema=ConfigSchema(project.definitions_dir),
-        objects=ObjectSchemas(project.definitions_dir, project.kubernetes_version),
+        schema=ConfigSchema(project.definitions_dir, cache_dir=cache_dir),
+        objects=ObjectSchemas(
+            project.definitions_dir, project.kubernetes_version, cache_dir=cache_dir
+        ),
         policies=policies,
         waivers=load_waivers(project.policies_dir, all_rules()),
     )

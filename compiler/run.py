@@ -96,7 +96,7 @@ def _compile_stage(
         if selection.shard is not None:
             names = selection.shard.select(names)
         with timed("setup"):
-            checks = build_checks(project, policies=policies)
+            checks = build_checks(project, policies=policies, cache=cache)
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
             inputs = load_inputs(store, project, names, pin)
             read["layers"] = sorted(

@@ -82,6 +82,43 @@ def test_a_version_put_directly_after_the_head_is_compiled_and_the_head_repaired
     assert server_store.put("env#dev", {"n": 3}, cluster=None, author="a", comment="").version == 3
 
 
+def test_the_latest_numbers_alone_agree_with_the_latest_versions(
+    server_store: DynamoDBStore,
+) -> None:
+    """What a hook's freshness check reads: the numbers, without the layers' content, and
+    right where a head is stale (a version written after it) or missing."""
+    for n in range(3):
+        server_store.put("env#dev", {"n": n}, cluster=None, author="a", comment="")
+    server_store.put("env#test", {"n": 1}, cluster=None, author="a", comment="")
+    server_store.client.put_item(
+        TableName=server_store.table, Item=raw_version("env#test", 2, {"n": 2})
+    )
+    server_store.client.put_item(
+        TableName=server_store.table, Item=raw_version("env#prod", 1, {"n": 1})
+    )
+    pks = ["env#dev", "env#test", "env#prod", "env#none"]
+    requests: list[dict[str, Any]] = []
+    server_store.client.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem",
+        lambda params, **_: requests.append(params),
+    )
+    numbers = server_store.read_latest_numbers(pks)
+    assert numbers == {"env#dev": 3, "env#test": 2, "env#prod": 1, "env#none": None}
+    heads = [r for r in requests if any(k["sk"]["S"] == "head" for k in _keys(r))]
+    assert heads and all("ProjectionExpression" in _request(r) for r in heads)
+    latest = server_store.read_latest_many(pks)
+    assert {pk: getattr(v, "version", v) for pk, v in latest.items()} == numbers
+
+
+def _request(params: dict[str, Any]) -> dict[str, Any]:
+    [request] = params["RequestItems"].values()
+    return dict(request)
+
+
+def _keys(params: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(_request(params)["Keys"])
+
+
 def test_a_compile_reads_a_hundred_heads_a_call_not_one_query_per_layer(
     server_store: DynamoDBStore, tmp_path: Path
 ) -> None:

@@ -63,8 +63,11 @@ class _KindSchema:
 class ObjectSchemas:
     """The object checks of a run: built once, every schema compiled at most once."""
 
-    def __init__(self, policies_dir: Path, kubernetes_version: str) -> None:
+    def __init__(
+        self, policies_dir: Path, kubernetes_version: str, *, cache_dir: Path | None = None
+    ) -> None:
         self._schemas = KindSchemas(policies_dir, kubernetes_version)
+        self._cache_dir = cache_dir  # where compiled validators are kept; None: nowhere
         self.kubernetes_version = self._schemas.kubernetes_version
         self._kinds: dict[tuple[str, str], _KindSchema | None] = {}
         self._cache: dict[bytes, tuple[Finding, ...]] = {}
@@ -169,6 +172,7 @@ class ObjectSchemas:
             # fastjsonschema would otherwise write defaults into the object.
             use_default=False,
             use_formats=False,
+            cache_dir=self._cache_dir,
         )
         return _KindSchema("crd-schema" if is_crd(api_version) else "k8s-schema", validator)
 

@@ -30,9 +30,9 @@ _COMPILE_AFTER = 8
 
 
 class ConfigSchema:
-    """Compiled once per run, used for every cluster."""
+    """Compiled once per run (or read from `cache_dir`), used for every cluster."""
 
-    def __init__(self, policies: Path) -> None:
+    def __init__(self, policies: Path, *, cache_dir: Path | None = None) -> None:
         path = policies / SCHEMA_FILE
         schema = json.loads(path.read_text(encoding="utf-8"))
         self._full = jsonschema.Draft202012Validator(
@@ -40,7 +40,9 @@ class ConfigSchema:
         )
         # fastjsonschema knows drafts 4-7 only; the schema keeps to keywords they share.
         fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
-        self._validator = TwoStageValidator(fast_schema, self._full, compile_after=_COMPILE_AFTER)
+        self._validator = TwoStageValidator(
+            fast_schema, self._full, compile_after=_COMPILE_AFTER, cache_dir=cache_dir
+        )
         self._patch: jsonschema.Draft202012Validator | None = None
 
     def check_patch(

@@ -3,9 +3,11 @@
 fastjsonschema answers the common case, a valid document, at a fraction of
 jsonschema's cost, but it stops at the first error and says little about it;
 only a document that fails is run through jsonschema, for its complete and
-located errors. Compiling has a cost of its own (30 ms to 0.15 s a schema), so
-the first documents of a run go to jsonschema alone: a hook's few never pay
-it, a fleet pays it once.
+located errors. Compiling has a cost of its own (30 ms to 0.15 s a schema): without
+a cache dir the first documents of a run go to jsonschema alone (a hook's few never
+pay it, a fleet pays it once a run); with one, the schema is compiled at its first
+document and kept there (`compiled_validators`), so every later run, a hook's
+included, loads it in a millisecond and validates fast from its first document.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import jsonschema
+
+from compiler.policy.compiled_validators import compiled_validator
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class TwoStageValidator:
     of the same rules. `max_compiled_chars` leaves a schema larger than that
     (in characters of JSON) uncompiled: compile time grows with the schema, to
     seconds for a large CRD. `use_default` and `use_formats` are passed to
-    fastjsonschema.
+    fastjsonschema. With a `cache_dir` the compiled validator is read from it (or
+    compiled at the first document and stored there), whatever `compile_after` says.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class TwoStageValidator:
         max_compiled_chars: int | None = None,
         use_default: bool = True,
         use_formats: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         self.full = full
         self.checked = 0  # documents validated so far
@@ -56,17 +63,15 @@ class TwoStageValidator:
         self._max_compiled_chars = max_compiled_chars
         self._use_default = use_default
         self._use_formats = use_formats
+        self._cache_dir = cache_dir
         self._fast: Callable[[Any], Any] | None = None
 
     def validate(self, document: Any) -> Failure | None:
         """None for a valid document, else what each validator found wrong."""
         self.checked += 1
-        if self.checked == self._compile_after + 1 and self._compilable():
-            self._fast = fastjsonschema.compile(
-                self.schema,
-                use_default=self._use_default,
-                use_formats=self._use_formats,
-            )
+        first = 1 if self._cache_dir is not None else self._compile_after + 1
+        if self.checked == first:
+            self._fast = self._compiled()
         fast_error = None
         if self._fast is not None:
             try:
@@ -79,6 +84,16 @@ class TwoStageValidator:
             return Failure(errors, fast_error)
         return None
 
-    def _compilable(self) -> bool:
+    def _compiled(self) -> Callable[[Any], Any] | None:
+        """The compiled validator; None for a schema too large to compile."""
+        text = json.dumps(self.schema, sort_keys=True)  # the key; its length, the limit
         limit = self._max_compiled_chars
-        return limit is None or len(json.dumps(self.schema)) <= limit
+        if limit is not None and len(text) > limit:
+            return None
+        return compiled_validator(
+            self.schema,
+            text,
+            use_default=self._use_default,
+            use_formats=self._use_formats,
+            cache_dir=self._cache_dir,
+        )

@@ -94,6 +94,11 @@ class DynamoDBStore:
         heads in batches, a Query where a head is missing or stale (heads.py)."""
         return HeadReader(self).latest(pks)
 
+    def read_latest_numbers(self, pks: Iterable[str]) -> dict[str, int | CompilerError | None]:
+        """Only the latest version number of each layer, by the same reads without the
+        layers' content (heads.py)."""
+        return HeadReader(self).latest_numbers(pks)
+
     def query_latest(self, pk: str) -> LayerVersion | None:
         """The latest version by a Query: right whatever the heads say."""
         page = self._query(pk, limit=1)

@@ -75,31 +75,60 @@ class HeadReader:
 
     def latest(self, pks: Iterable[str]) -> dict[str, Outcome]:
         wanted = sorted(set(pks))
+        found = self._current_heads(wanted, projection=None)
+        if isinstance(found, CompilerError):
+            return dict.fromkeys(wanted, found)
+        heads, fallback, stale = found
         out: dict[str, Outcome] = {}
-        try:
-            heads = self.batch_get([(pk, HEAD_SK) for pk in wanted])
-        except CompilerError as err:
-            if not isinstance(err, UnsupportedOperation):
-                return dict.fromkeys(wanted, err)
-            heads = {}  # a DynamoDB-compatible server without BatchGetItem: Query each
-        numbers = {pk: _head_number(raw) for (pk, _), raw in heads.items()}
-        after = [(pk, sort_key_for(n + 1)) for pk, n in numbers.items() if n and n < MAX_VERSION]
-        try:
-            stale = {pk for pk, _ in self.batch_get(after, projection="pk, sk")}
-        except CompilerError as err:
-            return dict.fromkeys(wanted, err)
-        fallback = []
-        for pk in wanted:
-            raw = heads.get((pk, HEAD_SK))
-            if raw is None or pk in stale or not numbers.get(pk):
-                fallback.append(pk)
-                continue
+        for pk, raw in heads.items():
             try:
                 out[pk] = layer_version_from_head(plain(_plain(raw), f"item pk={pk!r} sk='head'"))
             except CompilerError as err:
                 out[pk] = err
         out.update(self._by_query(fallback, repair=stale))
         return out
+
+    def latest_numbers(self, pks: Iterable[str]) -> dict[str, int | CompilerError | None]:
+        """Only the number of each layer's latest version (a hook's freshness check): the
+        heads are read without their content, a fraction of the bytes to send and parse."""
+        wanted = sorted(set(pks))
+        found = self._current_heads(wanted, projection="pk, sk, version")
+        if isinstance(found, CompilerError):
+            return dict.fromkeys(wanted, found)
+        heads, fallback, stale = found
+        out: dict[str, int | CompilerError | None] = {
+            pk: _head_number(raw) for pk, raw in heads.items()
+        }
+        for pk, latest in self._by_query(fallback, repair=stale).items():
+            out[pk] = latest.version if isinstance(latest, LayerVersion) else latest
+        return out
+
+    def _current_heads(
+        self, wanted: Sequence[str], *, projection: str | None
+    ) -> tuple[dict[str, Mapping[str, Any]], list[str], set[str]] | CompilerError:
+        """The raw heads that name their layer's latest version, by pk; the layers to
+        read by a Query instead (no head, or a stale one); and the stale ones."""
+        try:
+            heads = self.batch_get([(pk, HEAD_SK) for pk in wanted], projection=projection)
+        except CompilerError as err:
+            if not isinstance(err, UnsupportedOperation):
+                return err
+            heads = {}  # a DynamoDB-compatible server without BatchGetItem: Query each
+        numbers = {pk: _head_number(raw) for (pk, _), raw in heads.items()}
+        after = [(pk, sort_key_for(n + 1)) for pk, n in numbers.items() if n and n < MAX_VERSION]
+        try:
+            stale = {pk for pk, _ in self.batch_get(after, projection="pk, sk")}
+        except CompilerError as err:
+            return err
+        current: dict[str, Mapping[str, Any]] = {}
+        fallback = []
+        for pk in wanted:
+            raw = heads.get((pk, HEAD_SK))
+            if raw is None or pk in stale or not numbers.get(pk):
+                fallback.append(pk)
+            else:
+                current[pk] = raw
+        return current, fallback, stale
 
     def batch_get(
         self, keys: Sequence[Key], *, projection: str | None = None

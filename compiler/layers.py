@@ -24,6 +24,7 @@ from compiler.model import (
     layer_name_from_pk,
     pk_from_layer_name,
 )
+from compiler.policy.validator import TwoStageValidator
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.files import overlay_layers
@@ -37,10 +38,24 @@ class ClusterInput:
     layers: tuple[Layer, ...]
 
 
+# Records checked by jsonschema alone before fastjsonschema is compiled (~20 ms).
+_FACTS_COMPILE_AFTER = 16
+
+
 @cache
-def _facts_validator(policies: Path) -> jsonschema.Draft202012Validator:
+def _facts_validator(policies: Path) -> TwoStageValidator:
+    """jsonschema for the located error, fastjsonschema (compiled once a fleet is seen)
+    for the valid common case: jsonschema alone took ~0.8 ms a cluster."""
     schema = json.loads((policies / "cluster-facts.schema.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    # fastjsonschema knows drafts 4-7; the facts schema keeps to keywords they share.
+    fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
+    return TwoStageValidator(
+        fast_schema,
+        jsonschema.Draft202012Validator(schema),
+        compile_after=_FACTS_COMPILE_AFTER,
+        use_default=False,  # check the record, never fill it in
+        use_formats=False,  # as the jsonschema validator above, which checks no formats
+    )
 
 
 def layer_from_version(version: LayerVersion, store: ConfigStore) -> Layer:
@@ -161,9 +176,11 @@ class StackLoader:
             if record.sk
             else f"the new version of {record.pk}"  # `config put`, before it is written
         )
-        errors = list(_facts_validator(self.project.definitions_dir).iter_errors(raw))
-        if errors:
-            first = min(errors, key=lambda e: list(map(str, e.absolute_path)))
+        failure = _facts_validator(self.project.definitions_dir).validate(raw)
+        if failure is not None:
+            if not failure.errors:  # the two validators disagree: say what the fast one saw
+                raise InputError(f"{where}: field cluster: {failure.fast}")
+            first = min(failure.errors, key=lambda e: list(map(str, e.absolute_path)))
             field = format_path(("cluster", *first.absolute_path))
             raise InputError(f"{where}: field {field}: {first.message}")
         return ClusterFacts(

@@ -73,3 +73,32 @@ def test_a_small_child_of_a_large_process_is_measured_small() -> None:
     assert peak.own >= 256 * MIB
     assert 0 < peak.largest_child < 64 * MIB
     del ballast
+
+
+def test_a_child_not_yet_exec_is_not_counted() -> None:
+    # Between fork and exec a child is the parent's image: the sampler saw the
+    # compiler's size there and reported it as the largest cue.
+    forks = (
+        "import os, sys, time\n"
+        "ballast = bytearray(192 << 20)\n"
+        "ballast[::4096] = b'x' * len(ballast[::4096])\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", forks], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        assert len(descendants(child.pid)) == 1
+        with PeakSampler(child.pid, interval=0.01) as peak:
+            time.sleep(0.03)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+    assert peak.own >= 192 * MIB
+    assert peak.largest_child == 0
+    assert peak.together < peak.own + 64 * MIB  # the fork's pages not counted twice

@@ -48,15 +48,19 @@ REPO = Path(__file__).resolve().parent.parent
 STAGES = (
     "setup",
     "fetch",
+    "fingerprint",  # the kept-cluster check (treerecord.py)
     "merge",
     "validate config",
+    "guards",
     "cue input",
     "render",
     "validate objects",
     "serialise",
+    "applications",  # the fleet's ApplicationSet checks
     "stage",
     "cue wait",
     "write",
+    "record",  # the kept-cluster records of what was written
 )
 BESIDE = ("cue",)
 INCREMENTAL_RUNS = 5  # whole-process one-cluster recompiles, for their median

@@ -61,7 +61,8 @@ def test_a_small_bench_run_measures_every_stage_and_writes_the_fleet(tmp_path: P
         assert each.warm["stages"].get("cue", 0.0) < each.full["stages"]["cue"]
 
     # Measured, not assumed: each stage ran and took time; the floor too.
-    for stage in ("fetch", "merge", "validate config", "render", "validate objects", "cue"):
+    measured = ("fetch", "fingerprint", "merge", "validate config", "guards", "render")
+    for stage in (*measured, "validate objects", "applications", "record", "cue"):
         assert result.full["stages"][stage] > 0, stage
     assert result.full["floor"] > 0 and result.full["peak_rss"] > 0
     assert result.full["cue_peak_rss"] > 0  # cue ran as a child process

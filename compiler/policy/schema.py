@@ -38,10 +38,8 @@ class ConfigSchema:
         self._full = jsonschema.Draft202012Validator(
             schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
-        # fastjsonschema knows drafts 4-7 only; the schema keeps to keywords they share.
-        fast_schema = {k: v for k, v in schema.items() if k != "$schema"}
         self._validator = TwoStageValidator(
-            fast_schema, self._full, compile_after=_COMPILE_AFTER, cache_dir=cache_dir
+            schema, self._full, compile_after=_COMPILE_AFTER, cache_dir=cache_dir
         )
         self._patch: jsonschema.Draft202012Validator | None = None
 

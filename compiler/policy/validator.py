@@ -58,7 +58,9 @@ class TwoStageValidator:
     ) -> None:
         self.full = full
         self.checked = 0  # documents validated so far
-        self.schema = schema
+        # fastjsonschema knows drafts 4-7 only: it is given the rules without the draft
+        # they are written in (the schemas keep to keywords the drafts share).
+        self.schema = {k: val for k, val in schema.items() if k != "$schema"}
         self._compile_after = compile_after
         self._max_compiled_chars = max_compiled_chars
         self._use_default = use_default

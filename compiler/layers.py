@@ -75,10 +75,15 @@ def layer_from_version(version: LayerVersion, store: ConfigStore) -> Layer:
 class StackLoader:
     """Reads the layers of clusters, each shared layer (defaults, env, overlays) once per run."""
 
-    def __init__(self, store: ConfigStore, project: Project, pin: Pin) -> None:
+    def __init__(
+        self, store: ConfigStore, project: Project, pin: Pin, *, content: bool = True
+    ) -> None:
+        """Without `content`, the layers a store reads in batches (DynamoDB's heads) come
+        without their documents: enough to fingerprint a cluster, never to compile it."""
         self.store = store
         self.project = project
         self.pin = pin
+        self.content = content
         self._versions: dict[str, LayerVersion | None] = {}
         self._failed: dict[str, CompilerError] = {}
         self._facts: dict[str, ClusterFacts] = {}  # by the pk of a record read here
@@ -124,7 +129,8 @@ class StackLoader:
         if batched is None or self.pin.as_of is not None:
             return list(pks)
         latest = [pk for pk in pks if layer_name_from_pk(pk) not in self.pin.versions]
-        for pk, found in batched(latest).items():
+        found_by_pk = batched(latest) if self.content else batched(latest, content=False)
+        for pk, found in found_by_pk.items():
             if isinstance(found, CompilerError):
                 self._failed[pk] = found
             else:

@@ -10,7 +10,7 @@ import datetime
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +153,7 @@ def compile_inputs(
     tracker: Tracker | None = None,
     while_policies_run: Callable[[CompileResult], None] | None = None,
     kept: Mapping[str, KeptCluster] | None = None,
+    reload: Callable[[str], ClusterInput] | None = None,
 ) -> CompileResult:
     """Merge, check and render loaded clusters; one CUE run for all of them.
 
@@ -188,7 +189,7 @@ def compile_inputs(
             _own(result, cluster, violations)
             if compiled is not None:
                 result.clusters.append(compiled)
-        _fleet_checks(result, inputs, project, checks)
+        _fleet_checks(result, inputs, project, checks, reload)
         if while_policies_run is not None and not _failing(result.violations):
             while_policies_run(result)
         with timed("cue wait"):
@@ -205,10 +206,15 @@ def _own(result: CompileResult, cluster: ClusterInput, violations: list[Violatio
 
 
 def _fleet_checks(
-    result: CompileResult, inputs: Sequence[ClusterInput], project: Project, checks: Checks
+    result: CompileResult,
+    inputs: Sequence[ClusterInput],
+    project: Project,
+    checks: Checks,
+    reload: Callable[[str], ClusterInput] | None,
 ) -> None:
     """The checks that span clusters: they read kept clusters' files from their records,
-    and merge a kept cluster again only to blame a finding on it."""
+    and merge a kept cluster again only to blame a finding on it (read whole by `reload`
+    first, when it was kept from its versions without their content)."""
     if checks.objects is not None:
         with timed("validate objects"):
             result.violations.extend(checks.objects.check_shared(result.shared))
@@ -219,7 +225,7 @@ def _fleet_checks(
             for keeper in result.kept:
                 files.update(keeper.generator_files)
             kept_inputs = {c.facts.name: c for c in inputs if c.facts.name not in merged_by_name}
-            merged_by_name = _MergedOnDemand(merged_by_name, kept_inputs, project)
+            merged_by_name = _MergedOnDemand(merged_by_name, kept_inputs, project, reload)
         result.violations.extend(application_violations(files, merged_by_name))
 
 
@@ -231,12 +237,17 @@ class _MergedOnDemand(dict[str, MergeResult]):
         merged: Mapping[str, MergeResult],
         kept: Mapping[str, ClusterInput],
         project: Project,
+        reload: Callable[[str], ClusterInput] | None,
     ) -> None:
         super().__init__(merged)
-        self._kept, self._project = kept, project
+        self._kept, self._project, self._reload = kept, project, reload
 
     def __missing__(self, name: str) -> MergeResult:
-        found = merge_cluster(self._kept[name], self._project)  # KeyError: not a cluster
+        cluster = self._kept[name]  # KeyError: not a cluster
+        if self._reload is not None:
+            with suppress(KeyError):  # KeyError: it was read whole
+                cluster = self._reload(name)
+        found = merge_cluster(cluster, self._project)
         self[name] = found
         return found
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from compiler.affected import affected_clusters, standing
 from compiler.changeset import git_changes
+from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
 from compiler.layers import ClusterInput, StackLoader
 from compiler.model import cluster_pk
@@ -97,18 +98,30 @@ def _compile_stage(
             names = selection.shard.select(names)
         with timed("setup"):
             checks = build_checks(project, policies=policies, cache=cache)
+        unchanged = Unchanged(records if cache else None, store, project, policies, pin)
+        kept, known = unchanged.without_content(names)
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            inputs = load_inputs(store, project, names, pin)
+            loaded = load_inputs(store, project, [n for n in names if n not in kept], pin)
+            unchanged.fingerprint(loaded)
+            if not kept:
+                kept = unchanged.kept(loaded)
+            by_name = {**known, **{c.facts.name: c for c in loaded}}
+            inputs = [by_name[n] for n in names]
             read["layers"] = sorted(
                 {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
                 - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
             )
-        kept = unchanged_clusters(records if cache else None, inputs, project, policies)
         with steps.step("policy", clusters=len(inputs), cue=version) as checked:
             compiling = len(inputs) - len(kept)
             with tracking("compiling", compiling, enabled=show_progress) as tracker:
                 result = compile_inputs(
-                    inputs, project, checks, tracker, while_policies_run, kept=kept
+                    inputs,
+                    project,
+                    checks,
+                    tracker,
+                    while_policies_run,
+                    kept=kept,
+                    reload=unchanged.reload,
                 )
             checked["kept"] = len(kept)  # unchanged since the last compile into the output
             checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
@@ -119,20 +132,82 @@ def _compile_stage(
     return result
 
 
-def unchanged_clusters(
-    records: TreeRecords | None,
-    inputs: Sequence[ClusterInput],
-    project: Project,
-    policies: CuePolicies,
-) -> dict[str, KeptCluster]:
-    """The clusters that `records` shows unchanged since the last compile into its
-    output (none without records, that is without the cache or an output)."""
-    if records is None:
-        return {}
-    with timed("fingerprint"):
-        identity = cue_identity(policies.cue, policies.version or "")
-        records.fingerprint(inputs, run_base(project, identity))
-        return records.kept(records.fingerprints)
+class Unchanged:
+    """Which clusters a compile keeps as the last compile into its output left them
+    (treerecord.py): none without records (no cache, or no output).
+
+    From DynamoDB at the latest versions, the heads are read first without the layers'
+    content (`without_content`): the clusters whose fingerprint and files did not change
+    are kept and never read whole, the others are read and compiled. Otherwise every
+    cluster is read whole and fingerprinted from its content (`kept`).
+    """
+
+    def __init__(
+        self,
+        records: TreeRecords | None,
+        store: ConfigStore,
+        project: Project,
+        policies: CuePolicies,
+        pin: Pin,
+    ) -> None:
+        self.records, self.store, self.project, self.pin = records, store, project, pin
+        self.by_version = bool(getattr(store, "versions_immutable", False))
+        self.base = ""
+        if records is not None:
+            with timed("fingerprint"):
+                self.base = run_base(project, cue_identity(policies.cue, policies.version or ""))
+        self._kept_versions: dict[str, Pin] = {}
+        self._checked = False  # `without_content` looked at the records already
+
+    def without_content(
+        self, names: Sequence[str]
+    ) -> tuple[dict[str, KeptCluster], dict[str, ClusterInput]]:
+        """The kept clusters and their inputs, read without content (none: this run
+        cannot tell before reading the layers whole)."""
+        latest = self.pin.as_of is None and not self.pin.versions
+        if self.records is None or not self.by_version or not latest or not self.records.exist():
+            return {}, {}
+        self._checked = True
+        with timed("fetch"):
+            loader = StackLoader(self.store, self.project, self.pin, content=False)
+            loader.prefetch(names)
+            stubs = []
+            for name in names:
+                # A cluster that fails here fails again when read whole, naming the cluster.
+                with suppress(CompilerError):
+                    stubs.append(loader.load(name))
+        with timed("fingerprint"):
+            self.records.fingerprint(stubs, self.base, by_version=True)
+            kept = self.records.kept(c.facts.name for c in stubs)
+        inputs = {c.facts.name: c for c in stubs if c.facts.name in kept}
+        for name, cluster in inputs.items():
+            # The exact versions it was kept at, should a finding need it merged (reload).
+            versions = {layer.ref.layer: layer.ref.version for layer in cluster.layers}
+            self._kept_versions[name] = Pin(
+                versions={k: v for k, v in versions.items() if v is not None}
+            )
+        return kept, inputs
+
+    def fingerprint(self, loaded: Sequence[ClusterInput]) -> None:
+        """Fingerprint the clusters read whole (their records are written after the swap)."""
+        if self.records is not None:
+            with timed("fingerprint"):
+                self.records.fingerprint(loaded, self.base, by_version=self.by_version)
+
+    def kept(self, loaded: Sequence[ClusterInput]) -> dict[str, KeptCluster]:
+        """Among clusters read whole and fingerprinted, the ones to keep."""
+        if self.records is None or self._checked:
+            return {}
+        with timed("fingerprint"):
+            return self.records.kept(c.facts.name for c in loaded)
+
+    def reload(self, name: str) -> ClusterInput:
+        """A kept cluster's input, whole: at the versions it was kept at when those were
+        read without content, else as it was read."""
+        pin = self._kept_versions.get(name)
+        if pin is None:
+            raise KeyError(name)  # read whole already: compile_inputs has it
+        return load_inputs(self.store, self.project, [name], pin)[0]
 
 
 def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:

@@ -46,7 +46,7 @@ from compiler.model import Layer
 from compiler.policy import Violation
 from compiler.project import PROJECT_FILE, Project
 
-_FORMAT = "tree-records/1"  # bump when a record's meaning changes
+_FORMAT = "tree-records/2"  # bump when a record's meaning changes
 # A file modified this close to (or after) its record's time may have kept the mtime
 # the record holds (timestamps are as coarse as a kernel tick): compare its bytes.
 _RACY_NS = 200_000_000
@@ -74,18 +74,31 @@ class TreeRecords:
         self.directory = root / "tree-records" / _digest(str(self.out).encode())
         self.fingerprints: dict[str, str] = {}  # empty: the run kept no record (no cache)
 
-    def fingerprint(self, inputs: Sequence[ClusterInput], base: str) -> None:
+    def fingerprint(
+        self, inputs: Sequence[ClusterInput], base: str, *, by_version: bool = False
+    ) -> None:
         """Compute each cluster's fingerprint (layers shared between clusters, once);
-        `base` is `run_base`'s."""
+        `base` is `run_base`'s. With `by_version` (a store whose versions are never
+        rewritten: DynamoDB's conditional puts), a table layer counts by its identity
+        (pk, sk, version, created_at), so versions read without content (heads.py)
+        give the fingerprint of the same versions read whole."""
         seen: dict[int, bytes] = {}
         for cluster in inputs:
             digest = hashlib.sha256(base.encode())
             digest.update(_framed(repr(cluster.facts).encode()))
             for layer in cluster.layers:
                 if id(layer) not in seen:
-                    seen[id(layer)] = _layer_digest(layer)
+                    seen[id(layer)] = _layer_digest(layer, by_version and layer.ref.key is not None)
                 digest.update(seen[id(layer)])
             self.fingerprints[cluster.facts.name] = digest.hexdigest()
+
+    def exist(self) -> bool:
+        """Whether any record of this output is there (else no cluster can be kept)."""
+        try:
+            with os.scandir(self.directory) as entries:
+                return any(e.name.endswith(".json") for e in entries)
+        except OSError:
+            return False
 
     def kept(self, names: Iterable[str]) -> dict[str, KeptCluster]:
         """The clusters among `names` whose record holds and whose files are intact."""
@@ -261,9 +274,12 @@ def _files_under(top: Path) -> list[Path]:
     return [p for p in found if p.is_file() and p.suffix != ".pyc"]
 
 
-def _layer_digest(layer: Layer) -> bytes:
+def _layer_digest(layer: Layer, by_version: bool) -> bytes:
     digest = hashlib.sha256()
     digest.update(_framed(repr(layer.ref).encode()))
+    if by_version:
+        digest.update(_framed(json.dumps(layer.lock, sort_keys=True, default=repr).encode()))
+        return digest.digest()
     digest.update(_framed(json.dumps(layer.document, sort_keys=True, default=repr).encode()))
     digest.update(_framed(repr(sorted(layer.lines.items())).encode()))
     digest.update(_framed(repr(sorted(layer.key_lines.items())).encode()))

@@ -196,3 +196,95 @@ def test_no_cache_and_a_damaged_record_compile_everything(
     assert tree(out) == full(project_dir, table, tmp_path, capsys)
     # Another output directory has records of its own.
     assert run(project_dir, table, tmp_path / "other", capsys)["kept"] == []
+
+
+def test_kept_clusters_are_never_read_whole(
+    project_dir: Path,
+    table: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A no-change compile from the table reads the heads without the layers' content
+    (heads.py): no layer document is fetched or parsed."""
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    from compiler.sources import items
+
+    documents = []
+    parse = items._config
+    monkeypatch.setattr(
+        items, "_config", lambda raw, where: documents.append(where) or parse(raw, where)
+    )
+    assert run(project_dir, table, out, capsys)["kept"] == ALL
+    assert documents == []
+    _new_version(project_dir, table)
+    assert run(project_dir, table, out, capsys)["kept"] == ["prod-eks-1", "test-k3s"]
+    assert documents and all("cluster#dev-k3s" in d or "cluster#" not in d for d in documents)
+
+
+def test_a_version_written_past_its_head_is_compiled(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another writer (a provisioner, an older compiler) puts the next version without
+    its head: the next compile reads and compiles it, never the head's older version."""
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    latest = table.read(cluster_pk("test-k3s"), Pin())
+    assert latest is not None
+    config = json.loads(json.dumps(latest.config))
+    config.setdefault("namespaces", {})["provisioned"] = {
+        "labels": {"team": "platform", "environment": "test"}
+    }
+    table.client.put_item(
+        TableName=table.table,
+        Item={
+            "pk": {"S": latest.pk},
+            "sk": {"S": f"v#{latest.version + 1:010d}"},
+            "version": {"N": str(latest.version + 1)},
+            "config": {"S": json.dumps(config)},
+            "cluster": table_cluster(latest.cluster),
+            "created_at": {"S": "2030-01-01T00:00:00Z"},
+            "author": {"S": "provisioner"},
+        },
+    )
+    assert run(project_dir, table, out, capsys)["kept"] == ["dev-k3s", "prod-eks-1"]
+    assert (out / "clusters/test-k3s/namespaces/provisioned/namespace.yaml").is_file()
+    assert tree(out) == full(project_dir, table, tmp_path, capsys)
+
+
+def table_cluster(facts: Any) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer().serialize(dict(facts))
+
+
+def test_a_finding_on_a_kept_cluster_blames_its_layers(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fleet-wide finding (two Applications of one name) between a new cluster and a
+    kept one blames the kept one's layer as a compile without the cache does: the kept
+    cluster is read whole, at the versions it was kept at, only for that."""
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    dev = table.read(cluster_pk("dev-k3s"), Pin())
+    assert dev is not None and dev.cluster is not None
+    addon = {"repoURL": "https://charts.example.com", "chart": "n", "version": "1.0.0"}
+    table.put(
+        cluster_pk("dev-k3s-ingress"),
+        {"addons": {"nginx": {**addon, "namespace": "nginx"}}},
+        cluster={**dev.cluster, "name": "dev-k3s-ingress"},
+        author="t",
+        comment="",
+    )
+    outputs = []
+    for extra in ([], ["--no-cache"]):
+        argv = ["compile", "--all", "--out", str(out), "--project", str(project_dir)]
+        argv += ["--endpoint-url", str(table.endpoint_url), "--table", table.table, *extra]
+        assert main(argv) == 1
+        outputs.append(capsys.readouterr().out)
+    assert "'dev-k3s-ingress-nginx'" in outputs[0]
+    # The kept cluster's own layers, which only its whole documents can name.
+    assert "set by dynamodb:cluster#dev-k3s/v#" in outputs[0]
+    assert "dynamodb:defaults/v#" in outputs[0]
+    assert outputs[0] == outputs[1]

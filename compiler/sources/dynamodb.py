@@ -56,6 +56,9 @@ def client_config() -> Config:
 
 class DynamoDBStore:
     source_name = "dynamodb"
+    # A version, once written, is never rewritten (conditional puts): its pk, version and
+    # created_at name its content (treerecord.py fingerprints table layers by them).
+    versions_immutable = True
     # Reads in flight at once when a run loads many clusters (StackLoader.prefetch);
     # the client keeps as many connections (boto3 is thread-safe per client).
     read_concurrency = _READ_CONCURRENCY
@@ -89,10 +92,12 @@ class DynamoDBStore:
                 return version
         return None
 
-    def read_latest_many(self, pks: Iterable[str]) -> dict[str, Outcome]:
+    def read_latest_many(self, pks: Iterable[str], *, content: bool = True) -> dict[str, Outcome]:
         """The latest version of each layer (None: it has none), or the error reading it:
-        heads in batches, a Query where a head is missing or stale (heads.py)."""
-        return HeadReader(self).latest(pks)
+        heads in batches, a Query where a head is missing or stale (heads.py). Without
+        `content`, the versions come without their config (`{}`): which versions are the
+        latest and the clusters' facts, for a compile that may keep them (treerecord.py)."""
+        return HeadReader(self).latest(pks, content=content)
 
     def read_latest_numbers(self, pks: Iterable[str]) -> dict[str, int | CompilerError | None]:
         """Only the latest version number of each layer, by the same reads without the

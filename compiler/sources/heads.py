@@ -39,6 +39,9 @@ _BACKOFF_CAP = 2.0
 Key = tuple[str, str]  # pk, sk
 Outcome = LayerVersion | None | CompilerError  # per layer: the latest, none, or why not
 
+# A head's attributes but its content: what `latest(content=False)` reads.
+_WITHOUT_CONTENT = ("pk", "sk", "version", "created_at", "author", "cluster", "retired")
+
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
 
@@ -73,16 +76,21 @@ class HeadReader:
     def __init__(self, store: DynamoDBStore) -> None:
         self.store = store
 
-    def latest(self, pks: Iterable[str]) -> dict[str, Outcome]:
+    def latest(self, pks: Iterable[str], *, content: bool = True) -> dict[str, Outcome]:
+        """Without `content`, each version comes without its config (`{}`): what a
+        no-change compile needs to tell which clusters changed (treerecord.py), a
+        fraction of the bytes to send and parse. A layer read by a Query (no head, or a
+        stale one) comes whole either way."""
         wanted = sorted(set(pks))
-        found = self._current_heads(wanted, projection=None)
+        found = self._current_heads(wanted, projection=None if content else _WITHOUT_CONTENT)
         if isinstance(found, CompilerError):
             return dict.fromkeys(wanted, found)
         heads, fallback, stale = found
         out: dict[str, Outcome] = {}
         for pk, raw in heads.items():
             try:
-                out[pk] = layer_version_from_head(plain(_plain(raw), f"item pk={pk!r} sk='head'"))
+                item = plain(_plain(raw), f"item pk={pk!r} sk='head'")
+                out[pk] = layer_version_from_head(item, content=content)
             except CompilerError as err:
                 out[pk] = err
         out.update(self._by_query(fallback, repair=stale))
@@ -92,7 +100,7 @@ class HeadReader:
         """Only the number of each layer's latest version (a hook's freshness check): the
         heads are read without their content, a fraction of the bytes to send and parse."""
         wanted = sorted(set(pks))
-        found = self._current_heads(wanted, projection="pk, sk, version")
+        found = self._current_heads(wanted, projection=("pk", "sk", "version"))
         if isinstance(found, CompilerError):
             return dict.fromkeys(wanted, found)
         heads, fallback, stale = found
@@ -104,7 +112,7 @@ class HeadReader:
         return out
 
     def _current_heads(
-        self, wanted: Sequence[str], *, projection: str | None
+        self, wanted: Sequence[str], *, projection: Sequence[str] | None
     ) -> tuple[dict[str, Mapping[str, Any]], list[str], set[str]] | CompilerError:
         """The raw heads that name their layer's latest version, by pk; the layers to
         read by a Query instead (no head, or a stale one); and the stale ones."""
@@ -117,7 +125,7 @@ class HeadReader:
         numbers = {pk: _head_number(raw) for (pk, _), raw in heads.items()}
         after = [(pk, sort_key_for(n + 1)) for pk, n in numbers.items() if n and n < MAX_VERSION]
         try:
-            stale = {pk for pk, _ in self.batch_get(after, projection="pk, sk")}
+            stale = {pk for pk, _ in self.batch_get(after, projection=("pk", "sk"))}
         except CompilerError as err:
             return err
         current: dict[str, Mapping[str, Any]] = {}
@@ -131,7 +139,7 @@ class HeadReader:
         return current, fallback, stale
 
     def batch_get(
-        self, keys: Sequence[Key], *, projection: str | None = None
+        self, keys: Sequence[Key], *, projection: Sequence[str] | None = None
     ) -> dict[Key, Mapping[str, Any]]:
         """The items of these keys that exist (raw), BATCH_KEYS a call, several in flight."""
         unique = sorted(set(keys))
@@ -145,14 +153,19 @@ class HeadReader:
                 found.update({(i["pk"]["S"], i["sk"]["S"]): i for i in items})
         return found
 
-    def _chunk(self, keys: Sequence[Key], projection: str | None) -> list[Mapping[str, Any]]:
+    def _chunk(
+        self, keys: Sequence[Key], projection: Sequence[str] | None
+    ) -> list[Mapping[str, Any]]:
         table = self.store.table
         request: dict[str, Any] = {
             "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys],
             "ConsistentRead": True,
         }
         if projection:
-            request["ProjectionExpression"] = projection
+            # Every name through a placeholder: `comment` and others are reserved words.
+            names = {f"#a{i}": name for i, name in enumerate(projection)}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
         items: list[Mapping[str, Any]] = []
         doing = f"reading {len(keys)} head(s) in a batch"
         for attempt in range(_UNPROCESSED_ATTEMPTS):

@@ -69,8 +69,9 @@ def next_version(pk: str, latest: int | None) -> int:
     return number
 
 
-def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
-    """Check one item of the table (already plain data) and convert it."""
+def layer_version_from_item(item: Mapping[str, Any], *, content: bool = True) -> LayerVersion:
+    """Check one item of the table (already plain data) and convert it. Without
+    `content`, the item was read without its config (and the version has `{}`)."""
     pk, sk = item.get("pk"), item.get("sk")
     where = f"item pk={pk!r} sk={sk!r}"
     if not isinstance(pk, str) or not _PK.match(pk):
@@ -82,7 +83,7 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
     if match is None:
         raise InputError(f"{where}: field sk must look like v#0000000042")
     size = item_size(item)
-    if size > MAX_ITEM_BYTES:
+    if content and size > MAX_ITEM_BYTES:
         raise InputError(
             f"{where}: the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES}; "
             "split the layer"
@@ -94,7 +95,7 @@ def layer_version_from_item(item: Mapping[str, Any]) -> LayerVersion:
         raise InputError(f"{where}: field version must be a whole number >= 1, not {version!r}")
     if sort_key_for(version) != sk:
         raise InputError(f"{where}: field version {version} does not match the sort key")
-    config = _config(item.get("config"), where)
+    config = _config(item.get("config"), where) if content else {}
     created_at = item.get("created_at")
     if not isinstance(created_at, str):
         raise InputError(f"{where}: field created_at must be an ISO 8601 string")
@@ -137,14 +138,15 @@ def is_layer_pk(pk: str) -> bool:
     return bool(_PK.match(pk))
 
 
-def layer_version_from_head(item: Mapping[str, Any]) -> LayerVersion:
-    """Check a head item (plain data) and convert it to the version it copies."""
+def layer_version_from_head(item: Mapping[str, Any], *, content: bool = True) -> LayerVersion:
+    """Check a head item (plain data) and convert it to the version it copies (without
+    its config, when read without `content`)."""
     pk, version = item.get("pk"), item.get("version")
     where = f"item pk={pk!r} sk={HEAD_SK!r}"
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         raise InputError(f"{where}: field version must be a whole number >= 1, not {version!r}")
     try:
-        return layer_version_from_item({**item, "sk": sort_key_for(version)})
+        return layer_version_from_item({**item, "sk": sort_key_for(version)}, content=content)
     except InputError as err:
         # Name the head, not the version it copies: that is the item to fix.
         copied = f"item pk={pk!r} sk={sort_key_for(version)!r}: "

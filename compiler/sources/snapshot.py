@@ -28,6 +28,8 @@ from compiler.yamlio import load_layer_yaml
 
 class SnapshotStore:
     source_name = "dynamodb"
+    # Files a person may edit in place: a version is known by its content.
+    versions_immutable = False
 
     def __init__(self, root: Path) -> None:
         if not root.is_dir():

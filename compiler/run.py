@@ -83,6 +83,8 @@ def _compile_stage(
         with timed("setup"):
             store = open_store(source, project)
             pin = build_pin(selection)
+        if records is not None and cache and selection.all_clusters:
+            records.check_ahead()  # the files on disk, while the table lists the clusters
         with timed("fetch"):
             if hook:
                 changed = commit_changes(project, changed)

@@ -32,6 +32,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,27 @@ class TreeRecords:
         self.out = out.absolute()
         self.directory = root / "tree-records" / _digest(str(self.out).encode())
         self.fingerprints: dict[str, str] = {}  # empty: the run kept no record (no cache)
+        # Records read and their files checked ahead (`check_ahead`), by cluster name.
+        self._ahead: dict[str, dict[str, Any] | None] = {}
+        self._checking: threading.Thread | None = None
+
+    def check_ahead(self) -> None:
+        """Read every record of this output and check its files on disk, in a thread of
+        its own, while the caller waits for the table (a whole-fleet listing on the local
+        server takes as long as these checks); `kept` uses what it found."""
+        self._checking = threading.Thread(target=self._check_all, name="tree-records", daemon=True)
+        self._checking.start()
+
+    def _check_all(self) -> None:
+        if not self._tree_dirs():
+            return
+        with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
+            paths = [Path(e.path) for e in entries if e.name.endswith(".json")]
+        for path in paths:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+                entry = self._intact_entry(json.loads(path.read_bytes()))
+                if entry is not None and self._path(entry["cluster"]) == path:
+                    self._ahead[entry["cluster"]] = entry
 
     def fingerprint(
         self, inputs: Sequence[ClusterInput], base: str, *, by_version: bool = False
@@ -102,7 +124,11 @@ class TreeRecords:
 
     def kept(self, names: Iterable[str]) -> dict[str, KeptCluster]:
         """The clusters among `names` whose record holds and whose files are intact."""
-        found = {}
+        found: dict[str, KeptCluster] = {}
+        if self._checking is not None:
+            self._checking.join()
+        elif not self._tree_dirs():
+            return found
         for name in names:
             with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
                 kept = self._check(name)
@@ -166,20 +192,42 @@ class TreeRecords:
     def _path(self, name: str) -> Path:
         return self.directory / f"{_digest(name.encode())}.json"
 
+    def _tree_dirs(self) -> bool:
+        """Whether the output and its clusters/ are directories (never links)."""
+        try:
+            for part in (self.out, self.out / CLUSTERS_DIR):
+                if not stat.S_ISDIR(part.lstat().st_mode):
+                    return False
+        except OSError:
+            return False
+        return True
+
+    def _intact_entry(self, entry: Any) -> dict[str, Any] | None:
+        """A record of this output whose files on disk are as it says, or None."""
+        if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
+            return None
+        if entry["out"] != str(self.out) or not isinstance(entry["cluster"], str):
+            return None
+        out = f"{self.out}{os.sep}"
+        root = cluster_dir(entry["cluster"])
+        if not _intact(out, root, entry["files"], entry["directories"], entry):
+            return None
+        return entry
+
     def _check(self, name: str) -> KeptCluster | None:
         fingerprint = self.fingerprints.get(name)
         if fingerprint is None:
             return None
-        entry = json.loads(self._path(name).read_bytes())
-        if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
-            return None
-        if entry["out"] != str(self.out) or entry["cluster"] != name:
-            return None
-        if entry["fingerprint"] != fingerprint:
+        if self._checking is not None:
+            entry = self._ahead.get(name)
+        else:
+            entry = json.loads(self._path(name).read_bytes())
+            if not isinstance(entry, dict) or entry.get("fingerprint") != fingerprint:
+                return None  # before the files: a changed cluster costs no stat
+            entry = self._intact_entry(entry)
+        if entry is None or entry["cluster"] != name or entry["fingerprint"] != fingerprint:
             return None
         files: dict[str, list[Any]] = entry["files"]
-        if not _intact(self.out, cluster_dir(name), files, entry["directories"], entry):
-            return None
         if any(len(v) != len(_VIOLATION_FIELDS) for v in entry["findings"]):
             return None
         findings = tuple(Violation(*(str(x) for x in v)) for v in entry["findings"])
@@ -205,46 +253,44 @@ def _files_by_cluster(files: Mapping[str, bytes]) -> dict[str, dict[str, bytes]]
 
 
 def _intact(
-    out: Path,
+    out: str,
     root: str,
     files: Mapping[str, list[Any]],
     directories: Sequence[str],
     entry: Mapping[str, Any],
 ) -> bool:
     """Whether `out/root` holds exactly `files` and `directories` (none a link), each
-    file with its recorded stat, or else its recorded bytes."""
-    for part in (out, out / CLUSTERS_DIR, out / root):
-        if not stat.S_ISDIR(part.lstat().st_mode):
-            return False
+    file with its recorded stat, or else its recorded bytes. `out` ends with a separator
+    (strings, not Paths: this runs for every file of the tree)."""
+    if not stat.S_ISDIR(os.lstat(out + root).st_mode):
+        return False
     racy_from = int(entry["recorded_ns"]) - _RACY_NS
-    seen_files: set[str] = set()
-    seen_dirs: set[str] = set()
+    seen_files = 0
+    seen_dirs: list[str] = []
     pending = [root]
     while pending:
         folder = pending.pop()
-        with os.scandir(out / folder) as entries:
+        with os.scandir(out + folder) as entries:
             for item in entries:
                 rel = f"{folder}/{item.name}"
                 if item.is_dir(follow_symlinks=False):
-                    seen_dirs.add(rel)
+                    seen_dirs.append(rel)
                     pending.append(rel)
-                elif rel not in files or not item.is_file(follow_symlinks=False):
+                    continue
+                recorded = files.get(rel)
+                if recorded is None or not item.is_file(follow_symlinks=False):
                     return False  # a file a full compile would remove, or a link
-                elif not _same_file(item, files[rel], racy_from):
+                size, mtime, inode, digest = recorded
+                status = item.stat(follow_symlinks=False)
+                if status.st_size != size:
                     return False
-                else:
-                    seen_files.add(rel)
-    return seen_files == set(files) and seen_dirs == set(directories)
-
-
-def _same_file(item: os.DirEntry[str], recorded: list[Any], racy_from: int) -> bool:
-    size, mtime, inode, digest = recorded
-    status = item.stat(follow_symlinks=False)
-    if status.st_size != size:
-        return False
-    if status.st_mtime_ns == mtime and status.st_ino == inode and mtime < racy_from:
-        return True
-    return bool(_digest(Path(item.path).read_bytes()) == digest)
+                clean = status.st_mtime_ns == mtime and status.st_ino == inode
+                racy = not (clean and mtime < racy_from)
+                if racy and _digest(Path(item.path).read_bytes()) != digest:
+                    return False
+                seen_files += 1
+    # Every file seen was recorded, once: as many means the same set.
+    return seen_files == len(files) and set(seen_dirs) == set(directories)
 
 
 def run_base(project: Project, cue_identity: str) -> str:

@@ -211,11 +211,14 @@ def test_kept_clusters_are_never_read_whole(
     run(project_dir, table, out, capsys)
     from compiler.sources import items
 
-    documents = []
+    documents: list[str] = []
     parse = items._config
-    monkeypatch.setattr(
-        items, "_config", lambda raw, where: documents.append(where) or parse(raw, where)
-    )
+
+    def counted(raw: Any, where: str) -> dict[str, Any]:
+        documents.append(where)
+        return parse(raw, where)
+
+    monkeypatch.setattr(items, "_config", counted)
     assert run(project_dir, table, out, capsys)["kept"] == ALL
     assert documents == []
     _new_version(project_dir, table)
@@ -256,7 +259,8 @@ def test_a_version_written_past_its_head_is_compiled(
 def table_cluster(facts: Any) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
-    return TypeSerializer().serialize(dict(facts))
+    serialized: dict[str, Any] = dict(TypeSerializer().serialize(dict(facts)))
+    return serialized
 
 
 def test_a_finding_on_a_kept_cluster_blames_its_layers(

@@ -292,3 +292,25 @@ def test_a_finding_on_a_kept_cluster_blames_its_layers(
     assert "set by dynamodb:cluster#dev-k3s/v#" in outputs[0]
     assert "dynamodb:defaults/v#" in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+def test_one_cluster_compile_checks_its_own_record(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--cluster` reads that cluster's record alone (a whole-fleet run checks every
+    record in a thread beside the listing): kept when intact, compiled when not."""
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+
+    def one() -> list[str]:
+        argv = ["compile", "--cluster", "test-k3s", "--out", str(out), "--format", "json"]
+        argv += ["--project", str(project_dir), "--endpoint-url", str(table.endpoint_url)]
+        assert main([*argv, "--table", table.table]) == 0
+        kept: list[str] = json.loads(capsys.readouterr().out)["kept"]
+        return kept
+
+    assert one() == ["test-k3s"]
+    OUTPUT_CHANGES["edited in place, same size and mtime"](out / "clusters" / "test-k3s")
+    assert one() == []
+    assert one() == ["test-k3s"]
+    assert tree(out) == full(project_dir, table, tmp_path, capsys)

@@ -111,6 +111,17 @@ class StackLoader:
                     shared.append(pk_from_layer_name(entry.resolve(env=facts.env, cluster=name)))
         self._read_all(shared)
 
+    def prefetch_shared(self, clusters: Iterable[ClusterFacts]) -> None:
+        """Read the table layers (but the clusters' own) that these clusters' stacks name."""
+        shared = []
+        for facts in clusters:
+            for entry in self.project.stack:
+                if entry.kind != "files":
+                    name = entry.resolve(env=facts.env, cluster=facts.name)
+                    if pk_from_layer_name(name) != cluster_pk(facts.name):
+                        shared.append(pk_from_layer_name(name))
+        self._read_all(shared)
+
     def _read_all(self, pks: Iterable[str]) -> None:
         wanted = sorted(set(pks) - self._versions.keys() - self._failed.keys())
         wanted = self._read_latest_batched(wanted)
@@ -153,7 +164,10 @@ class StackLoader:
                 f" at {record.created_at}); `gitops-compiler rollback` or `config put` brings "
                 "it back"
             )
-        facts = self._facts_of(record)
+        return self.stack_of(self._facts_of(record), record)
+
+    def stack_of(self, facts: ClusterFacts, record: LayerVersion) -> ClusterInput:
+        """The cluster's stack, given its facts and its record's version."""
         layers: list[Layer] = []
         for entry in self.project.stack:
             name = entry.resolve(env=facts.env, cluster=facts.name)

@@ -4,7 +4,7 @@ that compiles (compile, validate, golden, publish, diff, watch)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -14,7 +14,7 @@ from compiler.changeset import git_changes
 from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
 from compiler.layers import ClusterInput, StackLoader
-from compiler.model import cluster_pk
+from compiler.model import LayerVersion, cluster_pk, sort_key_for
 from compiler.operations import steps
 from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.pipeline import (
@@ -85,6 +85,7 @@ def _compile_stage(
             pin = build_pin(selection)
         if records is not None and cache and selection.all_clusters:
             records.check_ahead()  # the files on disk, while the table lists the clusters
+        listed: dict[str, int] = {}
         with timed("fetch"):
             if hook:
                 changed = commit_changes(project, changed)
@@ -94,14 +95,16 @@ def _compile_stage(
                 names = select_clusters(
                     store, selection.clusters, all_clusters=selection.all_clusters
                 )
-                if not selection.all_clusters:
+                if selection.all_clusters:  # the listing just read every version's key
+                    listed = dict(getattr(store, "listed_versions", {}))
+                else:
                     check_clusters(store, names)
         if selection.shard is not None:
             names = selection.shard.select(names)
         with timed("setup"):
             checks = build_checks(project, policies=policies, cache=cache)
         unchanged = Unchanged(records if cache else None, store, project, policies, pin)
-        kept, known = unchanged.without_content(names)
+        kept, known = unchanged.without_content(names, listed)
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
             loaded = load_inputs(store, project, [n for n in names if n not in kept], pin)
             unchanged.fingerprint(loaded)
@@ -162,22 +165,24 @@ class Unchanged:
         self._checked = False  # `without_content` looked at the records already
 
     def without_content(
-        self, names: Sequence[str]
+        self, names: Sequence[str], listed: Mapping[str, int]
     ) -> tuple[dict[str, KeptCluster], dict[str, ClusterInput]]:
         """The kept clusters and their inputs, read without content (none: this run
-        cannot tell before reading the layers whole)."""
+        cannot tell before reading the layers whole). `listed`: the latest version of
+        each cluster's record, when this run listed the table's clusters."""
         latest = self.pin.as_of is None and not self.pin.versions
         if self.records is None or not self.by_version or not latest or not self.records.exist():
             return {}, {}
         self._checked = True
         with timed("fetch"):
             loader = StackLoader(self.store, self.project, self.pin, content=False)
-            loader.prefetch(names)
-            stubs = []
-            for name in names:
-                # A cluster that fails here fails again when read whole, naming the cluster.
-                with suppress(CompilerError):
-                    stubs.append(loader.load(name))
+            stubs = self._listed_stubs(loader, names, listed) if listed else []
+            if not listed:
+                loader.prefetch(names)
+                for name in names:
+                    # A cluster failing here fails again when read whole, naming itself.
+                    with suppress(CompilerError):
+                        stubs.append(loader.load(name))
         with timed("fingerprint"):
             self.records.fingerprint(stubs, self.base, by_version=True)
             kept = self.records.kept(c.facts.name for c in stubs)
@@ -189,6 +194,29 @@ class Unchanged:
                 versions={k: v for k, v in versions.items() if v is not None}
             )
         return kept, inputs
+
+    def _listed_stubs(
+        self, loader: StackLoader, names: Sequence[str], listed: Mapping[str, int]
+    ) -> list[ClusterInput]:
+        """The stacks of the clusters whose latest record version (from the listing, which
+        read every version's key) is the one their record was compiled from: their facts
+        are that version's, kept in the record, so no cluster record is read at all."""
+        assert self.records is not None
+        known = {}
+        for name in names:
+            recorded = self.records.recorded_facts(name)
+            if recorded is not None and listed.get(name) == recorded[1]:
+                known[name] = recorded
+        loader.prefetch_shared(facts for facts, _ in known.values())
+        stubs = []
+        for name, (facts, version) in known.items():
+            pk = cluster_pk(name)
+            record = LayerVersion(
+                pk=pk, sk=sort_key_for(version), version=version, config={}, created_at=""
+            )
+            with suppress(CompilerError):
+                stubs.append(loader.stack_of(facts, record))
+        return stubs
 
     def fingerprint(self, loaded: Sequence[ClusterInput]) -> None:
         """Fingerprint the clusters read whole (their records are written after the swap)."""

@@ -26,6 +26,7 @@ cluster or format, is ignored: the cluster is compiled. The cache only saves tim
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -43,7 +44,7 @@ import compiler
 from compiler import cachedir
 from compiler.layers import ClusterInput
 from compiler.layout import CLUSTERS_DIR, cluster_dir
-from compiler.model import Layer
+from compiler.model import ClusterFacts, Layer
 from compiler.policy import Violation
 from compiler.project import PROJECT_FILE, Project
 
@@ -77,6 +78,7 @@ class TreeRecords:
         # Records read and their files checked ahead (`check_ahead`), by cluster name.
         self._ahead: dict[str, dict[str, Any] | None] = {}
         self._checking: threading.Thread | None = None
+        self._identity: dict[str, tuple[ClusterFacts, int]] = {}  # fingerprinted by version
 
     def check_ahead(self) -> None:
         """Read every record of this output and check its files on disk, in a thread of
@@ -102,10 +104,16 @@ class TreeRecords:
         """Compute each cluster's fingerprint (layers shared between clusters, once);
         `base` is `run_base`'s. With `by_version` (a store whose versions are never
         rewritten: DynamoDB's conditional puts), a table layer counts by its identity
-        (pk, sk, version, created_at), so versions read without content (heads.py)
-        give the fingerprint of the same versions read whole."""
+        (pk, sk, version), so versions read without content (heads.py) give the
+        fingerprint of the same versions read whole; and the record keeps the cluster's
+        facts and its record's version (`recorded_facts`)."""
         seen: dict[int, bytes] = {}
         for cluster in inputs:
+            if by_version:
+                own = f"cluster/{cluster.facts.name}"
+                version = next((x.ref.version for x in cluster.layers if x.ref.layer == own), None)
+                if version is not None:
+                    self._identity[cluster.facts.name] = (cluster.facts, version)
             digest = hashlib.sha256(base.encode())
             digest.update(_framed(repr(cluster.facts).encode()))
             for layer in cluster.layers:
@@ -113,6 +121,24 @@ class TreeRecords:
                     seen[id(layer)] = _layer_digest(layer, by_version and layer.ref.key is not None)
                 digest.update(seen[id(layer)])
             self.fingerprints[cluster.facts.name] = digest.hexdigest()
+
+    def recorded_facts(self, name: str) -> tuple[ClusterFacts, int] | None:
+        """The facts and the record's version number the cluster was last compiled from,
+        when its files are intact (as far as known yet): a record version is never
+        rewritten, so the same version number means the same facts."""
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+            if self._checking is not None:
+                self._checking.join()
+                entry = self._ahead.get(name)
+            else:
+                entry = json.loads(self._path(name).read_bytes())
+            if not isinstance(entry, dict) or entry.get("cluster") != name:
+                return None
+            facts, version = entry.get("facts"), entry.get("version")
+            if not isinstance(facts, dict) or type(version) is not int:
+                return None
+            return ClusterFacts(**facts), version
+        return None
 
     def exist(self) -> bool:
         """Whether any record of this output is there (else no cluster can be kept)."""
@@ -177,10 +203,13 @@ class TreeRecords:
             while folder != root and folder not in directories:
                 directories.add(folder)
                 folder = folder.rsplit("/", 1)[0]
+        facts, version = self._identity.get(name, (None, None))
         return {
             "format": _FORMAT,
             "out": str(self.out),
             "cluster": name,
+            "facts": dataclasses.asdict(facts) if facts is not None else None,
+            "version": version,
             "fingerprint": fingerprint,
             "objects": objects,
             "files": stats,
@@ -323,8 +352,7 @@ def _files_under(top: Path) -> list[Path]:
 def _layer_digest(layer: Layer, by_version: bool) -> bytes:
     digest = hashlib.sha256()
     digest.update(_framed(repr(layer.ref).encode()))
-    if by_version:
-        digest.update(_framed(json.dumps(layer.lock, sort_keys=True, default=repr).encode()))
+    if by_version:  # the ref names pk, sk and version: the version's identity
         return digest.digest()
     digest.update(_framed(json.dumps(layer.document, sort_keys=True, default=repr).encode()))
     digest.update(_framed(repr(sorted(layer.lines.items())).encode()))

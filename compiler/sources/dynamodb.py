@@ -73,6 +73,7 @@ class DynamoDBStore:
         )
         # TransactWriteItems until the endpoint says it has none (dynalite).
         self._transactions = True
+        self.listed_versions: dict[str, int] = {}  # by cluster name, from list_clusters
 
     @property
     def client(self) -> Any:
@@ -140,7 +141,13 @@ class DynamoDBStore:
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(name for name, (_, retired) in latest.items() if not retired)
+        listed = {name: sk for name, (sk, retired) in latest.items() if not retired}
+        # What the listing saw of each cluster: its latest version, by number, read from
+        # every version (no head involved), for a compile that may keep it (run.py).
+        self.listed_versions = {
+            name: int(sk[2:]) for name, sk in listed.items() if sk[2:].isdigit()
+        }
+        return sorted(listed)
 
     def layer_keys(self) -> list[str]:
         """Every pk in the table, sorted (retired clusters included): what a dump needs."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.argocd.applications import application_violations
+from compiler.argocd.applications import Application, blamed_findings, generate
 from compiler.argocd.immutable import mark_replacements
 from compiler.cachedir import cache_root
 from compiler.errors import CompilerError, InputError, UsageError
@@ -90,6 +90,10 @@ class CompileResult:
     kept: list[KeptCluster] = field(default_factory=list)
     # Each compiled cluster's own findings, before the waivers judged them.
     own_findings: dict[str, list[Violation]] = field(default_factory=dict)
+    # The Applications the ApplicationSets generate from the whole tree (kept clusters'
+    # included), when the fleet-wide checks ran; none from a file behind a finding (a
+    # waived one), so that the next compile renders that file again (treerecord.py).
+    applications: list[Application] = field(default_factory=list)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -221,12 +225,18 @@ def _fleet_checks(
     with timed("applications"):  # what the ApplicationSet controller would refuse or drop
         merged_by_name: dict[str, MergeResult] = {c.facts.name: c.merged for c in result.clusters}
         files = result.files
+        known: dict[str, list[Application]] = {}
         if result.kept:
             for keeper in result.kept:
                 files.update(keeper.generator_files)
+                for app in keeper.applications:
+                    known.setdefault(app.origin, []).append(app)
             kept_inputs = {c.facts.name: c for c in inputs if c.facts.name not in merged_by_name}
             merged_by_name = _MergedOnDemand(merged_by_name, kept_inputs, project, reload)
-        result.violations.extend(application_violations(files, merged_by_name))
+        generated = generate(files, known)
+        flagged = {f.origin for f in generated.findings} | {f.also for f in generated.findings}
+        result.applications = [a for a in generated.applications if a.origin not in flagged]
+        result.violations.extend(blamed_findings(generated, merged_by_name))
 
 
 class _MergedOnDemand(dict[str, MergeResult]):

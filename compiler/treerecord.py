@@ -42,6 +42,7 @@ from typing import Any
 
 import compiler
 from compiler import cachedir
+from compiler.argocd.applications import Application
 from compiler.layers import ClusterInput
 from compiler.layout import CLUSTERS_DIR, cluster_dir
 from compiler.model import ClusterFacts, Layer
@@ -66,6 +67,8 @@ class KeptCluster:
     files: Mapping[str, str]  # path from the tree's root -> sha256 hex of its bytes
     generator_files: Mapping[str, bytes]  # its .json files, for the fleet-wide checks
     findings: tuple[Violation, ...]  # its own findings, before the waivers judged them
+    # The Applications its generator files made (those without a finding then).
+    applications: tuple[Application, ...] = ()
 
 
 class TreeRecords:
@@ -167,11 +170,19 @@ class TreeRecords:
         files: Mapping[str, bytes],
         clusters: Mapping[str, int],
         findings: Mapping[str, Sequence[Violation]],
+        applications: Iterable[Application] = (),
     ) -> None:
         """Keep the record of each cluster of `clusters` (name -> object count), written
-        to the output just now with `files`."""
+        to the output just now with `files`; `applications`: those its generator files
+        make (none from a file behind a finding: that one is rendered again)."""
         now = time.time_ns()
         by_cluster = _files_by_cluster(files)  # once: a scan of every file per cluster is C²
+        apps_by_cluster: dict[str, list[list[str]]] = {}
+        for app in applications:
+            directory = app.origin.split("/", 2)[:2]
+            apps_by_cluster.setdefault("/".join(directory), []).append(
+                list(dataclasses.astuple(app))
+            )
         for name, objects in clusters.items():
             fingerprint = self.fingerprints.get(name)
             if fingerprint is None:
@@ -179,6 +190,7 @@ class TreeRecords:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 own = by_cluster.get(cluster_dir(name), {})
                 entry = self._entry(name, fingerprint, own, objects, findings.get(name, ()))
+                entry["applications"] = apps_by_cluster.get(cluster_dir(name), [])
                 entry["recorded_ns"] = now
                 cachedir.write_atomically(self._path(name), json.dumps(entry).encode())
 
@@ -267,6 +279,11 @@ class TreeRecords:
             objects=int(entry["objects"]),
             files={p: str(s[3]) for p, s in files.items()},
             generator_files={p: str(t).encode() for p, t in entry["generator_files"].items()},
+            applications=tuple(
+                Application(*(str(x) for x in a))
+                for a in entry["applications"]
+                if len(a) == len(dataclasses.fields(Application)) and a[6] in entry["files"]
+            ),
             findings=findings,
         )
 

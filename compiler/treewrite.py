@@ -34,4 +34,4 @@ def kept_in(stats: EmitStats, result: CompileResult) -> EmitStats:
 def record_compiled(records: TreeRecords, result: CompileResult) -> None:
     """Keep the records of the clusters just written (after the swap only)."""
     compiled = {c.facts.name: len(c.objects) for c in result.clusters}
-    records.record(result.files, compiled, result.own_findings)
+    records.record(result.files, compiled, result.own_findings, result.applications)

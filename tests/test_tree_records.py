@@ -314,3 +314,33 @@ def test_one_cluster_compile_checks_its_own_record(
     assert one() == []
     assert one() == ["test-k3s"]
     assert tree(out) == full(project_dir, table, tmp_path, capsys)
+
+
+def test_kept_generator_files_are_not_rendered_again(
+    project_dir: Path,
+    table: DynamoDBStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Applications a kept cluster's generator files make come from its record (the
+    ApplicationSets are part of every fingerprint); a changed cluster's are rendered."""
+    from compiler.argocd import applications
+
+    rendered: list[str] = []
+    render = applications.render_value
+
+    def counted(template: Any, params: Any) -> Any:
+        rendered.append(params["path"]["path"])
+        return render(template, params)
+
+    monkeypatch.setattr(applications, "render_value", counted)
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    assert {p.split("/")[1] for p in rendered} == set(ALL)
+    rendered.clear()
+    assert run(project_dir, table, out, capsys)["kept"] == ALL
+    assert rendered == []
+    _new_version(project_dir, table)
+    run(project_dir, table, out, capsys)
+    assert rendered and {p.split("/")[1] for p in rendered} == {"dev-k3s"}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -107,9 +107,15 @@ def path_parameters(file: str) -> dict[str, Any]:
     }
 
 
-def generate(tree: Mapping[str, bytes]) -> Generated:
-    """Every Application of every ApplicationSet in `applicationsets/`, plus what is wrong."""
+def generate(
+    tree: Mapping[str, bytes], known: Mapping[str, Sequence[Application]] | None = None
+) -> Generated:
+    """Every Application of every ApplicationSet in `applicationsets/`, plus what is wrong.
+    `known`: by generator file, the Applications it made last time with the same
+    ApplicationSets and the same file (a kept cluster's, treerecord.py): not rendered
+    again."""
     out = Generated()
+    known = known or {}
     for file in sorted(p for p in tree if p.startswith(f"{APPSETS_DIR}/")):
         try:
             appset = load_layer_yaml(tree[file], file).value
@@ -117,7 +123,7 @@ def generate(tree: Mapping[str, bytes]) -> Generated:
             out.findings.append(AppFinding(RULE_TEMPLATE, file, f"unreadable: {err}"))
             continue
         if isinstance(appset, Mapping) and appset.get("kind") == "ApplicationSet":
-            _generate_set(file, appset, tree, out)
+            _generate_set(file, appset, tree, out, known)
     _check_names(out)
     return out
 
@@ -137,11 +143,18 @@ def _generator_files(spec: Mapping[str, Any], tree: Mapping[str, bytes]) -> Iter
 
 
 def _generate_set(
-    file: str, appset: Mapping[str, Any], tree: Mapping[str, bytes], out: Generated
+    file: str,
+    appset: Mapping[str, Any],
+    tree: Mapping[str, bytes],
+    out: Generated,
+    known: Mapping[str, Sequence[Application]],
 ) -> None:
     name = str(appset.get("metadata", {}).get("name", file))
     spec = appset.get("spec", {})
     for origin in _generator_files(spec, tree):
+        if origin in known:
+            out.applications.extend(a for a in known[origin] if a.appset == name)
+            continue
         try:
             loaded = json.loads(tree[origin])
         except ValueError as err:
@@ -257,8 +270,13 @@ def application_violations(
 ) -> list[Violation]:
     """The findings of `generate` on a compile's files, blamed on the layer that set the
     add-on or on the cluster's record (`merged` by cluster name)."""
+    return blamed_findings(generate(files), merged)
+
+
+def blamed_findings(generated: Generated, merged: Mapping[str, MergeResult]) -> list[Violation]:
+    """`application_violations` of Applications generated already."""
     found = []
-    for finding in generate(files).findings:
+    for finding in generated.findings:
         where = read_path(finding.origin)
         origins = [finding.origin, finding.also] if finding.also else [finding.origin]
         blames = [_blame(read_path(o), merged) for o in origins]

@@ -1,17 +1,23 @@
 """The fetch alone at fleet sizes (issue 18): heads in batches against one Query per layer.
 
     .venv/bin/python -m bench.fetch [--sizes 100,1000,3000] [--query-up-to 1000]
+                                    [--config-bytes 4000]
 
 Each size gets its own moto server (its own thread) and table, written directly with
-BatchWriteItem: per cluster 3 versions and a head, plus defaults and three envs. The
-fetch is `DynamoDBStore.read_latest_many` of every cluster and shared layer, as
-`StackLoader.prefetch` does; the Query path (16 in flight, as before heads) is timed
-up to --query-up-to clusters only, since it grows quadratically.
+BatchWriteItem: per cluster 3 versions and a head, plus defaults and three envs, each
+`config` a JSON string of --config-bytes (the bench's clusters of 10 namespaces are
+~4-8 KB; a Scan's pages hold 1 MB of items, so the size sets how many pages a
+listing takes). The fetch is `DynamoDBStore.read_latest_many` of every cluster and
+shared layer, as `StackLoader.prefetch` does; the listing is `list_clusters`, the
+Scan of every version's key that `--all` makes; the Query path (16 in flight, as
+before heads) is timed up to --query-up-to clusters only, since it grows
+quadratically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +31,10 @@ _VERSIONS = 3
 _ENVS = ("dev", "test", "prod")
 
 
-def _items(clusters: int) -> list[dict[str, Any]]:
+def _items(clusters: int, config_bytes: int = 0) -> list[dict[str, Any]]:
+    # Read as a layer document only (not checked against the DSL's schema here).
+    padding = {"padding": "x" * (config_bytes - 40)} if config_bytes > 40 else {}
+    config = json.dumps({"namespaces": {}, **padding}, separators=(",", ":"))
     items = []
     layers: list[tuple[str, str | None]] = [("defaults", None)]
     layers += [(f"env#{e}", None) for e in _ENVS]
@@ -36,7 +45,7 @@ def _items(clusters: int) -> list[dict[str, Any]]:
                 "pk": pk,
                 "sk": f"v#{n:010d}",
                 "version": n,
-                "config": '{"namespaces":{}}',
+                "config": config,
                 "created_at": "2026-01-01T00:00:00Z",
                 "author": "bench",
                 "comment": "",
@@ -61,11 +70,11 @@ def _write(store: DynamoDBStore, items: list[dict[str, Any]]) -> None:
         list(pool.map(one, chunks))
 
 
-def measure(clusters: int, with_query: bool) -> dict[str, float]:
+def measure(clusters: int, with_query: bool, config_bytes: int = 0) -> dict[str, float]:
     with local_dynamodb() as endpoint:
         store = DynamoDBStore("bench-fetch", region="us-east-1", endpoint_url=endpoint)
         store.create_table()
-        _write(store, _items(clusters))
+        _write(store, _items(clusters, config_bytes))
         pks = [f"cluster#c{i:05d}" for i in range(clusters)]
         pks += ["defaults", *(f"env#{e}" for e in _ENVS)]
         calls: dict[str, int] = {}
@@ -78,6 +87,9 @@ def measure(clusters: int, with_query: bool) -> dict[str, float]:
         heads = time.perf_counter() - start
         assert all(getattr(v, "version", None) == _VERSIONS for v in found.values()), found
         result = {"heads_s": heads, "calls": float(sum(calls.values()))}
+        start = time.perf_counter()
+        assert len(store.list_clusters()) == clusters
+        result["listing_s"] = time.perf_counter() - start
         if with_query:
             start = time.perf_counter()
             with ThreadPoolExecutor(store.read_concurrency) as pool:
@@ -90,13 +102,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fetch")
     parser.add_argument("--sizes", default="100,1000,3000")
     parser.add_argument("--query-up-to", type=int, default=1000)
+    parser.add_argument("--config-bytes", type=int, default=4000)
     args = parser.parse_args()
     os.environ.update(LOCAL_CREDENTIALS)
-    print(f"{'clusters':>8}  {'heads (s)':>9}  {'calls':>5}  {'query/layer (s)':>15}")
+    print(
+        f"{'clusters':>8}  {'heads (s)':>9}  {'calls':>5}  {'listing (s)':>11}  {'query/layer (s)':>15}"
+    )
     for size in map(int, args.sizes.split(",")):
-        r = measure(size, size <= args.query_up_to)
+        r = measure(size, size <= args.query_up_to, args.config_bytes)
         query = f"{r['query_s']:.2f}" if "query_s" in r else "-"
-        print(f"{size:>8}  {r['heads_s']:>9.2f}  {int(r['calls']):>5}  {query:>15}", flush=True)
+        print(
+            f"{size:>8}  {r['heads_s']:>9.2f}  {int(r['calls']):>5}  {r['listing_s']:>11.2f}"
+            f"  {query:>15}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

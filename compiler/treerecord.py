@@ -91,8 +91,15 @@ class TreeRecords:
         self._checking.start()
 
     def _check_all(self) -> None:
+        try:
+            self._check_each()
+        except Exception:  # the cache only saves time: what is left unchecked is compiled
+            return
+
+    def _check_each(self) -> None:
         if not self._tree_dirs():
             return
+        paths: list[Path] = []
         with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
             paths = [Path(e.path) for e in entries if e.name.endswith(".json")]
         for path in paths:
@@ -118,7 +125,9 @@ class TreeRecords:
                 if version is not None:
                     self._identity[cluster.facts.name] = (cluster.facts, version)
             digest = hashlib.sha256(base.encode())
-            digest.update(_framed(repr(cluster.facts).encode()))
+            # Sorted: a map's keys (labels) may come from the table in any order.
+            facts = json.dumps(dataclasses.asdict(cluster.facts), sort_keys=True)
+            digest.update(_framed(facts.encode()))
             for layer in cluster.layers:
                 if id(layer) not in seen:
                     seen[id(layer)] = _layer_digest(layer, by_version and layer.ref.key is not None)

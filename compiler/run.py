@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from compiler.affected import affected_clusters, standing
+from compiler.cachedir import cache_root
 from compiler.changeset import git_changes
 from compiler.gctuning import fewer_collections
 from compiler.layers import ClusterInput, StackLoader
@@ -74,6 +75,7 @@ def _compile_stage(
         cue_path = find_cue(cue, os.environ, project=project.root)
         version = supported_cue_version(cue_path)
         cache = source.cache and use_cache(os.environ)
+        cache_dir = cache_root() if cache else None  # compiled validators, as build_checks
         policies = CuePolicies(
             project.policies_dir, cue_path, version=version, cache=cache, files=project.cue_files
         )
@@ -86,7 +88,7 @@ def _compile_stage(
             if hook:
                 changed = commit_changes(project, changed)
             if (hook or changed) and not (selection.clusters or selection.all_clusters):
-                names = clusters_affected_by(project, store, pin, changed)
+                names = clusters_affected_by(project, store, pin, changed, cache_dir=cache_dir)
             else:
                 names = select_clusters(
                     store, selection.clusters, all_clusters=selection.all_clusters
@@ -98,11 +100,8 @@ def _compile_stage(
         with timed("setup"):
             checks = build_checks(project, policies=policies, cache=cache)
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            inputs = load_inputs(store, project, names, pin)
-            read["layers"] = sorted(
-                {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
-                - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
-            )
+            inputs = load_inputs(store, project, names, pin, cache_dir=cache_dir)
+            read["layers"] = _layers_read(inputs)
         kept = unchanged_clusters(records if cache else None, inputs, project, policies)
         with steps.step("policy", clusters=len(inputs), cue=version) as checked:
             compiling = len(inputs) - len(kept)
@@ -117,6 +116,14 @@ def _compile_stage(
     finally:
         policies.close()
     return result
+
+
+def _layers_read(inputs: Sequence[ClusterInput]) -> list[str]:
+    """The versions read, `layer@N`, for the run's step record (no versionless files)."""
+    return sorted(
+        {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
+        - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
+    )
 
 
 def unchanged_clusters(
@@ -146,11 +153,16 @@ def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:
 
 
 def clusters_affected_by(
-    project: Project, store: ConfigStore, pin: Pin, changed: Sequence[Path]
+    project: Project,
+    store: ConfigStore,
+    pin: Pin,
+    changed: Sequence[Path],
+    *,
+    cache_dir: Path | None = None,
 ) -> list[str]:
     """The clusters a hook must recompile for `changed` files; each overlay among them
     is read strictly first, so a broken file is reported by name and line."""
-    loader = StackLoader(store, project, pin)
+    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
     facts = []
     for name in store.list_clusters():
         record = store.read(cluster_pk(name), pin)

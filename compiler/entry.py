@@ -19,6 +19,10 @@ _RUNS_CUE = frozenset({"compile", "validate"})
 
 
 def main() -> int:
+    from compiler import freshness_process
+
+    # A hook's check of its snapshot against the table: a process beside the compile.
+    freshness_process.prestart(sys.argv[1:], os.environ)
     prestart_cue(sys.argv[1:], os.environ)
     from compiler.cli import main as cli_main
 

@@ -200,11 +200,21 @@ def hook_reads_changes(source: SourceOptions, passed: Sequence[Path], golden: Pa
 
 @contextmanager
 def snapshot_freshness(source: SourceOptions, *, hook: bool) -> Iterator[Callable[[], str | None]]:
-    """For a hook: `stale_snapshot_warning` asked beside the compile, in a thread of its
-    own, so that the table's answer (and boto3's import) overlaps the compile instead of
-    following it. Yields the function that waits for the warning (None without `hook`)."""
+    """For a hook: `stale_snapshot_warning` asked beside the compile, so that the table's
+    answer (and boto3's import) overlaps the compile instead of following it: by the
+    process `compiler.entry` started for it (`freshness_process`), else in a thread of
+    its own. Yields the function that waits for the warning (None without `hook`)."""
     if not hook:
         yield lambda: None
+        return
+    from compiler import freshness_process
+
+    started = freshness_process.claim()
+    if started is not None:
+        try:
+            yield lambda: freshness_process.answer(started, source, stale_snapshot_warning)
+        finally:
+            freshness_process.stop(started)  # a compile that failed does not wait for it
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="freshness") as pool:
         asked = pool.submit(stale_snapshot_warning, source)
@@ -215,21 +225,10 @@ def snapshot_freshness(source: SourceOptions, *, hook: bool) -> Iterator[Callabl
 
 
 def stale_snapshot_warning(source: SourceOptions) -> str | None:
-    """For a hook reading a snapshot: a warning when the table holds newer versions, or
-    could not be asked; None for a current snapshot or a run from the table."""
-    from compiler.freshness import shown_path, snapshot_warning  # boto3: only when asked
+    """`freshness.stale_snapshot_warning`: boto3 is imported only when it is asked."""
+    from compiler.freshness import stale_snapshot_warning as asked
 
-    project = open_project(source)
-    store = open_store(source, project)
-    if not isinstance(store, SnapshotStore):
-        return None
-    return snapshot_warning(
-        store,
-        project,
-        endpoint_url=source.endpoint_url,
-        table=source.table,
-        shown_as=shown_path(store.root, project.root),
-    )
+    return asked(source)
 
 
 def _shown(path: Path, root: Path) -> str:

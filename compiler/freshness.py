@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from compiler.errors import CompilerError, OutsideError
 from compiler.model import layer_name_from_pk
+from compiler.options import SourceOptions, open_project, open_store
 from compiler.project import Project, resolve_endpoint
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
@@ -23,6 +24,22 @@ from compiler.sources.snapshot import SnapshotStore
 
 DEADLINE_SECONDS = 5.0
 _QUICK = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=1, read_timeout=2)
+
+
+def stale_snapshot_warning(source: SourceOptions) -> str | None:
+    """For a hook reading a snapshot: a warning when the table holds newer versions, or
+    could not be asked; None for a current snapshot or a run from the table."""
+    project = open_project(source)
+    store = open_store(source, project)
+    if not isinstance(store, SnapshotStore):
+        return None
+    return snapshot_warning(
+        store,
+        project,
+        endpoint_url=source.endpoint_url,
+        table=source.table,
+        shown_as=shown_path(store.root, project.root),
+    )
 
 
 def snapshot_warning(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from compiler.argocd.applications import Application, blamed_findings, generate
@@ -130,11 +131,17 @@ def select_clusters(store: ConfigStore, names: Iterable[str], *, all_clusters: b
 
 
 def load_inputs(
-    store: ConfigStore, project: Project, names: Iterable[str], pin: Pin
+    store: ConfigStore,
+    project: Project,
+    names: Iterable[str],
+    pin: Pin,
+    *,
+    cache_dir: Path | None = None,
 ) -> list[ClusterInput]:
-    """Every cluster's layer stack: the reads from the table (each shared layer once)."""
+    """Every cluster's layer stack: the reads from the table (each shared layer once).
+    `cache_dir`: where the facts' compiled validator is kept (`build_checks`)."""
     names = list(names)
-    loader = StackLoader(store, project, pin)
+    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
     with timed("fetch"):
         loader.prefetch(names)
         return _load_each(loader, names)

@@ -6,14 +6,13 @@ stack of DESIGN.md.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import jsonschema
 
 from compiler.errors import UsageError
 from compiler.merge import ListStrategies
@@ -183,6 +182,34 @@ def project_root(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -
     return found
 
 
+def _schema_errors(value: Any) -> list[Any]:
+    """jsonschema's errors on a project file's content, sorted by where they are. A
+    content found valid before (the cache dir's `verdicts`) is not validated again:
+    jsonschema takes ~70 ms to import, more than the rest of reading the file. Not with
+    GITOPS_NO_CACHE (the file is read before the command line's `--no-cache`)."""
+    from compiler.cachedir import cache_root
+    from compiler.policy import verdicts
+    from compiler.policy.cue_binary import use_cache
+
+    kept = None
+    if use_cache(os.environ):
+        kept = verdicts.key(_VERDICT_LABEL, json.dumps(_SCHEMA, sort_keys=True), value)
+        if verdicts.seen_valid(cache_root(), kept):
+            return []
+    import jsonschema
+
+    errors = sorted(
+        jsonschema.Draft202012Validator(_SCHEMA).iter_errors(value),
+        key=lambda e: list(e.absolute_path),
+    )
+    if kept is not None and not errors:
+        verdicts.keep_valid(cache_root(), kept)
+    return errors
+
+
+_VERDICT_LABEL = "project file: Draft202012Validator, no format checker"
+
+
 def load_project(root: Path) -> Project:
     """Read `<root>/gitops-compiler.yaml`, or the defaults when there is none."""
     # Imported here: the YAML module is the one loader, and this keeps import order simple.
@@ -192,10 +219,7 @@ def load_project(root: Path) -> Project:
     if not path.is_file():
         return Project(root=root)
     doc = load_layer_yaml(path.read_bytes(), str(path))
-    errors = sorted(
-        jsonschema.Draft202012Validator(_SCHEMA).iter_errors(doc.value),
-        key=lambda e: list(e.absolute_path),
-    )
+    errors = _schema_errors(doc.value)
     if errors:
         first = errors[0]
         at = tuple(first.absolute_path)

@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from compiler.affected import affected_clusters, standing
+from compiler.cachedir import cache_root
 from compiler.changeset import git_changes
 from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
@@ -75,6 +76,7 @@ def _compile_stage(
         cue_path = find_cue(cue, os.environ, project=project.root)
         version = supported_cue_version(cue_path)
         cache = source.cache and use_cache(os.environ)
+        cache_dir = cache_root() if cache else None  # compiled validators, as build_checks
         policies = CuePolicies(
             project.policies_dir, cue_path, version=version, cache=cache, files=project.cue_files
         )
@@ -83,39 +85,18 @@ def _compile_stage(
         with timed("setup"):
             store = open_store(source, project)
             pin = build_pin(selection)
-        if records is not None and cache and selection.all_clusters:
-            records.check_ahead()  # the files on disk, while the table lists the clusters
-        listed: dict[str, int] = {}
+            records = records if cache else None
         with timed("fetch"):
-            if hook:
-                changed = commit_changes(project, changed)
-            if (hook or changed) and not (selection.clusters or selection.all_clusters):
-                names = clusters_affected_by(project, store, pin, changed)
-            else:
-                names = select_clusters(
-                    store, selection.clusters, all_clusters=selection.all_clusters
-                )
-                if selection.all_clusters:  # the listing just read every version's key
-                    listed = dict(getattr(store, "listed_versions", {}))
-                else:
-                    check_clusters(store, names)
-        if selection.shard is not None:
-            names = selection.shard.select(names)
+            names, listed = _select_clusters(
+                project, store, pin, selection, changed, hook, cache_dir, records
+            )
         with timed("setup"):
             checks = build_checks(project, policies=policies, cache=cache)
-        unchanged = Unchanged(records if cache else None, store, project, policies, pin)
+        unchanged = Unchanged(records, store, project, policies, pin, cache_dir=cache_dir)
         kept, known = unchanged.without_content(names, listed)
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            loaded = load_inputs(store, project, [n for n in names if n not in kept], pin)
-            unchanged.fingerprint(loaded)
-            if not kept:
-                kept = unchanged.kept(loaded)
-            by_name = {**known, **{c.facts.name: c for c in loaded}}
-            inputs = [by_name[n] for n in names]
-            read["layers"] = sorted(
-                {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
-                - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
-            )
+            inputs, kept = unchanged.read(names, kept, known)
+            read["layers"] = _layers_read(inputs)
         with steps.step("policy", clusters=len(inputs), cue=version) as checked:
             compiling = len(inputs) - len(kept)
             with tracking("compiling", compiling, enabled=show_progress) as tracker:
@@ -137,6 +118,43 @@ def _compile_stage(
     return result
 
 
+def _select_clusters(
+    project: Project,
+    store: ConfigStore,
+    pin: Pin,
+    selection: Selection,
+    changed: Sequence[Path],
+    hook: bool,
+    cache_dir: Path | None,
+    records: TreeRecords | None,
+) -> tuple[list[str], dict[str, int]]:
+    """The clusters to compile (this shard's) and, when the table was listed for them,
+    each one's latest record version as the listing saw it (`listed_versions`). The
+    `records` of a whole-fleet compile are checked meanwhile, in a thread."""
+    if records is not None and selection.all_clusters:
+        records.check_ahead()  # the files on disk, while the table lists the clusters
+    if hook:
+        changed = commit_changes(project, changed)
+    listed: dict[str, int] = {}
+    if (hook or changed) and not (selection.clusters or selection.all_clusters):
+        names = clusters_affected_by(project, store, pin, changed, cache_dir=cache_dir)
+    else:
+        names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
+        if selection.all_clusters:  # the listing just read every version's key
+            listed = dict(getattr(store, "listed_versions", {}))
+        else:
+            check_clusters(store, names)
+    return (names if selection.shard is None else selection.shard.select(names)), listed
+
+
+def _layers_read(inputs: Sequence[ClusterInput]) -> list[str]:
+    """The versions read, `layer@N`, for the run's step record (no versionless files)."""
+    return sorted(
+        {f"{layer.ref.layer}@{layer.ref.version}" for i in inputs for layer in i.layers}
+        - {f"{layer.ref.layer}@None" for i in inputs for layer in i.layers}
+    )
+
+
 class Unchanged:
     """Which clusters a compile keeps as the last compile into its output left them
     (treerecord.py): none without records (no cache, or no output).
@@ -154,8 +172,11 @@ class Unchanged:
         project: Project,
         policies: CuePolicies,
         pin: Pin,
+        *,
+        cache_dir: Path | None = None,
     ) -> None:
         self.records, self.store, self.project, self.pin = records, store, project, pin
+        self.cache_dir = cache_dir
         self.by_version = bool(getattr(store, "versions_immutable", False))
         self.base = ""
         if records is not None:
@@ -175,7 +196,9 @@ class Unchanged:
             return {}, {}
         self._checked = True
         with timed("fetch"):
-            loader = StackLoader(self.store, self.project, self.pin, content=False)
+            loader = StackLoader(
+                self.store, self.project, self.pin, content=False, cache_dir=self.cache_dir
+            )
             stubs = self._listed_stubs(loader, names, listed) if listed else []
             if not listed:
                 loader.prefetch(names)
@@ -218,18 +241,26 @@ class Unchanged:
                 stubs.append(loader.stack_of(facts, record))
         return stubs
 
-    def fingerprint(self, loaded: Sequence[ClusterInput]) -> None:
-        """Fingerprint the clusters read whole (their records are written after the swap)."""
+    def read(
+        self,
+        names: Sequence[str],
+        kept: Mapping[str, KeptCluster],
+        known: Mapping[str, ClusterInput],
+    ) -> tuple[list[ClusterInput], dict[str, KeptCluster]]:
+        """Every cluster's input, in the order of `names`: the kept ones as `without_content`
+        found them, the others read whole and fingerprinted (their records are written
+        after the swap); and the kept clusters, among those read whole too when
+        `without_content` could not tell."""
+        loading = [n for n in names if n not in kept]
+        loaded = load_inputs(self.store, self.project, loading, self.pin, cache_dir=self.cache_dir)
+        kept = dict(kept)
         if self.records is not None:
             with timed("fingerprint"):
                 self.records.fingerprint(loaded, self.base, by_version=self.by_version)
-
-    def kept(self, loaded: Sequence[ClusterInput]) -> dict[str, KeptCluster]:
-        """Among clusters read whole and fingerprinted, the ones to keep."""
-        if self.records is None or self._checked:
-            return {}
-        with timed("fingerprint"):
-            return self.records.kept(c.facts.name for c in loaded)
+                if not self._checked:
+                    kept = self.records.kept(c.facts.name for c in loaded)
+        by_name = {**known, **{c.facts.name: c for c in loaded}}
+        return [by_name[n] for n in names], kept
 
     def reload(self, name: str) -> ClusterInput:
         """A kept cluster's input, whole: at the versions it was kept at when those were
@@ -237,7 +268,7 @@ class Unchanged:
         pin = self._kept_versions.get(name)
         if pin is None:
             raise KeyError(name)  # read whole already: compile_inputs has it
-        return load_inputs(self.store, self.project, [name], pin)[0]
+        return load_inputs(self.store, self.project, [name], pin, cache_dir=self.cache_dir)[0]
 
 
 def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:
@@ -251,11 +282,16 @@ def check_clusters(store: ConfigStore, names: Sequence[str]) -> None:
 
 
 def clusters_affected_by(
-    project: Project, store: ConfigStore, pin: Pin, changed: Sequence[Path]
+    project: Project,
+    store: ConfigStore,
+    pin: Pin,
+    changed: Sequence[Path],
+    *,
+    cache_dir: Path | None = None,
 ) -> list[str]:
     """The clusters a hook must recompile for `changed` files; each overlay among them
     is read strictly first, so a broken file is reported by name and line."""
-    loader = StackLoader(store, project, pin)
+    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
     facts = []
     for name in store.list_clusters():
         record = store.read(cluster_pk(name), pin)
@@ -293,11 +329,21 @@ def hook_reads_changes(source: SourceOptions, passed: Sequence[Path], golden: Pa
 
 @contextmanager
 def snapshot_freshness(source: SourceOptions, *, hook: bool) -> Iterator[Callable[[], str | None]]:
-    """For a hook: `stale_snapshot_warning` asked beside the compile, in a thread of its
-    own, so that the table's answer (and boto3's import) overlaps the compile instead of
-    following it. Yields the function that waits for the warning (None without `hook`)."""
+    """For a hook: `stale_snapshot_warning` asked beside the compile, so that the table's
+    answer (and boto3's import) overlaps the compile instead of following it: by the
+    process `compiler.entry` started for it (`freshness_process`), else in a thread of
+    its own. Yields the function that waits for the warning (None without `hook`)."""
     if not hook:
         yield lambda: None
+        return
+    from compiler import freshness_process
+
+    started = freshness_process.claim()
+    if started is not None:
+        try:
+            yield lambda: freshness_process.answer(started, source, stale_snapshot_warning)
+        finally:
+            freshness_process.stop(started)  # a compile that failed does not wait for it
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="freshness") as pool:
         asked = pool.submit(stale_snapshot_warning, source)
@@ -308,21 +354,10 @@ def snapshot_freshness(source: SourceOptions, *, hook: bool) -> Iterator[Callabl
 
 
 def stale_snapshot_warning(source: SourceOptions) -> str | None:
-    """For a hook reading a snapshot: a warning when the table holds newer versions, or
-    could not be asked; None for a current snapshot or a run from the table."""
-    from compiler.freshness import shown_path, snapshot_warning  # boto3: only when asked
+    """`freshness.stale_snapshot_warning`: boto3 is imported only when it is asked."""
+    from compiler.freshness import stale_snapshot_warning as asked
 
-    project = open_project(source)
-    store = open_store(source, project)
-    if not isinstance(store, SnapshotStore):
-        return None
-    return snapshot_warning(
-        store,
-        project,
-        endpoint_url=source.endpoint_url,
-        table=source.table,
-        shown_as=shown_path(store.root, project.root),
-    )
+    return asked(source)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -3,6 +3,7 @@ jsonschema for the first records of a run, compiled fastjsonschema after them.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +47,24 @@ def test_bad_facts_named_the_same_before_and_after_the_compiled_validator(
     bad = _record(position, **facts)
     with pytest.raises(InputError, match=rf"item pk='{bad.pk}' sk='v#0000000001'.*{message}"):
         loader.facts(bad)
-    compiled = _facts_validator(loader.project.definitions_dir)._fast is not None
+    compiled = _facts_validator(loader.project.definitions_dir, loader.cache_dir)._fast is not None
     assert compiled == (position > _FACTS_COMPILE_AFTER)
     # A good record after the bad one still passes, with its facts read back.
     assert loader.facts(_record(position + 1)).env == "dev"
+
+
+@pytest.mark.parametrize(("facts", "message"), [({"env": "Dev_1"}, r"field cluster\.env: 'Dev_1'")])
+def test_with_a_cache_dir_the_facts_are_compiled_at_the_first_record(
+    facts: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    """A compile with the cache on (a one-cluster run, a hook) checks its first record
+    with the compiled validator, kept in the cache dir; a bad one is named the same."""
+    project = load_project(ROOT)
+    loader = StackLoader(SnapshotStore(ROOT / "examples"), project, Pin(), cache_dir=tmp_path)
+    loader.facts(_record(0))
+    assert _facts_validator(project.definitions_dir, tmp_path)._fast is not None
+    assert list((tmp_path / "validators").glob("*.bin"))
+    with pytest.raises(InputError, match=message):
+        StackLoader(SnapshotStore(ROOT / "examples"), project, Pin(), cache_dir=tmp_path).facts(
+            _record(1, **facts)
+        )

@@ -20,9 +20,8 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-from kubernetes_validate import utils as kubernetes_schemas
 
 from compiler.cachedir import cached_json
 from compiler.errors import UsageError
@@ -96,7 +95,7 @@ class KindSchemas:
 
     def _k8s_file(self, name: str) -> Any:
         version = self.kubernetes_version
-        return kubernetes_schemas.schema_contents(
+        return _kubernetes_schemas().schema_contents(
             f"kubernetes-json-schema/v{version}-local-strict/{name}", version
         )
 
@@ -238,8 +237,24 @@ def is_crd(api_version: str) -> bool:
     return "." in group and not group.endswith(".k8s.io")
 
 
+def _kubernetes_schemas() -> ModuleType:
+    """kubernetes-validate's file access: imported when a schema is derived, not read
+    from the cache dir (it imports jsonschema, ~70 ms)."""
+    from kubernetes_validate import utils
+
+    return utils
+
+
 def shipped_version(version: str) -> str:
-    """The newest patch release of `kubernetesVersion` (`1.31`) that kubernetes-validate ships."""
+    """The newest patch release of `kubernetesVersion` (`1.31`) that kubernetes-validate
+    ships; cached by the package's version, as the schemas derived from its files are."""
+    source = f"{_KUBERNETES_VALIDATE}\0{version}".encode()
+    found: str = cached_json("k8s-version", source, lambda: _shipped_version(version))
+    return found
+
+
+def _shipped_version(version: str) -> str:
+    kubernetes_schemas = _kubernetes_schemas()
     wanted = kubernetes_schemas.major_minor(version.removeprefix("v"))
     shipped = kubernetes_schemas.all_versions()
     matching = [v for v in shipped if kubernetes_schemas.major_minor(v) == wanted]

@@ -11,15 +11,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
 from compiler.policy.validator import TwoStageValidator
 from compiler.provenance import entry_blame, key_blame, where_set
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_FILE = "cluster-config.schema.json"
 _MAX_MESSAGE = 240
@@ -35,13 +36,12 @@ class ConfigSchema:
     def __init__(self, policies: Path, *, cache_dir: Path | None = None) -> None:
         path = policies / SCHEMA_FILE
         schema = json.loads(path.read_text(encoding="utf-8"))
-        self._full = jsonschema.Draft202012Validator(
-            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-        )
+        self._schema = schema
+        # jsonschema (~70 ms to import) only when a config needs it (`TwoStageValidator`).
         self._validator = TwoStageValidator(
-            schema, self._full, compile_after=_COMPILE_AFTER, cache_dir=cache_dir
+            schema, lambda: _with_formats(schema), compile_after=_COMPILE_AFTER, cache_dir=cache_dir
         )
-        self._patch: jsonschema.Draft202012Validator | None = None
+        self._patch: jsonschema.protocols.Validator | None = None
 
     def check_patch(
         self, document: Any, where: Callable[[DocPath, bool], str] = lambda path, key: ""
@@ -53,10 +53,7 @@ class ConfigSchema:
         prefixes each message (a file's `name:line: `).
         """
         if self._patch is None:
-            self._patch = jsonschema.Draft202012Validator(
-                _without_required(self._full.schema),
-                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-            )
+            self._patch = _with_formats(_without_required(self._schema))
         stripped = _strip_nulls(document)
         found = sorted(_located(self._patch.iter_errors(stripped)), key=lambda e: e[:2])
         return [f"{where(path, key)}{format_path(path)}: {message}" for path, message, key in found]
@@ -73,6 +70,14 @@ class ConfigSchema:
             for path, message, key in _located(failure.errors)
         }
         return sorted(found)
+
+
+def _with_formats(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def _blame(merged: MergeResult, path: DocPath, key: bool) -> str:

@@ -70,8 +70,8 @@ def next_version(pk: str, latest: int | None) -> int:
 
 
 def layer_version_from_item(item: Mapping[str, Any], *, content: bool = True) -> LayerVersion:
-    """Check one item of the table (already plain data) and convert it. Without
-    `content`, the item was read without its config (and the version has `{}`)."""
+    """Check one item of the table (plain data) and convert it; read without `content`,
+    it has no config (and the version has `{}`)."""
     pk, sk = item.get("pk"), item.get("sk")
     where = f"item pk={pk!r} sk={sk!r}"
     if not isinstance(pk, str) or not _PK.match(pk):
@@ -79,11 +79,9 @@ def layer_version_from_item(item: Mapping[str, Any], *, content: bool = True) ->
     version = item.get("version")
     if isinstance(version, int) and version > MAX_VERSION:
         raise InputError(f"{where}: field version {version} is over the limit of {MAX_VERSION}")
-    match = _SK.match(sk) if isinstance(sk, str) else None
-    if match is None:
+    if not isinstance(sk, str) or _SK.match(sk) is None:
         raise InputError(f"{where}: field sk must look like v#0000000042")
-    size = item_size(item)
-    if content and size > MAX_ITEM_BYTES:
+    if content and (size := item_size(item)) > MAX_ITEM_BYTES:
         raise InputError(
             f"{where}: the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES}; "
             "split the layer"

@@ -153,7 +153,12 @@ class StackLoader:
         if batched is None or self.pin.as_of is not None:
             return list(pks)
         latest = [pk for pk in pks if layer_name_from_pk(pk) not in self.pin.versions]
-        found_by_pk = batched(latest) if self.content else batched(latest, content=False)
+        if self.content:
+            found_by_pk = batched(latest)
+        else:  # the clusters' heads without content; the few shared layers whole, checked
+            own = [pk for pk in latest if pk.startswith(CLUSTER_PK_PREFIX)]
+            shared = [pk for pk in latest if not pk.startswith(CLUSTER_PK_PREFIX)]
+            found_by_pk = {**batched(shared), **(batched(own, content=False) if own else {})}
         for pk, found in found_by_pk.items():
             if isinstance(found, CompilerError):
                 self._failed[pk] = found

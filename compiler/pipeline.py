@@ -10,7 +10,7 @@ import datetime
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +92,8 @@ class CompileResult:
     # Each compiled cluster's own findings, before the waivers judged them.
     own_findings: dict[str, list[Violation]] = field(default_factory=dict)
     # The Applications the ApplicationSets generate from the whole tree (kept clusters'
-    # included), when the fleet-wide checks ran; none from a file behind a finding (a
-    # waived one), so that the next compile renders that file again (treerecord.py).
+    # included), when the fleet-wide checks ran; none from a file behind a finding, so
+    # that a compile keeping its cluster renders that file again (treerecord.py).
     applications: list[Application] = field(default_factory=list)
 
     @property
@@ -164,7 +164,7 @@ def compile_inputs(
     tracker: Tracker | None = None,
     while_policies_run: Callable[[CompileResult], None] | None = None,
     kept: Mapping[str, KeptCluster] | None = None,
-    reload: Callable[[str], ClusterInput] | None = None,
+    reload: Callable[[str], ClusterInput | None] | None = None,
 ) -> CompileResult:
     """Merge, check and render loaded clusters; one CUE run for all of them.
 
@@ -221,7 +221,7 @@ def _fleet_checks(
     inputs: Sequence[ClusterInput],
     project: Project,
     checks: Checks,
-    reload: Callable[[str], ClusterInput] | None,
+    reload: Callable[[str], ClusterInput | None] | None,
 ) -> None:
     """The checks that span clusters: they read kept clusters' files from their records,
     and merge a kept cluster again only to blame a finding on it (read whole by `reload`
@@ -254,17 +254,15 @@ class _MergedOnDemand(dict[str, MergeResult]):
         merged: Mapping[str, MergeResult],
         kept: Mapping[str, ClusterInput],
         project: Project,
-        reload: Callable[[str], ClusterInput] | None,
+        reload: Callable[[str], ClusterInput | None] | None,
     ) -> None:
         super().__init__(merged)
         self._kept, self._project, self._reload = kept, project, reload
 
     def __missing__(self, name: str) -> MergeResult:
         cluster = self._kept[name]  # KeyError: not a cluster
-        if self._reload is not None:
-            with suppress(KeyError):  # KeyError: it was read whole
-                cluster = self._reload(name)
-        found = merge_cluster(cluster, self._project)
+        whole = self._reload(name) if self._reload is not None else None
+        found = merge_cluster(whole or cluster, self._project)
         self[name] = found
         return found
 

@@ -177,13 +177,18 @@ class Unchanged:
     ) -> None:
         self.records, self.store, self.project, self.pin = records, store, project, pin
         self.cache_dir = cache_dir
-        self.by_version = bool(getattr(store, "versions_immutable", False))
+        self.by_version = False
         self.base = ""
         if records is not None:
             with timed("fingerprint"):
                 self.base = run_base(project, cue_identity(policies.cue, policies.version or ""))
+                # A version number names its content in one table only: that table.
+                table = getattr(store, "identity", lambda: None)()
+                if getattr(store, "versions_immutable", False) and table is not None:
+                    self.by_version = True
+                    self.base = f"{self.base}\0{table}"
         self._kept_versions: dict[str, Pin] = {}
-        self._checked = False  # `without_content` looked at the records already
+        self._examined: set[str] = set()  # clusters `without_content` looked up
 
     def without_content(
         self, names: Sequence[str], listed: Mapping[str, int]
@@ -194,7 +199,6 @@ class Unchanged:
         latest = self.pin.as_of is None and not self.pin.versions
         if self.records is None or not self.by_version or not latest or not self.records.exist():
             return {}, {}
-        self._checked = True
         with timed("fetch"):
             loader = StackLoader(
                 self.store, self.project, self.pin, content=False, cache_dir=self.cache_dir
@@ -208,7 +212,8 @@ class Unchanged:
                         stubs.append(loader.load(name))
         with timed("fingerprint"):
             self.records.fingerprint(stubs, self.base, by_version=True)
-            kept = self.records.kept(c.facts.name for c in stubs)
+            self._examined = {c.facts.name for c in stubs}
+            kept = self.records.kept(self._examined)
         inputs = {c.facts.name: c for c in stubs if c.facts.name in kept}
         for name, cluster in inputs.items():
             # The exact versions it was kept at, should a finding need it merged (reload).
@@ -257,17 +262,19 @@ class Unchanged:
         if self.records is not None:
             with timed("fingerprint"):
                 self.records.fingerprint(loaded, self.base, by_version=self.by_version)
-                if not self._checked:
-                    kept = self.records.kept(c.facts.name for c in loaded)
+                # Those `without_content` could not look up (no record, or a stack
+                # without the cluster's own layer) may be kept still.
+                unseen = [c.facts.name for c in loaded if c.facts.name not in self._examined]
+                kept.update(self.records.kept(unseen))
         by_name = {**known, **{c.facts.name: c for c in loaded}}
         return [by_name[n] for n in names], kept
 
-    def reload(self, name: str) -> ClusterInput:
-        """A kept cluster's input, whole: at the versions it was kept at when those were
-        read without content, else as it was read."""
+    def reload(self, name: str) -> ClusterInput | None:
+        """A kept cluster's input, whole, at the versions it was kept at, when those were
+        read without content; None when it was read whole already."""
         pin = self._kept_versions.get(name)
         if pin is None:
-            raise KeyError(name)  # read whole already: compile_inputs has it
+            return None
         return load_inputs(self.store, self.project, [name], pin, cache_dir=self.cache_dir)[0]
 
 

@@ -149,6 +149,10 @@ class TreeRecords:
             facts, version = entry.get("facts"), entry.get("version")
             if not isinstance(facts, dict) or type(version) is not int:
                 return None
+            if facts.get("name") != name or not all(
+                isinstance(v, str) for k, v in facts.items() if k != "labels"
+            ):
+                return None
             return ClusterFacts(**facts), version
         return None
 

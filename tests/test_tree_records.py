@@ -205,8 +205,8 @@ def test_kept_clusters_are_never_read_whole(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A no-change compile from the table reads the heads without the layers' content
-    (heads.py): no layer document is fetched or parsed."""
+    """A no-change compile from the table reads no cluster's layer document (heads.py;
+    the few shared layers are read whole, so that a malformed one is reported)."""
     out = tmp_path / "out"
     run(project_dir, table, out, capsys)
     from compiler.sources import items
@@ -220,10 +220,12 @@ def test_kept_clusters_are_never_read_whole(
 
     monkeypatch.setattr(items, "_config", counted)
     assert run(project_dir, table, out, capsys)["kept"] == ALL
-    assert documents == []
+    assert documents and not [d for d in documents if "cluster#" in d]
+    documents.clear()
     _new_version(project_dir, table)
     assert run(project_dir, table, out, capsys)["kept"] == ["prod-eks-1", "test-k3s"]
-    assert documents and all("cluster#dev-k3s" in d or "cluster#" not in d for d in documents)
+    clusters = {d.split("'")[1] for d in documents if "cluster#" in d}
+    assert clusters == {"cluster#dev-k3s"}
 
 
 def test_a_version_written_past_its_head_is_compiled(
@@ -344,3 +346,77 @@ def test_kept_generator_files_are_not_rendered_again(
     _new_version(project_dir, table)
     run(project_dir, table, out, capsys)
     assert rendered and {p.split("/")[1] for p in rendered} == {"dev-k3s"}
+
+
+def _examples_with(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of examples/ with one replacement in dev-k3s's record."""
+    import shutil
+
+    copy = tmp_path / f"examples-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(ROOT / "examples", copy)
+    path = copy / "cluster" / "dev-k3s.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    return copy
+
+
+def test_the_same_versions_in_another_table_are_compiled_again(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version number names its content in one table only: the same pk and version
+    in another table (a staging one, a local server seeded afresh) is compiled again."""
+    from compiler.sources.snapshot import SnapshotStore, seed
+    from tests.conftest import REGION, _new_table
+
+    other = DynamoDBStore(_new_table(), region=REGION, endpoint_url=table.endpoint_url)
+    other.create_table()
+    seed(other, SnapshotStore(_examples_with(tmp_path, "replicaCount: 1", "replicaCount: 3")))
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    # Identical content in the other table too (prod, test): compiled again all the same.
+    assert run(project_dir, other, out, capsys)["kept"] == []
+    assert tree(out) == full(project_dir, other, tmp_path, capsys)
+    assert run(project_dir, other, out, capsys)["kept"] == ALL
+
+
+def test_a_malformed_shared_head_is_reported_as_without_the_cache(
+    project_dir: Path, table: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    run(project_dir, table, out, capsys)
+    table.client.update_item(
+        TableName=table.table,
+        Key={"pk": {"S": "defaults"}, "sk": {"S": "head"}},
+        UpdateExpression="SET #c = :c",
+        ExpressionAttributeNames={"#c": "config"},
+        ExpressionAttributeValues={":c": {"S": "{not json"}},
+    )
+    argv = ["compile", "--all", "--out", str(out), "--project", str(project_dir)]
+    argv += ["--endpoint-url", str(table.endpoint_url), "--table", table.table]
+    errors = []
+    for extra in ([], ["--no-cache"]):
+        assert main([*argv, *extra]) == 2
+        errors.append(capsys.readouterr().err)
+    assert "pk='defaults' sk='head'" in errors[0] and "field config" in errors[0]
+    assert errors[0] == errors[1]
+
+
+def test_a_snapshot_record_edited_in_place_is_compiled_again(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A snapshot's versions are files a person may edit: they count by content (here
+    only the cluster's facts change, its server)."""
+    snapshot = _examples_with(tmp_path, "dev-k3s.example.internal", "dev-k3s.example.net")
+    argv = ["compile", "--all", "--out", str(tmp_path / "out"), "--format", "json"]
+    argv += ["--project", str(project_dir), "--source", f"snapshot:{snapshot}"]
+
+    def kept() -> list[str]:
+        assert main(argv) == 0
+        names: list[str] = json.loads(capsys.readouterr().out)["kept"]
+        return names
+
+    assert kept() == [] and kept() == ALL
+    path = snapshot / "cluster" / "dev-k3s.yaml"
+    path.write_text(path.read_text().replace("example.net", "example.org"))
+    assert kept() == ["prod-eks-1", "test-k3s"]
+    assert b"example.org" in (tmp_path / "out/clusters/dev-k3s/cluster.json").read_bytes()

@@ -56,8 +56,9 @@ def client_config() -> Config:
 
 class DynamoDBStore:
     source_name = "dynamodb"
-    # A version, once written, is never rewritten (conditional puts): its pk, version and
-    # created_at name its content (treerecord.py fingerprints table layers by them).
+    # A version, once written, is never rewritten (conditional puts): in one table, its
+    # pk and version name its content (treerecord.py fingerprints table layers so, with
+    # the table's `identity`).
     versions_immutable = True
     # Reads in flight at once when a run loads many clusters (StackLoader.prefetch);
     # the client keeps as many connections (boto3 is thread-safe per client).
@@ -115,6 +116,20 @@ class DynamoDBStore:
         if isinstance(found, CompilerError):
             raise found
         return found
+
+    def identity(self) -> str | None:
+        """Which table this is: endpoint, name and creation time (a table deleted and
+        created again, or a local server seeded afresh, is another table); None when
+        DynamoDB will not say (no DescribeTable permission: then nothing is known by
+        version alone)."""
+        try:
+            table = self._client.describe_table(TableName=self.table)["Table"]
+        except (ClientError, BotoCoreError, KeyError):
+            return None
+        created = table.get("CreationDateTime")
+        if created is None:
+            return None
+        return f"{self.endpoint_url or 'aws'}\0{table.get('TableArn', self.table)}\0{created}"
 
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._iter_versions(pk))

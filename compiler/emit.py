@@ -34,7 +34,8 @@ from pathlib import Path
 
 from compiler.errors import InputError, OutsideError, UsageError
 
-_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Plain names (never `.` or `..`: a name starts with a letter, digit or `_`), joined by `/`.
+_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -48,10 +49,9 @@ class EmitStats:
 
 def check_relative_path(rel: str) -> None:
     """A path inside the tree: relative, no `..`, plain names only (they come from config)."""
-    parts = rel.split("/")
-    if rel.startswith("/") or any(not _PART.match(p) or p in (".", "..") for p in parts):
+    if _PATH.fullmatch(rel) is None:  # one match a path: this runs for every file of a fleet
         raise InputError(f"refusing to write {rel!r}: not a plain path inside the output")
-    if any(len(p.encode()) > 255 for p in parts):
+    if len(rel) > 255 and any(len(p) > 255 for p in rel.split("/")):  # ASCII: chars = bytes
         raise InputError(f"refusing to write {rel!r}: a name is over 255 bytes")
 
 
@@ -298,18 +298,17 @@ def _stage(
                     f"refusing to write {prefix + local!r}: {prefix + above!r} in {out} "
                     "is a symbolic link"
                 )
+    into = f"{staging}{os.sep}"  # strings, not Paths: this runs for every file of a fleet
     for local in mine:
         folder = local.rpartition("/")[0]
         if folder not in made:
-            (staging / folder).mkdir(parents=True, exist_ok=True)
+            os.makedirs(into + folder, exist_ok=True)  # noqa: PTH103 - a string, as above
             made.add(folder)
         rel = prefix + local
-        target = staging / local
         if rel not in change.differ:
-            _link_or_copy(out / rel, target)
+            _link_or_copy(out / rel, staging / local)
             continue
-        with target.open("xb") as handle:  # "x": never follow or reuse anything there
-            handle.write(files[rel])
+        _write_new(into + local, files[rel])
     for directory, mode in reversed(modes):  # deepest first: a read-only parent comes last
         directory.chmod(mode)
 
@@ -343,6 +342,20 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return path.read_bytes() == data
     except OSError:
         return False
+
+
+# Create only: never follow a link or reuse a file that is there (as open's "xb").
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

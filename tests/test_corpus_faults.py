@@ -405,29 +405,16 @@ def disk_full(
 
     if at == "write":
         written = [0]
-        real_open = Path.open
+        real_write = emit._write_new  # every new file of the staged tree goes through it
 
-        class Filling:
-            def __init__(self, handle: Any) -> None:
-                self.handle = handle
-
-            def write(self, data: bytes) -> int:
+        def write_new(path: str, data: bytes) -> None:
+            if emitting(path):
                 written[0] += len(data)
                 if written[0] > after_bytes:
                     raise full()
-                return int(self.handle.write(data))
+            real_write(path, data)
 
-            def __enter__(self) -> Filling:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                self.handle.close()
-
-        def open_(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-            handle = real_open(self, mode, *args, **kwargs)
-            return Filling(handle) if emitting(self) and "r" not in mode else handle
-
-        case.monkeypatch.setattr(Path, "open", open_)
+        case.monkeypatch.setattr(emit, "_write_new", write_new)
     else:
         made = [0]
         real_mkdir = os.mkdir

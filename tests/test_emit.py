@@ -261,17 +261,17 @@ class Boom(Exception):
 
 
 def _fail_on_nth_write(monkeypatch: pytest.MonkeyPatch, n: int, error: Exception) -> list[int]:
-    real_open = Path.open
+    """The n-th new file the write creates fails with `error`."""
+    real_write = emit._write_new
     calls = [0]
 
-    def open_(self: Path, mode: str = "r", *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if "x" in mode or "w" in mode:
-            calls[0] += 1
-            if calls[0] == n:
-                raise error
-        return real_open(self, mode, *args, **kwargs)  # type: ignore[call-overload]
+    def write_new(path: str, data: bytes) -> None:
+        calls[0] += 1
+        if calls[0] == n:
+            raise error
+        real_write(path, data)
 
-    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(emit, "_write_new", write_new)
     return calls
 
 

@@ -558,7 +558,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], deadline: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 2), ("narrow", 6)])
+@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 4), ("narrow", 6)])
 def test_sigkill_during_emit_leaves_one_whole_tree(tmp_path: Path, mode: str, kills: int) -> None:
     """A writer loops A, B, A, ... over a 1500-file tree; SIGKILL it at random moments."""
     namespace: dict[str, object] = {}

@@ -558,7 +558,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], deadline: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 4), ("narrow", 6)])
+@pytest.mark.parametrize(("mode", "kills"), [("exchange", 4), ("rename", 2), ("narrow", 6)])
 def test_sigkill_during_emit_leaves_one_whole_tree(tmp_path: Path, mode: str, kills: int) -> None:
     """A writer loops A, B, A, ... over a 1500-file tree; SIGKILL it at random moments."""
     namespace: dict[str, object] = {}
@@ -576,8 +576,11 @@ def test_sigkill_during_emit_leaves_one_whole_tree(tmp_path: Path, mode: str, ki
     write_tree(out, trees["A"], owned=owned)
     one_write = time.perf_counter() - started
     rng = random.Random(f"{mode}-20260106")
-    mid_write = 0
-    for _ in range(kills):
+    mid_write = attempt = 0
+    # `kills` kills, and more (a bounded number) until one lands inside a write: where
+    # a kill lands depends on how long each phase of the writer's loop takes here.
+    while attempt < kills or (mid_write == 0 and attempt < kills + 16):
+        attempt += 1
         proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(out), mode, str(ROOT), _BUILD],
             stdout=subprocess.PIPE,

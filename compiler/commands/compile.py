@@ -60,9 +60,7 @@ def compile_command(
             print(f"nothing written to {out}: fix the violations first", file=sys.stderr)
             # Leaving the block discards a staged tree.
             return Outcome(EXIT_FINDINGS, clusters=cluster_names(result))
-        # The compile's millions of objects are still alive: without this, the default
-        # thresholds run full collections over them while the write and the records
-        # allocate (~1.5 s of a C=1000 compile's record step).
+        # The compile's objects live on: no full collections over them (~1.2 s at C=1000).
         held.enter_context(fewer_collections())
         with steps.step("emit", out=str(out)) as emitted, timed("write"):
             if not staged:  # the hook did not run (it runs whenever nothing was wrong before cue)

@@ -40,28 +40,20 @@ def prestart_cue(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     if not words or words[0] not in _RUNS_CUE or {"-h", "--help"} & set(argv):
         return
     from compiler.errors import CompilerError
+    from compiler.freshness_process import option_value
     from compiler.policy import cue, rulesets
     from compiler.project import find_project
 
-    named = _option(argv, "--project") or environ.get("GITOPS_PROJECT")
+    named = option_value(argv, "--project") or environ.get("GITOPS_PROJECT")
     project = Path(named) if named else find_project(Path.cwd()) or Path()
     own = project / "policies"
     try:
         # The same cue the command will look for, the project's own included; every
         # built-in rule set (a project file that selects fewer, read later with the YAML
         # loader, makes a different set of files, and this cue goes unused).
-        found = cue.find_cue(_option(argv, "--cue"), environ, project=project)
+        found = cue.find_cue(option_value(argv, "--cue"), environ, project=project)
         cue.prestart(own, found, rulesets.cue_files(own))
     except (CompilerError, OSError):
         # No cue, or one that cannot start, or an unreadable policies directory: the
         # command finds the same problem itself and reports it with its exit code.
         return
-
-
-def _option(argv: Sequence[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.partition("=")[2]
-    return None

@@ -36,7 +36,7 @@ def prestart(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] != "validate" or "--hook" not in argv or _STARTED:
         return
-    source = _option(argv, "--source")
+    source = option_value(argv, "--source")
     if source is None or not (source == "snapshot" or source.startswith("snapshot:")):
         return
     # The same compiler as this process, wherever it was imported from (-P: not one
@@ -94,7 +94,9 @@ def _stop_all() -> None:
         stop(_STARTED.pop())
 
 
-def _option(argv: Sequence[str], name: str) -> str | None:
+def option_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of `--name VALUE` or `--name=VALUE` in a command line read simply
+    (`compiler.entry` reads its own options so too)."""
     for i, arg in enumerate(argv):
         if arg == name and i + 1 < len(argv):
             return argv[i + 1]

@@ -119,21 +119,22 @@ class StackLoader:
                 facts = self._facts_of(record)
             except CompilerError:
                 continue  # `load` of this cluster raises it
-            for entry in self.project.stack:
-                if entry.kind != "files":
-                    shared.append(pk_from_layer_name(entry.resolve(env=facts.env, cluster=name)))
+            shared.extend(self._shared_pks(facts))
         self._read_all(shared)
 
     def prefetch_shared(self, clusters: Iterable[ClusterFacts]) -> None:
         """Read the table layers (but the clusters' own) that these clusters' stacks name."""
-        shared = []
-        for facts in clusters:
-            for entry in self.project.stack:
-                if entry.kind != "files":
-                    name = entry.resolve(env=facts.env, cluster=facts.name)
-                    if pk_from_layer_name(name) != cluster_pk(facts.name):
-                        shared.append(pk_from_layer_name(name))
-        self._read_all(shared)
+        self._read_all(pk for facts in clusters for pk in self._shared_pks(facts))
+
+    def _shared_pks(self, facts: ClusterFacts) -> list[str]:
+        """The pks of the table layers of a cluster's stack, but its own record's."""
+        pks = []
+        for entry in self.project.stack:
+            if entry.kind != "files":
+                pk = pk_from_layer_name(entry.resolve(env=facts.env, cluster=facts.name))
+                if pk != cluster_pk(facts.name):
+                    pks.append(pk)
+        return pks
 
     def _read_all(self, pks: Iterable[str]) -> None:
         wanted = sorted(set(pks) - self._versions.keys() - self._failed.keys())

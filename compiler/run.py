@@ -159,10 +159,10 @@ class Unchanged:
     """Which clusters a compile keeps as the last compile into its output left them
     (treerecord.py): none without records (no cache, or no output).
 
-    From DynamoDB at the latest versions, the heads are read first without the layers'
-    content (`without_content`): the clusters whose fingerprint and files did not change
-    are kept and never read whole, the others are read and compiled. Otherwise every
-    cluster is read whole and fingerprinted from its content (`kept`).
+    From DynamoDB at the latest versions, the clusters' versions are found first without
+    the layers' content (`without_content`): the clusters whose fingerprint and files did
+    not change are kept and never read whole, the others are read and compiled (`read`).
+    Otherwise every cluster is read whole and fingerprinted from its content (`read`).
     """
 
     def __init__(
@@ -183,10 +183,10 @@ class Unchanged:
             with timed("fingerprint"):
                 self.base = run_base(project, cue_identity(policies.cue, policies.version or ""))
                 # A version number names its content in one table only: that table.
-                table = getattr(store, "identity", lambda: None)()
-                if getattr(store, "versions_immutable", False) and table is not None:
-                    self.by_version = True
-                    self.base = f"{self.base}\0{table}"
+                if getattr(store, "versions_immutable", False):
+                    table = getattr(store, "identity", lambda: None)()
+                    if table is not None:
+                        self.by_version, self.base = True, f"{self.base}\0{table}"
         self._kept_versions: dict[str, Pin] = {}
         self._examined: set[str] = set()  # clusters `without_content` looked up
 

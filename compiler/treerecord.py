@@ -56,6 +56,7 @@ _RACY_NS = 200_000_000
 # Libraries whose version can change the bytes or the findings of a compile.
 _LIBRARIES = ("PyYAML", "jsonschema", "fastjsonschema", "deepmerge", "kubernetes-validate")
 _APPLICATION_FIELDS = tuple(f.name for f in dataclasses.fields(Application))
+_ORIGIN = _APPLICATION_FIELDS.index("origin")
 _VIOLATION_FIELDS = ("cluster", "path", "rule", "message", "provenance", "severity", "waiver")
 
 
@@ -80,7 +81,7 @@ class TreeRecords:
         self.directory = root / "tree-records" / _digest(str(self.out).encode())
         self.fingerprints: dict[str, str] = {}  # empty: the run kept no record (no cache)
         # Records read and their files checked ahead (`check_ahead`), by cluster name.
-        self._ahead: dict[str, dict[str, Any] | None] = {}
+        self._ahead: dict[str, dict[str, Any]] = {}
         self._checking: threading.Thread | None = None
         self._identity: dict[str, tuple[ClusterFacts, int]] = {}  # fingerprinted by version
 
@@ -140,11 +141,7 @@ class TreeRecords:
         when its files are intact (as far as known yet): a record version is never
         rewritten, so the same version number means the same facts."""
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-            if self._checking is not None:
-                self._checking.join()
-                entry = self._ahead.get(name)
-            else:
-                entry = json.loads(self._path(name).read_bytes())
+            entry = self._entry_of(name)
             if not isinstance(entry, dict) or entry.get("cluster") != name:
                 return None
             facts, version = entry.get("facts"), entry.get("version")
@@ -194,7 +191,7 @@ class TreeRecords:
         apps_by_cluster: dict[str, list[list[str]]] = {}
         for app in applications:
             directory = app.origin.split("/", 2)[:2]
-            # Not dataclasses.astuple: it deep-copies each field (0.5 ms an Application).
+            # Not dataclasses.astuple, which deep-copies each field: strings need no copy.
             apps_by_cluster.setdefault("/".join(directory), []).append(
                 [getattr(app, name) for name in _APPLICATION_FIELDS]
             )
@@ -248,6 +245,14 @@ class TreeRecords:
     def _path(self, name: str) -> Path:
         return self.directory / f"{_digest(name.encode())}.json"
 
+    def _entry_of(self, name: str) -> Any:
+        """The cluster's record: as `check_ahead` found it (files checked; None when
+        absent or not intact), else read now (files not checked)."""
+        if self._checking is not None:
+            self._checking.join()
+            return self._ahead.get(name)
+        return json.loads(self._path(name).read_bytes())
+
     def _tree_dirs(self) -> bool:
         """Whether the output and its clusters/ are directories (never links)."""
         try:
@@ -274,10 +279,8 @@ class TreeRecords:
         fingerprint = self.fingerprints.get(name)
         if fingerprint is None:
             return None
-        if self._checking is not None:
-            entry = self._ahead.get(name)
-        else:
-            entry = json.loads(self._path(name).read_bytes())
+        entry = self._entry_of(name)
+        if self._checking is None:  # read just now: its files are still to check
             if not isinstance(entry, dict) or entry.get("fingerprint") != fingerprint:
                 return None  # before the files: a changed cluster costs no stat
             entry = self._intact_entry(entry)
@@ -297,7 +300,7 @@ class TreeRecords:
             applications=tuple(
                 Application(*(str(x) for x in a))
                 for a in entry["applications"]
-                if len(a) == len(_APPLICATION_FIELDS) and a[6] in entry["files"]
+                if len(a) == len(_APPLICATION_FIELDS) and a[_ORIGIN] in entry["files"]
             ),
             findings=findings,
         )

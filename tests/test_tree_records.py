@@ -36,9 +36,10 @@ def run(
     out: Path,
     capsys: pytest.CaptureFixture[str],
     *extra: str,
+    select: tuple[str, ...] = ("--all",),
 ) -> dict[str, Any]:
     assert store.endpoint_url is not None
-    argv = ["compile", "--all", "--out", str(out), "--format", "json", "--project", str(project)]
+    argv = ["compile", *select, "--out", str(out), "--format", "json", "--project", str(project)]
     argv += ["--endpoint-url", store.endpoint_url, "--table", store.table, *extra]
     code = main(argv)
     captured = capsys.readouterr()
@@ -305,10 +306,8 @@ def test_one_cluster_compile_checks_its_own_record(
     run(project_dir, table, out, capsys)
 
     def one() -> list[str]:
-        argv = ["compile", "--cluster", "test-k3s", "--out", str(out), "--format", "json"]
-        argv += ["--project", str(project_dir), "--endpoint-url", str(table.endpoint_url)]
-        assert main([*argv, "--table", table.table]) == 0
-        kept: list[str] = json.loads(capsys.readouterr().out)["kept"]
+        summary = run(project_dir, table, out, capsys, select=("--cluster", "test-k3s"))
+        kept: list[str] = summary["kept"]
         return kept
 
     assert one() == ["test-k3s"]

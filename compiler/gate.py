@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from compiler.errors import InputError
-from compiler.layers import StackLoader
+from compiler.layers import StackLoader, load_inputs
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, cluster_pk, layer_name_from_pk
-from compiler.pipeline import CompileResult, build_checks, compile_inputs, load_inputs
+from compiler.pipeline import CompileResult, build_checks, compile_inputs
 from compiler.policy.cue import CuePolicies, find_cue
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +29,7 @@ from compiler.policy.validator import TwoStageValidator
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.files import overlay_layers
+from compiler.stageclock import timed
 
 
 @dataclass(frozen=True)
@@ -271,3 +275,83 @@ def _existing(versions: Sequence[int], shown: int = 8) -> str:
         listed = [*map(str, versions[:2]), "…", *map(str, versions[-(shown - 2) :])]
         return f"{len(versions)} versions exist: {', '.join(listed)}"
     return f"versions {', '.join(map(str, versions[:-1]))} and {versions[-1]} exist"
+
+
+def load_inputs(
+    store: ConfigStore,
+    project: Project,
+    names: Iterable[str],
+    pin: Pin,
+    *,
+    cache_dir: Path | None = None,
+) -> list[ClusterInput]:
+    """Every cluster's layer stack: the reads from the table (each shared layer once).
+    `cache_dir`: where the facts' compiled validator is kept (`build_checks`)."""
+    names = list(names)
+    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
+    with timed("fetch"):
+        loader.prefetch(names)
+        return _load_each(loader, names)
+
+
+READ_AHEAD_CLUSTERS = 100  # a BatchGetItem's worth of cluster records per round
+
+
+def stream_inputs(
+    store: ConfigStore,
+    project: Project,
+    names: Sequence[str],
+    pin: Pin,
+    *,
+    cache_dir: Path | None = None,
+) -> Iterator[ClusterInput]:
+    """`load_inputs`, cluster by cluster as the reads arrive: a thread reads the stacks
+    `READ_AHEAD_CLUSTERS` at a time while the caller merges those already read. At
+    C=1000 the reads spent ~1.4 s of their ~2.4 s waiting for the table's answers, time
+    the merge now uses (issue 18). Errors are raised as `load_inputs` raises them,
+    naming the same cluster; closing the iterator stops the reads after the round
+    under way."""
+    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
+    rounds = [names[i : i + READ_AHEAD_CLUSTERS] for i in range(0, len(names), READ_AHEAD_CLUSTERS)]
+    if len(rounds) <= 1:
+        with timed("fetch"):
+            loader.prefetch(names)
+        yield from _load_each(loader, names)
+        return
+    arrived: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def read_ahead() -> None:
+        try:
+            for part in rounds:
+                if stop.is_set():
+                    return
+                loader.prefetch(part)  # raises nothing of the input's: `load` does
+                arrived.put(None)
+        except BaseException as err:  # an outside failure: the caller raises it
+            arrived.put(err)
+
+    reader = threading.Thread(
+        target=contextvars.copy_context().run, args=(read_ahead,), name="read-ahead", daemon=True
+    )
+    reader.start()
+    try:
+        for part in rounds:
+            with timed("fetch"):  # only the wait the merge did not hide
+                failure = arrived.get()
+            if failure is not None:
+                raise failure
+            yield from _load_each(loader, part)
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _load_each(loader: StackLoader, names: Iterable[str]) -> list[ClusterInput]:
+    inputs = []
+    for name in names:
+        try:
+            inputs.append(loader.load(name))
+        except CompilerError as err:
+            raise err.with_cluster(name) from None
+    return inputs

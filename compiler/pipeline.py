@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from compiler.argocd.applications import Application, blamed_findings, generate
 from compiler.argocd.immutable import mark_replacements
 from compiler.cachedir import cache_root
 from compiler.errors import CompilerError, InputError, UsageError
-from compiler.layers import ClusterInput, StackLoader
+from compiler.layers import ClusterInput
 from compiler.layout import cluster_files, owned_directories, shared_files
 from compiler.merge import MergeResult, merge_layers
 from compiler.model import ClusterFacts, DocPath, format_path
@@ -36,7 +35,7 @@ from compiler.progress import Tracker
 from compiler.project import Project
 from compiler.provenance import resolve_path, where_set
 from compiler.render import Problem, Rendered, render_cluster
-from compiler.sources import ConfigStore, Pin
+from compiler.sources import ConfigStore
 from compiler.stageclock import timed
 from compiler.treerecord import KeptCluster
 
@@ -130,35 +129,18 @@ def select_clusters(store: ConfigStore, names: Iterable[str], *, all_clusters: b
     return chosen
 
 
-def load_inputs(
-    store: ConfigStore,
-    project: Project,
-    names: Iterable[str],
-    pin: Pin,
-    *,
-    cache_dir: Path | None = None,
-) -> list[ClusterInput]:
-    """Every cluster's layer stack: the reads from the table (each shared layer once).
-    `cache_dir`: where the facts' compiled validator is kept (`build_checks`)."""
-    names = list(names)
-    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
-    with timed("fetch"):
-        loader.prefetch(names)
-        return _load_each(loader, names)
+@dataclass
+class Merging:
+    """The first half of a compile: the clusters as read, merged and schema-checked
+    (cue's input), and the result so far (their findings, the kept clusters')."""
 
-
-def _load_each(loader: StackLoader, names: Iterable[str]) -> list[ClusterInput]:
-    inputs = []
-    for name in names:
-        try:
-            inputs.append(loader.load(name))
-        except CompilerError as err:
-            raise err.with_cluster(name) from None
-    return inputs
+    inputs: list[ClusterInput]
+    result: CompileResult
+    merged: dict[str, tuple[ClusterInput, MergeResult]]
 
 
 def compile_inputs(
-    inputs: Sequence[ClusterInput],
+    inputs: Iterable[ClusterInput],
     project: Project,
     checks: Checks | None = None,
     tracker: Tracker | None = None,
@@ -166,33 +148,65 @@ def compile_inputs(
     kept: Mapping[str, KeptCluster] | None = None,
     reload: Callable[[str], ClusterInput | None] | None = None,
 ) -> CompileResult:
-    """Merge, check and render loaded clusters; one CUE run for all of them.
-
-    The clusters are merged and schema-checked first; then the one cue process
-    starts on all of them while this thread renders, validates and serialises
-    (cue is the longest single step, and runs on another core meanwhile).
-    `while_policies_run` gets the result, files complete, if nothing is wrong yet
-    while cue may still run (the compile stages its tree then); only cue's
-    findings can be added after it. The clusters of `kept` are not compiled: their
-    records give their findings and the files the fleet-wide checks read.
-    """
+    """Merge, check and render loaded clusters; one CUE run for all of them
+    (`merge_inputs`, then `finish_compile`)."""
     checks = checks or Checks(ConfigSchema(project.definitions_dir))
-    kept = kept or {}
+    merging = merge_inputs(inputs, project, checks, kept or {})
+    return finish_compile(merging, project, checks, tracker, while_policies_run, reload)
+
+
+def merge_inputs(
+    inputs: Iterable[ClusterInput],
+    project: Project,
+    checks: Checks,
+    kept: Mapping[str, KeptCluster],
+) -> Merging:
+    """Merge and schema-check each cluster as `inputs` gives it (a reader may still be
+    fetching the rest: `stream_inputs`). A cluster's entry in `kept` is looked up when
+    it arrives, so the reader may decide it then; kept clusters are not compiled, their
+    records give their findings and the files the fleet-wide checks read."""
     result = CompileResult(shared=shared_files(project.argocd))
-    result.kept = [kept[c.facts.name] for c in inputs if c.facts.name in kept]
-    for keeper in result.kept:
-        result.violations.extend(keeper.findings)
+    taken: list[ClusterInput] = []
     merged: dict[str, tuple[ClusterInput, MergeResult]] = {}
-    for cluster in inputs:
-        if cluster.facts.name in kept:
-            continue
-        with _naming(cluster):
-            found, violations = merge_and_check(cluster, project, checks)
-        _own(result, cluster, violations)
-        if found is not None:
-            merged[cluster.facts.name] = (cluster, found)
-    with _policies_beside(checks.policies, merged) as policy_violations:
-        for cluster, found in merged.values():
+    found_here: list[Violation] = []
+    try:
+        for cluster in inputs:
+            taken.append(cluster)
+            keeper = kept.get(cluster.facts.name)
+            if keeper is not None:
+                result.kept.append(keeper)
+                continue
+            with _naming(cluster):
+                found, violations = merge_and_check(cluster, project, checks)
+            result.own_findings.setdefault(cluster.facts.name, []).extend(violations)
+            found_here.extend(violations)
+            if found is not None:
+                merged[cluster.facts.name] = (cluster, found)
+    finally:
+        close = getattr(inputs, "close", None)
+        if close is not None:
+            close()  # a reader's thread stops when the merge fails
+    # The kept clusters' findings first, then the merge's, as when all was read first.
+    result.violations = [v for keeper in result.kept for v in keeper.findings] + found_here
+    return Merging(taken, result, merged)
+
+
+def finish_compile(
+    merging: Merging,
+    project: Project,
+    checks: Checks,
+    tracker: Tracker | None = None,
+    while_policies_run: Callable[[CompileResult], None] | None = None,
+    reload: Callable[[str], ClusterInput | None] | None = None,
+) -> CompileResult:
+    """The second half: the one cue process starts on all merged clusters while this
+    thread renders, validates and serialises (cue is the longest single step, and runs
+    on another core meanwhile). `while_policies_run` gets the result, files complete,
+    if nothing is wrong yet while cue may still run (the compile stages its tree then);
+    only cue's findings can be added after it."""
+    result, inputs = merging.result, merging.inputs
+    with _policies_beside(checks.policies, merging.merged) as policy_violations:
+        for cluster, found in merging.merged.values():
             if tracker is not None:
                 tracker.advance(cluster.facts.name)
             with _naming(cluster):

@@ -14,15 +14,15 @@ from compiler.cachedir import cache_root
 from compiler.changeset import git_changes
 from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
-from compiler.layers import ClusterInput, StackLoader
+from compiler.layers import ClusterInput, StackLoader, load_inputs, stream_inputs
 from compiler.model import LayerVersion, cluster_pk, sort_key_for
 from compiler.operations import steps
 from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
 from compiler.pipeline import (
     CompileResult,
     build_checks,
-    compile_inputs,
-    load_inputs,
+    finish_compile,
+    merge_inputs,
     select_clusters,
 )
 from compiler.policy.cue import CuePolicies, find_cue
@@ -94,20 +94,16 @@ def _compile_stage(
             checks = build_checks(project, policies=policies, cache=cache)
         unchanged = Unchanged(records, store, project, policies, pin, cache_dir=cache_dir)
         kept, known = unchanged.without_content(names, listed)
+        # The read step merges and schema-checks each cluster as its layers arrive.
         with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            inputs, kept = unchanged.read(names, kept, known)
-            read["layers"] = _layers_read(inputs)
-        with steps.step("policy", clusters=len(inputs), cue=version) as checked:
-            compiling = len(inputs) - len(kept)
+            arriving, kept = unchanged.read(names, kept, known)
+            merging = merge_inputs(arriving, project, checks, kept)
+            read["layers"] = _layers_read(merging.inputs)
+        with steps.step("policy", clusters=len(merging.inputs), cue=version) as checked:
+            compiling = len(merging.inputs) - len(kept)
             with tracking("compiling", compiling, enabled=show_progress) as tracker:
-                result = compile_inputs(
-                    inputs,
-                    project,
-                    checks,
-                    tracker,
-                    while_policies_run,
-                    kept=kept,
-                    reload=unchanged.reload,
+                result = finish_compile(
+                    merging, project, checks, tracker, while_policies_run, unchanged.reload
                 )
             checked["kept"] = len(kept)  # unchanged since the last compile into the output
             checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
@@ -251,23 +247,41 @@ class Unchanged:
         names: Sequence[str],
         kept: Mapping[str, KeptCluster],
         known: Mapping[str, ClusterInput],
-    ) -> tuple[list[ClusterInput], dict[str, KeptCluster]]:
-        """Every cluster's input, in the order of `names`: the kept ones as `without_content`
-        found them, the others read whole and fingerprinted (their records are written
-        after the swap); and the kept clusters, among those read whole too when
+    ) -> tuple[Iterator[ClusterInput], dict[str, KeptCluster]]:
+        """Every cluster's input, in the order of `names`, as the reads arrive: the kept
+        ones as `without_content` found them, the others read whole (`stream_inputs`)
+        and fingerprinted (their records are written after the swap); and the kept
+        clusters, to which a cluster read whole is added, before it is given, when
         `without_content` could not tell."""
-        loading = [n for n in names if n not in kept]
-        loaded = load_inputs(self.store, self.project, loading, self.pin, cache_dir=self.cache_dir)
         kept = dict(kept)
-        if self.records is not None:
-            with timed("fingerprint"):
-                self.records.fingerprint(loaded, self.base, by_version=self.by_version)
-                # Those `without_content` could not look up (no record, or a stack
-                # without the cluster's own layer) may be kept still.
-                unseen = [c.facts.name for c in loaded if c.facts.name not in self._examined]
-                kept.update(self.records.kept(unseen))
-        by_name = {**known, **{c.facts.name: c for c in loaded}}
-        return [by_name[n] for n in names], kept
+        return self._arriving(names, kept, known), kept
+
+    def _arriving(
+        self,
+        names: Sequence[str],
+        kept: dict[str, KeptCluster],
+        known: Mapping[str, ClusterInput],
+    ) -> Iterator[ClusterInput]:
+        loading = [n for n in names if n not in kept]
+        stream = stream_inputs(
+            self.store, self.project, loading, self.pin, cache_dir=self.cache_dir
+        )
+        try:
+            for name in names:
+                if name in kept:
+                    yield known[name]
+                    continue
+                cluster = next(stream)  # in the same order: `loading` keeps `names`' order
+                if self.records is not None:
+                    with timed("fingerprint"):
+                        self.records.fingerprint([cluster], self.base, by_version=self.by_version)
+                        # One `without_content` could not look up (no record, or a stack
+                        # without the cluster's own layer) may be kept still.
+                        if name not in self._examined:
+                            kept.update(self.records.kept([name]))
+                yield cluster
+        finally:
+            stream.close()
 
     def reload(self, name: str) -> ClusterInput | None:
         """A kept cluster's input, whole, at the versions it was kept at, when those were

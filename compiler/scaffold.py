@@ -157,7 +157,8 @@ def _golden(root: Path) -> dict[str, bytes]:
     clean by construction, and `golden check` runs them); any finding here is a
     bug of the templates.
     """
-    from compiler.pipeline import build_checks, compile_inputs, load_inputs, select_clusters
+    from compiler.layers import load_inputs
+    from compiler.pipeline import build_checks, compile_inputs, select_clusters
     from compiler.project import load_project
     from compiler.sources import Pin
     from compiler.sources.snapshot import SnapshotStore

@@ -84,6 +84,9 @@ class TreeRecords:
         self._ahead: dict[str, dict[str, Any]] = {}
         self._checking: threading.Thread | None = None
         self._identity: dict[str, tuple[ClusterFacts, int]] = {}  # fingerprinted by version
+        # Each layer's digest, once a run however the clusters come (one at a time as
+        # they are read); the layer is held so that its id names no other meanwhile.
+        self._layer_digests: dict[tuple[int, bool], tuple[Any, bytes]] = {}
 
     def check_ahead(self) -> None:
         """Read every record of this output and check its files on disk, in a thread of
@@ -119,7 +122,7 @@ class TreeRecords:
         (pk, sk, version), so versions read without content (heads.py) give the
         fingerprint of the same versions read whole; and the record keeps the cluster's
         facts and its record's version (`recorded_facts`)."""
-        seen: dict[int, bytes] = {}
+        seen = self._layer_digests
         for cluster in inputs:
             if by_version:
                 own = f"cluster/{cluster.facts.name}"
@@ -131,9 +134,11 @@ class TreeRecords:
             facts = json.dumps(dataclasses.asdict(cluster.facts), sort_keys=True)
             digest.update(_framed(facts.encode()))
             for layer in cluster.layers:
-                if id(layer) not in seen:
-                    seen[id(layer)] = _layer_digest(layer, by_version and layer.ref.key is not None)
-                digest.update(seen[id(layer)])
+                by_id = by_version and layer.ref.key is not None
+                key = (id(layer), by_id)
+                if key not in seen:
+                    seen[key] = (layer, _layer_digest(layer, by_id))
+                digest.update(seen[key][1])
             self.fingerprints[cluster.facts.name] = digest.hexdigest()
 
     def recorded_facts(self, name: str) -> tuple[ClusterFacts, int] | None:

@@ -6,7 +6,7 @@ import contextvars
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -304,7 +304,7 @@ def stream_inputs(
     pin: Pin,
     *,
     cache_dir: Path | None = None,
-) -> Iterator[ClusterInput]:
+) -> Generator[ClusterInput, None, None]:
     """`load_inputs`, cluster by cluster as the reads arrive: a thread reads the stacks
     `READ_AHEAD_CLUSTERS` at a time while the caller merges those already read. At
     C=1000 the reads spent ~1.4 s of their ~2.4 s waiting for the table's answers, time

@@ -4,7 +4,7 @@ that compiles (compile, validate, golden, publish, diff, watch)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -247,7 +247,7 @@ class Unchanged:
         names: Sequence[str],
         kept: Mapping[str, KeptCluster],
         known: Mapping[str, ClusterInput],
-    ) -> tuple[Iterator[ClusterInput], dict[str, KeptCluster]]:
+    ) -> tuple[Generator[ClusterInput, None, None], dict[str, KeptCluster]]:
         """Every cluster's input, in the order of `names`, as the reads arrive: the kept
         ones as `without_content` found them, the others read whole (`stream_inputs`)
         and fingerprinted (their records are written after the swap); and the kept
@@ -261,7 +261,7 @@ class Unchanged:
         names: Sequence[str],
         kept: dict[str, KeptCluster],
         known: Mapping[str, ClusterInput],
-    ) -> Iterator[ClusterInput]:
+    ) -> Generator[ClusterInput, None, None]:
         loading = [n for n in names if n not in kept]
         stream = stream_inputs(
             self.store, self.project, loading, self.pin, cache_dir=self.cache_dir

@@ -139,7 +139,7 @@ def test_internal_error_prints_one_line_and_a_crash_log(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("synthetic fault")
 
-    monkeypatch.setattr(run_module, "compile_inputs", boom)
+    monkeypatch.setattr(run_module, "finish_compile", boom)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     argv = ["compile", "--all", "--out", str(tmp_path / "o"), *snapshot_args(ROOT)]
     assert main(argv) == 4

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import importlib.util
 import marshal
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
@@ -34,6 +35,14 @@ KIND = "validators"  # the cache dir's sub-directory
 _FORMAT = b"gitops-compiler validator 2\0"  # bump when an entry's layout or rewrite changes
 
 Validate = Callable[[Any], Any]
+
+# The generated code formats each map entry's path as `"...{name}".format(**locals())`,
+# a dict of every local built per entry (a quarter of a valid config's check). The
+# same literal as an f-string reads only the names it holds: the same string. Only
+# literals of plain text and `{name}` fields are rewritten.
+_FORMAT_WITH_LOCALS = re.compile(
+    r'"((?:[^"\\{}\n]|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)'
+)
 
 
 def validator_key(schema_json: str, *, use_default: bool, use_formats: bool) -> str:
@@ -67,6 +76,7 @@ def compiled_validator(
         source = fastjsonschema.compile_to_code(
             for_fastjsonschema(schema), use_default=use_default, use_formats=use_formats
         )
+        source = _FORMAT_WITH_LOCALS.sub(r'f"\1"', source)
         code = compile(source, f"<fastjsonschema {key[:12]}>", "exec")
         if path is not None:
             with contextlib.suppress(OSError):

@@ -21,6 +21,7 @@ import pytest
 
 from compiler.layers import load_inputs
 from compiler.pipeline import merge_cluster
+from compiler.policy.compiled_validators import compiled_validator
 from compiler.policy.fast_schema import for_fastjsonschema
 from compiler.project import load_project
 from compiler.sources import Pin
@@ -185,3 +186,28 @@ def test_a_valid_config_raises_only_for_the_bindings_branches(
         rewritten(config)
     assert set(raised) == {"required"}
     assert len(before) > 10 * len(raised)  # 222 and 13 when written
+
+
+def _message(validate: Any, document: Any) -> str | None:
+    try:
+        validate(document)
+    except fastjsonschema.JsonSchemaValueException as error:
+        return f"{error.message} | {error.name} | {error.rule}"
+    return None
+
+
+def test_the_compiled_code_without_locals_says_what_fastjsonschema_says() -> None:
+    """`compiled_validator` turns the generated `"...".format(**locals())` into
+    f-strings: the same messages and paths, every one of the variants."""
+    schema = json.loads((ROOT / "policies" / "cluster-config.schema.json").read_text())
+    as_generated = fastjsonschema.compile(for_fastjsonschema(schema))
+    ours = compiled_validator(
+        schema, json.dumps(schema), use_default=True, use_formats=True, cache_dir=None
+    )
+    messages = 0
+    for config in _example_configs():
+        for variant in _variants(config):
+            said = _message(as_generated, variant)
+            assert _message(ours, variant) == said
+            messages += said is not None
+    assert messages > 100

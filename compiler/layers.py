@@ -316,8 +316,11 @@ def stream_inputs(
     if len(rounds) <= 1:
         with timed("fetch"):
             loader.prefetch(names)
-        yield from _load_each(loader, names)
+            loaded = _load_each(loader, names)
+        yield from loaded
         return
+    # The caller's `load` reads only what finished rounds wrote into the loader; the
+    # thread writes only the round under way: no key is written by both.
     arrived: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
     stop = threading.Event()
 
@@ -337,11 +340,12 @@ def stream_inputs(
     reader.start()
     try:
         for part in rounds:
-            with timed("fetch"):  # only the wait the merge did not hide
+            with timed("fetch"):  # the wait the merge did not hide, and the stacks built
                 failure = arrived.get()
-            if failure is not None:
-                raise failure
-            yield from _load_each(loader, part)
+                if failure is not None:
+                    raise failure
+                loaded = _load_each(loader, part)
+            yield from loaded
     finally:
         stop.set()
         reader.join()

@@ -41,6 +41,7 @@ Validate = Callable[[Any], Any]
 # same literal as an f-string reads only the names it holds: the same string. Only
 # literals of plain text and `{name}` fields are rewritten.
 _FORMAT_WITH_LOCALS = re.compile(
+    r'(?<=\(name_prefix or "data"\) \+ )'  # where a path literal starts, not any quote
     r'"((?:[^"\\{}\n]|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)'
 )
 
@@ -73,11 +74,7 @@ def compiled_validator(
     path = cache_dir / KIND / f"{key}.bin" if cache_dir is not None else None
     code = _load(path, key) if path is not None else None
     if code is None:
-        source = fastjsonschema.compile_to_code(
-            for_fastjsonschema(schema), use_default=use_default, use_formats=use_formats
-        )
-        source = _FORMAT_WITH_LOCALS.sub(r'f"\1"', source)
-        code = compile(source, f"<fastjsonschema {key[:12]}>", "exec")
+        code = _generated(schema, key, use_default=use_default, use_formats=use_formats)
         if path is not None:
             with contextlib.suppress(OSError):
                 payload = marshal.dumps(code)
@@ -86,6 +83,23 @@ def compiled_validator(
     exec(code, namespace)  # code fastjsonschema generated: here, or stored by a run before
     validate: Validate = namespace["validate"]
     return validate
+
+
+def _generated(
+    schema: dict[str, Any], key: str, *, use_default: bool, use_formats: bool
+) -> CodeType:
+    """fastjsonschema's code for the rewritten schema, else (a rewrite that does not
+    compile: a `$ref` into a place it changed) for the schema as it is."""
+    name = f"<fastjsonschema {key[:12]}>"
+    with contextlib.suppress(fastjsonschema.JsonSchemaDefinitionException, SyntaxError, re.error):
+        source = fastjsonschema.compile_to_code(
+            for_fastjsonschema(schema), use_default=use_default, use_formats=use_formats
+        )
+        return compile(_FORMAT_WITH_LOCALS.sub(r'f"\1"', source), name, "exec")
+    source = fastjsonschema.compile_to_code(
+        schema, use_default=use_default, use_formats=use_formats
+    )
+    return compile(_FORMAT_WITH_LOCALS.sub(r'f"\1"', source), name, "exec")
 
 
 def _header(key: str) -> bytes:

@@ -15,12 +15,15 @@ rewritten (C=1000: ~0.5 s of a compile). Two rewrites, each exact:
   number), becomes `anyOf`: no value can match two of them, so "exactly one" and "at
   least one" agree, and `anyOf` stops at the first match.
 
-Only schema positions are rewritten (a property named `not` is a name, not a keyword).
-The original schema stays what jsonschema reports errors with.
+Only schema positions are rewritten (a property named `not` is a name, not a keyword);
+a pattern with global flags and a branch beside a `$ref` are left alone. Should the
+rewrite not compile (a `$ref` into a rewritten place), `compiled_validator` compiles
+the original. The original schema stays what jsonschema reports errors with.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Keywords whose value is a map of names to schemas, one schema, or a list of schemas.
@@ -62,6 +65,8 @@ def _positive_pattern(schema: dict[str, Any]) -> None:
         and isinstance(schema.get("allOf", []), list)
     ):
         return
+    if _has_global_flags(negated["pattern"]):
+        return  # `(?i)...` must open a pattern: inside the lookahead it is an error
     del schema["not"]
     absent = {"pattern": rf"\A(?!(?s:.*?)(?:{negated['pattern']}))"}
     schema["allOf"] = [*schema.get("allOf", []), absent]
@@ -74,8 +79,16 @@ def _any_of_disjoint_types(schema: dict[str, Any]) -> None:
     types = []
     for branch in branches:
         named = branch.get("type") if isinstance(branch, dict) else None
-        if not isinstance(named, str):
+        # fastjsonschema ignores a `$ref`'s siblings, so its `type` would not hold.
+        if not isinstance(named, str) or "$ref" in branch:
             return
         types.append("number" if named == "integer" else named)
     if len(set(types)) == len(types):
         schema["anyOf"] = schema.pop("oneOf")
+
+
+def _has_global_flags(pattern: str) -> bool:
+    try:
+        return re.compile(pattern).flags != re.compile("").flags
+    except re.error:
+        return True  # not Python's: left to fastjsonschema, as in the original

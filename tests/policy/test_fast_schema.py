@@ -211,3 +211,58 @@ def test_the_compiled_code_without_locals_says_what_fastjsonschema_says() -> Non
             assert _message(ours, variant) == said
             messages += said is not None
     assert messages > 100
+
+
+@pytest.mark.parametrize(
+    ("schema", "document"),
+    [
+        # A global flag must open a pattern: not rewritten into the lookahead.
+        ({"not": {"type": "string", "pattern": "(?i)abc"}}, "xABCx"),
+        # A $ref into a place the rewrite changes: the original is compiled.
+        (
+            {
+                "properties": {
+                    "a": {"not": {"type": "string", "pattern": "b"}},
+                    "c": {"$ref": "#/properties/a/not"},
+                }
+            },
+            {"c": "abc"},
+        ),
+        (
+            {
+                "properties": {
+                    "a": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+                    "c": {"$ref": "#/properties/a/oneOf/0"},
+                }
+            },
+            {"c": 1},
+        ),
+        # fastjsonschema ignores a $ref's siblings: this oneOf's types are not disjoint.
+        (
+            {
+                "$defs": {"any": {}},
+                "oneOf": [{"$ref": "#/$defs/any", "type": "string"}, {"type": "object"}],
+            },
+            {},
+        ),
+        # A property named like the generated code: its path in messages kept.
+        (
+            {
+                "properties": {
+                    'a"b': {"additionalProperties": {"type": "string"}},
+                    "format(**locals())": {"type": "string"},
+                }
+            },
+            {'a"b': {"k": 1}, "format(**locals())": 2},
+        ),
+    ],
+)
+def test_what_the_rewrites_must_leave_alone(schema: dict[str, Any], document: Any) -> None:
+    ours = compiled_validator(
+        schema, json.dumps(schema), use_default=False, use_formats=False, cache_dir=None
+    )
+    as_is = fastjsonschema.compile(schema, use_default=False, use_formats=False)
+    assert _message(ours, document) == _message(as_is, document)
+    for key in document if isinstance(document, dict) else ():
+        single = {key: document[key]}
+        assert _message(ours, single) == _message(as_is, single)

@@ -79,10 +79,15 @@ def test_closing_the_stream_stops_the_reads() -> None:
     store = GatedStore(ROOT / "examples", gated=NAMES[1])
     stream = stream_inputs(store, load_project(ROOT), NAMES, Pin())
     next(stream)
-    # The gate opens once `close` has asked the reads to stop and waits for the round
-    # under way (the second cluster's): no later round starts.
-    threading.Timer(1.0, store.gate.set).start()
+    # The gate opens once `close` has asked the reads to stop (the stream's own stop
+    # event, set first thing) and waits for the round under way, the second cluster's:
+    # no later round may start.
+    stop: threading.Event = stream.gi_frame.f_locals["stop"]
+    opener = threading.Thread(target=lambda: stop.wait(GATE_SECONDS) and store.gate.set())
+    opener.start()
     stream.close()
+    opener.join()
+    assert not store.waited_out
     assert not _threads_reading()
     assert cluster_pk(NAMES[2]) not in store.reads
 

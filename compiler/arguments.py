@@ -57,7 +57,7 @@ def _cue_arg(parser: argparse.ArgumentParser) -> None:
         "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
     )
     parser.add_argument("--no-cache", action="store_true",
-                        help="read and keep nothing in the cache dir: cue verdicts, unchanged clusters, compiled validators (also GITOPS_NO_CACHE=1)")  # fmt: skip
+                        help="read and keep nothing in the cache dir: cue verdicts and version, unchanged clusters, compiled validators, parsed schemas (also GITOPS_NO_CACHE=1)")  # fmt: skip
 
 
 def _selection_args(parser: argparse.ArgumentParser) -> None:

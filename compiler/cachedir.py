@@ -8,7 +8,9 @@ an optimisation: any failure to read or write it is ignored and the value is
 computed as if it were not there.
 
 Where: `$GITOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/gitops-compiler`, else
-`~/.cache/gitops-compiler`.
+`~/.cache/gitops-compiler`. Off with GITOPS_NO_CACHE=1, which `--no-cache` sets for
+the command it is given to (`turned_off`): then every cache here is neither read nor
+written.
 """
 
 from __future__ import annotations
@@ -18,11 +20,35 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 _FORMAT = "1"  # bump when what an entry holds changes meaning
+
+
+def use_cache(environ: Mapping[str, str] = os.environ) -> bool:
+    """False when the caller asked for no cache (`--no-cache`, GITOPS_NO_CACHE=1)."""
+    return environ.get("GITOPS_NO_CACHE", "") in ("", "0")
+
+
+@contextlib.contextmanager
+def turned_off(off: bool) -> Iterator[None]:
+    """GITOPS_NO_CACHE=1 while a `--no-cache` command runs, as it was after: every
+    cache (some read before the command line is, by the console script) asks the
+    environment, and a process may run several commands (the tests, the service)."""
+    if not off:
+        yield
+        return
+    before = os.environ.get("GITOPS_NO_CACHE")
+    os.environ["GITOPS_NO_CACHE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GITOPS_NO_CACHE", None)
+        else:
+            os.environ["GITOPS_NO_CACHE"] = before
 
 
 def cache_root(environ: Mapping[str, str] = os.environ) -> Path:
@@ -34,6 +60,8 @@ def cache_root(environ: Mapping[str, str] = os.environ) -> Path:
 
 def cached_json(kind: str, source: bytes, derive: Callable[[], Any]) -> Any:
     """`derive()`, stored as JSON under a hash of `source` and read back next time."""
+    if not use_cache():
+        return derive()
     digest = hashlib.sha256(f"{kind}\0{_FORMAT}\0".encode() + source).hexdigest()
     path = cache_root() / kind / f"{digest}.json"
     with contextlib.suppress(OSError, ValueError):

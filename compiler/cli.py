@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compiler import __version__
+from compiler import __version__, cachedir
 from compiler.arguments import build_parser
 from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError, UsageError
 from compiler.operations import steps
@@ -366,12 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.log_format == "text" and not sys.stderr.isatty()
     setup_logging(args.log_format, level=logging.WARNING if quiet else logging.INFO)
     try:
-        with steps.opened(
-            run_id=getattr(args, "run_id", None),
-            audit_path=args.audit_log,
-            alert=args.alert,
-            status=args.status_webhook,
-        ) as operations:
+        with (
+            cachedir.turned_off(getattr(args, "no_cache", False)),
+            steps.opened(
+                run_id=getattr(args, "run_id", None),
+                audit_path=args.audit_log,
+                alert=args.alert,
+                status=args.status_webhook,
+            ) as operations,
+        ):
             code = _run(args, operations)
     except CompilerError as err:  # the operations context itself could not open
         print(f"error: {redact(str(err))}", file=sys.stderr)

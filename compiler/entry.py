@@ -22,6 +22,10 @@ _RUNS_CUE = frozenset({"compile", "validate"})
 def main() -> int:
     from compiler import freshness_process
 
+    if "--no-cache" in sys.argv[1:]:
+        # What starts before the command line is parsed (the cue version read for the
+        # cue started here) must not use the cache either; one command a process.
+        os.environ["GITOPS_NO_CACHE"] = "1"
     # A hook's check of its snapshot against the table: a process beside the compile.
     freshness_process.prestart(sys.argv[1:], os.environ)
     prestart_cue(sys.argv[1:], os.environ)

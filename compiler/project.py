@@ -186,10 +186,9 @@ def _schema_errors(value: Any) -> list[Any]:
     """jsonschema's errors on a project file's content, sorted by where they are. A
     content found valid before (the cache dir's `verdicts`) is not validated again:
     jsonschema takes ~70 ms to import, more than the rest of reading the file. Not with
-    GITOPS_NO_CACHE (the file is read before the command line's `--no-cache`)."""
-    from compiler.cachedir import cache_root
+    `--no-cache` (GITOPS_NO_CACHE=1)."""
+    from compiler.cachedir import cache_root, use_cache
     from compiler.policy import verdicts
-    from compiler.policy.cue_binary import use_cache
 
     kept = None
     if use_cache(os.environ):

@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from compiler.affected import affected_clusters, standing
-from compiler.cachedir import cache_root
+from compiler.cachedir import cache_root, use_cache
 from compiler.changeset import git_changes
 from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
@@ -26,7 +26,7 @@ from compiler.pipeline import (
     select_clusters,
 )
 from compiler.policy.cue import CuePolicies, find_cue
-from compiler.policy.cue_binary import supported_cue_version, use_cache
+from compiler.policy.cue_binary import supported_cue_version
 from compiler.policy.cue_verdicts import cue_identity
 from compiler.progress import tracking
 from compiler.project import Project

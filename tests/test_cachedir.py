@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from compiler import cachedir
+from compiler.cli import main
+from compiler.policy import cue_binary
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "cache"
     monkeypatch.setenv("GITOPS_CACHE_DIR", str(root))
+    monkeypatch.delenv("GITOPS_NO_CACHE", raising=False)
     return root
 
 
@@ -60,3 +64,31 @@ def test_an_unwritable_cache_is_no_error(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("GITOPS_CACHE_DIR", str(blocker / "cache"))
     assert cachedir.cached_json("crd", b"src", lambda: [1]) == [1]
     assert blocker.read_text() == "not a directory"
+
+
+def test_no_cache_neither_reads_nor_writes(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cachedir.cached_json("crd", b"src", lambda: "kept")
+    monkeypatch.setenv("GITOPS_NO_CACHE", "1")
+    assert cachedir.cached_json("crd", b"src", lambda: "derived") == "derived"
+    assert cachedir.cached_json("crd", b"other", lambda: "derived") == "derived"
+    assert len(list((cache / "crd").iterdir())) == 1
+
+
+def compiled(project: Path, out: Path, *extra: str) -> None:
+    argv = ["compile", "--all", "--source", "snapshot:examples", "--project", str(project)]
+    assert main([*argv, "--out", str(out), "--format", "json", *extra]) == 0
+
+
+def test_a_no_cache_command_leaves_the_cache_dir_as_it_was(
+    cache: Path, project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every cache (cue's version, the Kubernetes schemas, verdicts, compiled validators,
+    # the tree records): the per-process memo of the cue version included.
+    cue_binary._version_of.cache_clear()
+    compiled(project_dir, tmp_path / "out-1", "--no-cache")
+    assert not cache.exists() or not any(cache.rglob("*"))
+    assert "GITOPS_NO_CACHE" not in os.environ  # the next command uses the cache again
+    cue_binary._version_of.cache_clear()
+    compiled(project_dir, tmp_path / "out-2")
+    kinds = {path.name for path in cache.iterdir()}
+    assert {"cue-version", "k8s-schema", "tree-records", "cue-verdicts"} <= kinds, kinds

@@ -31,12 +31,8 @@ def cue_version(cue: Path, *, environ: Mapping[str, str] = os.environ) -> str:
         stat = cue.stat()
     except OSError as err:
         raise OutsideError(f"cannot read the cue binary {cue}: {err.strerror}") from None
-    return _version_of(str(cue.absolute()), stat.st_size, stat.st_mtime_ns, use_cache(environ))
-
-
-def use_cache(environ: Mapping[str, str] = os.environ) -> bool:
-    """False when the caller asked for no cache (`--no-cache`, GITOPS_NO_CACHE=1)."""
-    return environ.get("GITOPS_NO_CACHE", "") in ("", "0")
+    cached = cachedir.use_cache(environ)
+    return _version_of(str(cue.absolute()), stat.st_size, stat.st_mtime_ns, cached)
 
 
 def supported_cue_version(cue: Path, *, environ: Mapping[str, str] = os.environ) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler import cachedir
 from compiler.cachedir import cache_root
 from compiler.cli import main
 from compiler.errors import EXIT_OUTSIDE, OutsideError
@@ -101,7 +102,7 @@ def test_no_cache_asks_the_binary_itself(tmp_path: Path) -> None:
     cue_binary._version_of.cache_clear()
     assert cue_version(cue, environ=environ) == "v0.15.0"
     assert asked(calls) == 2
-    assert not cue_binary.use_cache(environ) and cue_binary.use_cache({"GITOPS_NO_CACHE": "0"})
+    assert not cachedir.use_cache(environ) and cachedir.use_cache({"GITOPS_NO_CACHE": "0"})
 
 
 def test_the_projects_cues_are_supported() -> None:

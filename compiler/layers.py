@@ -177,6 +177,18 @@ class StackLoader:
         except CompilerError as err:
             self._failed[pk] = err
 
+    def facts_of_clusters(self, clusters: Sequence[str]) -> list[ClusterFacts]:
+        """The facts of these clusters' records (the ones that have one), in their order:
+        read in batches where the store can, not one read a cluster. The first failed
+        read or bad record raises, as reading them one by one would."""
+        self._read_all(cluster_pk(name) for name in clusters)
+        found = []
+        for name in clusters:
+            record = self._read(cluster_pk(name))
+            if record is not None:
+                found.append(self.facts(record))
+        return found
+
     def load(self, cluster: str) -> ClusterInput:
         record = self._read(cluster_pk(cluster))
         if record is None:

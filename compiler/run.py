@@ -312,12 +312,9 @@ def clusters_affected_by(
 ) -> list[str]:
     """The clusters a hook must recompile for `changed` files; each overlay among them
     is read strictly first, so a broken file is reported by name and line."""
-    loader = StackLoader(store, project, pin, cache_dir=cache_dir)
-    facts = []
-    for name in store.list_clusters():
-        record = store.read(cluster_pk(name), pin)
-        if record is not None:
-            facts.append(loader.facts(record))
+    # Only the records' facts are needed: read without the configs, in batches.
+    loader = StackLoader(store, project, pin, content=False, cache_dir=cache_dir)
+    facts = loader.facts_of_clusters(store.list_clusters())
     for path in changed:
         # Overlays only: a hook sees every staged file, and a workflow's `on:` is no layer.
         is_overlay = path.suffix in (".yaml", ".yml") and path.is_file()

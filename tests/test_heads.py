@@ -227,3 +227,32 @@ def test_eight_concurrent_writers_of_one_layer_all_succeed(
     assert sorted(v.version for v in history) == list(range(1, 9))
     assert {v.version: v.config["writer"] for v in history} == {v: n for n, v in written.items()}
     assert head_version(server_store, "env#dev") == 8
+
+
+def test_the_clusters_a_changed_overlay_affects_are_found_in_batches(
+    server_store: DynamoDBStore,
+) -> None:
+    """`validate FILE` and a hook from the table read every cluster's facts: in batches of
+    heads without content, and right where another writer put a version past a head."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    from compiler.run import clusters_affected_by
+
+    seed(server_store, SnapshotStore(ROOT / "examples"))
+    facts = server_store.read("cluster#dev-k3s", Pin())
+    assert facts is not None and facts.cluster is not None
+    names = [f"c{i:03d}" for i in range(150)]
+    for name in names:
+        cluster = {**facts.cluster, "name": name}
+        server_store.put(f"cluster#{name}", {}, cluster=cluster, author="a", comment="")
+    moved = raw_version("cluster#c123", 2, {})  # the provisioner moves it to test
+    moved["cluster"] = TypeSerializer().serialize({**facts.cluster, "name": "c123", "env": "test"})
+    server_store.client.put_item(TableName=server_store.table, Item=moved)
+    calls = count_calls(server_store)
+    overlay = ROOT / "overlays/test/10-access.yaml"
+    assert clusters_affected_by(load_project(ROOT), server_store, Pin(), [overlay]) == [
+        "c123",
+        "test-k3s",
+    ]
+    assert calls["Query"] <= 1 and calls["GetItem"] == 0, calls  # c123's stale head
+    assert calls["BatchGetItem"] <= 2 * (-(-(len(names) + 3) // BATCH_KEYS)) + 1, calls

@@ -36,7 +36,7 @@ def use_cache(environ: Mapping[str, str] = os.environ) -> bool:
 def turned_off(off: bool) -> Iterator[None]:
     """GITOPS_NO_CACHE=1 while a `--no-cache` command runs, as it was after: every
     cache (some read before the command line is, by the console script) asks the
-    environment, and a process may run several commands (the tests, the service)."""
+    environment, and a process may run several commands (the tests, `make demo`)."""
     if not off:
         yield
         return

@@ -4,6 +4,10 @@ moto's server keeps its tables in memory only (it has no persistence of its own)
 the data lives in the project as a snapshot directory, `.gitops/local/data/` (the
 format of `examples/`): `local down` dumps every version there before it stops the
 server, and `local up` seeds the new server from it (from `examples/` the first time).
+Every other item of the table (proposals, last-known-good records and incidents, the
+service's lease, checkpoints and triggers) is kept as it is, in DynamoDB's JSON, in
+`other-items.json` beside them and put back after the seed; heads are written again
+by the seed itself.
 What is lost is only what was written after the last `down` if the server is killed
 (the machine restarts): `local status` says when the data was last saved.
 
@@ -22,14 +26,17 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from compiler.errors import OutsideError
+from compiler.errors import CompilerError, InputError, OutsideError
 from compiler.localdb import LOCAL_CREDENTIALS
 from compiler.project import LOCAL_STATE, Project
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.items import HEAD_SK, is_layer_pk
 from compiler.sources.snapshot import SnapshotStore, seed, snapshot_files
 
 LOCAL_DIR = str(Path(LOCAL_STATE).parent)
+OTHER_ITEMS = "other-items.json"  # beside the snapshot's *.yaml, which it never reads
 _START_SECONDS = 20.0
 
 
@@ -87,6 +94,7 @@ def up(project: Project) -> tuple[LocalState, str]:
     data = directory / "data"
     origin = data if data.is_dir() else project.root / "examples"
     written, _ = seed(store, SnapshotStore(origin))
+    _restore_other_items(store, origin / OTHER_ITEMS)
     (directory / "state.json").write_text(
         json.dumps({"pid": state.pid, "endpoint": endpoint}) + "\n", encoding="utf-8"
     )
@@ -99,7 +107,11 @@ def down(project: Project) -> str:
     if state is None or not state.running:
         (state_dir(project) / "state.json").unlink(missing_ok=True)
         return "not running"
-    saved = save(project, state)
+    try:
+        saved = save(project, state)
+    except CompilerError as err:
+        # Nothing is stopped that could not be saved: the data stays in the server.
+        raise type(err)(f"{err}; the local server keeps running at {state.endpoint}") from None
     os.kill(state.pid, signal.SIGTERM)
     for _ in range(50):  # bounded: 5 s
         if not _alive(state.pid):
@@ -114,12 +126,45 @@ def save(project: Project, state: LocalState) -> int:
         os.environ.setdefault(key, value)
     store = DynamoDBStore(project.table, region=project.region, endpoint_url=state.endpoint)
     data = state_dir(project) / "data"
-    files, count = snapshot_files(store, store.layer_keys())
+    pks = store.layer_keys()
+    files, count = snapshot_files(store, [pk for pk in pks if is_layer_pk(pk)])
+    files[OTHER_ITEMS] = _other_items(store)
     for name, text in files.items():
         path = data / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text)
     return count
+
+
+def _other_items(store: DynamoDBStore) -> bytes:
+    """Every item that is neither a layer's version nor its head, as DynamoDB's JSON,
+    sorted by key: what the snapshot's format has no place for."""
+    items = []
+    request: dict[str, Any] = {"TableName": store.table, "ConsistentRead": True}
+    with store.errors_while("saving the table's other items"):
+        while True:
+            page = store.client.scan(**request)
+            for item in page.get("Items", []):
+                pk, sk = item["pk"]["S"], item["sk"]["S"]
+                if not (is_layer_pk(pk) and (sk == HEAD_SK or sk.startswith("v#"))):
+                    items.append(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    items.sort(key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+    return (json.dumps({"items": items}, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _restore_other_items(store: DynamoDBStore, path: Path) -> None:
+    try:
+        items = json.loads(path.read_bytes())["items"]
+    except FileNotFoundError:
+        return  # saved by an older version, or seeded from examples/
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a saved list of table items ({err})") from None
+    with store.errors_while(f"restoring the items of {path}"):
+        for item in items:
+            store.client.put_item(TableName=store.table, Item=item)
 
 
 def _wait_for_port(port_file: Path, pid: int) -> str:

@@ -3,6 +3,8 @@ project's commands without exports, its data kept on disk between runs."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,8 @@ def local(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield project_dir
     main(["local", "down"])  # stops the server this test started, whatever happened
     state = read_state(load_project(project_dir))
+    if state is not None:  # `down` failed: stop it anyway, then fail
+        os.kill(state.pid, signal.SIGTERM)
     assert state is None
 
 
@@ -44,3 +48,45 @@ def test_up_then_commands_without_exports_then_down_keeps_the_data(
     assert "gone (retired)" in capsys.readouterr().out
     assert main(["local", "env"]) == 0
     assert "export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_down_and_up_keep_the_items_that_are_not_versions(
+    local: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A last known good, an incident and a proposal (what `watch` and `config put` under
+    review write) survive `local down` and `local up`; before, `down` refused the lkg#
+    item as a malformed layer and left the server running, and lost the proposal."""
+    from compiler.localdb import LOCAL_CREDENTIALS
+    from compiler.sources.dynamodb import DynamoDBStore
+
+    assert main(["local", "up"]) == 0
+    project = load_project(local)
+    state = read_state(project)
+    assert state is not None
+
+    def store() -> DynamoDBStore:
+        current = read_state(project)
+        assert current is not None
+        return DynamoDBStore(project.table, region=project.region, endpoint_url=current.endpoint)
+
+    others = [
+        {"pk": {"S": "lkg#dev-k3s"}, "sk": {"S": "v#0000000001"}, "version": {"N": "1"},
+         "revision": {"S": "abc123"}, "lock": {"M": {"cluster/dev-k3s": {"N": "3"}}}},
+        {"pk": {"S": "lkg#dev-k3s"}, "sk": {"S": "e#0000000001"}, "kind": {"S": "stop"}},
+        {"pk": {"S": "env#prod"}, "sk": {"S": "proposal#0000000001"}, "proposal": {"N": "1"},
+         "state": {"S": "proposed"}, "config": {"M": {}}, "author": {"S": "alice"},
+         "comment": {"S": "more cpu"}, "created_at": {"S": "2026-12-06T10:00:00Z"}},
+    ]  # fmt: skip
+    for key, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    for item in others:
+        store().client.put_item(TableName=project.table, Item=item)
+    assert main(["local", "down"]) == 0, capsys.readouterr().err
+    assert main(["local", "up"]) == 0
+    capsys.readouterr()
+    for item in others:
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        found = store().client.get_item(TableName=project.table, Key=key, ConsistentRead=True)
+        assert found.get("Item") == item
+    assert main(["config", "history", "--layer", "env/prod"]) == 0
+    assert "PROPOSAL" in capsys.readouterr().out

@@ -14,11 +14,18 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from compiler import __version__, cachedir
 from compiler.arguments import build_parser
-from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError, UsageError
+from compiler.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    CompilerError,
+    UsageError,
+)
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
@@ -387,6 +394,7 @@ def _run(args: argparse.Namespace, operations: steps.Operations) -> int:
     error: str | None = None
     try:
         outcome = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe fails here, not in Python's flush at exit
     except CompilerError as err:
         if args.debug:
             traceback.print_exc()
@@ -396,6 +404,12 @@ def _run(args: argparse.Namespace, operations: steps.Operations) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         error, outcome = "interrupted", Outcome(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a tool SIGPIPE ends does; what
+        # is still buffered goes nowhere, so Python's flush at exit cannot fail again.
+        with suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        error, outcome = "output closed by its reader", Outcome(EXIT_BROKEN_PIPE)
     except Exception as err:
         if args.debug:
             raise

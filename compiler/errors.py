@@ -12,6 +12,7 @@ EXIT_BAD_INPUT = 2  # bad usage or bad input
 EXIT_OUTSIDE = 3  # an outside system failed (DynamoDB, git, forge, cue)
 EXIT_INTERNAL = 4  # a bug: one line and a crash log
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a tool killed by it exits in a shell
 
 
 class CompilerError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import socket
@@ -201,3 +202,25 @@ def test_every_documented_command_line_parses() -> None:
             parser.parse_args(argv)
         except SystemExit:
             pytest.fail(f"documented command does not parse: {line}")
+
+
+@pytest.mark.parametrize("argv", [["explain-rule", "--all"], ["explain-rule", "rbac-no-wildcard"]])
+def test_a_reader_that_went_away_ends_the_command_quietly(argv: list[str]) -> None:
+    """`gitops-compiler explain-rule --all | head`: no traceback, no crash log, exit 141
+    (what a shell shows for a tool SIGPIPE ended), whether the pipe breaks while the
+    command prints or only when its last output is flushed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "compiler", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr

@@ -119,11 +119,11 @@ def _snapshot(project: Project) -> str:
 def _dynamodb(project: Project) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from compiler.sources.dynamodb import DynamoDBStore
+    from compiler.options import dynamodb_store
 
     endpoint = resolve_endpoint(None, project)
     where = f"table {project.table} at {endpoint or 'AWS ' + project.region}"
-    store = DynamoDBStore(project.table, region=project.region, endpoint_url=endpoint)
+    store = dynamodb_store(project)  # a `local up` server's credentials included
     client: Any = store._client
     try:
         described = client.describe_table(TableName=project.table)["Table"]

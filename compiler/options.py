@@ -12,12 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.errors import UsageError
 from compiler.project import Project, load_project, local_endpoint, resolve_endpoint
 from compiler.shard import Shard
 from compiler.sources import ConfigStore, Pin
 from compiler.sources.items import parse_timestamp
+
+if TYPE_CHECKING:
+    from compiler.sources.dynamodb import DynamoDBStore
 
 DEFAULT_SNAPSHOT = ".gitops/snapshot"  # `gitops-compiler snapshot` writes here by default
 _LAYER = re.compile(r"^(defaults|(env|cluster)/[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
@@ -83,18 +87,23 @@ def open_store(options: SourceOptions, project: Project) -> ConfigStore:
             f"--source is dynamodb, snapshot (= snapshot:{DEFAULT_SNAPSHOT}) or snapshot:<dir>, "
             f"not {options.source!r}"
         )
+    return dynamodb_store(project, options.endpoint_url, options.table)
+
+
+def dynamodb_store(
+    project: Project, endpoint_url: str | None = None, table: str | None = None
+) -> DynamoDBStore:
+    """The project's table, at the endpoint `resolve_endpoint` finds."""
     from compiler.localdb import LOCAL_CREDENTIALS
     from compiler.sources.dynamodb import DynamoDBStore
 
-    endpoint = resolve_endpoint(options.endpoint_url, project)
+    endpoint = resolve_endpoint(endpoint_url, project)
     if endpoint is not None and endpoint == local_endpoint(project.root):
         # The project's own local server (`local up`): any credentials do, and none
         # should be needed (or real ones picked up) for it.
         for key, value in LOCAL_CREDENTIALS.items():
             os.environ.setdefault(key, value)
-    return DynamoDBStore(
-        options.table or project.table, region=project.region, endpoint_url=endpoint
-    )
+    return DynamoDBStore(table or project.table, region=project.region, endpoint_url=endpoint)
 
 
 def current_author() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +92,22 @@ def test_down_and_up_keep_the_items_that_are_not_versions(
         assert found.get("Item") == item
     assert main(["config", "history", "--layer", "env/prod"]) == 0
     assert "PROPOSAL" in capsys.readouterr().out
+
+
+def test_doctor_finds_the_local_server_without_credentials(
+    local: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a process of its own (in this one, an earlier command has set credentials)."""
+    assert main(["local", "up"]) == 0
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler", "doctor"],
+        cwd=local,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    [line] = [x for x in done.stdout.splitlines() if "dynamodb" in x]
+    assert "key schema pk + sk" in line and "credentials" not in line, line

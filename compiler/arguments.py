@@ -54,7 +54,9 @@ def _run_id_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
 
 def _cue_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cue", metavar="PATH", help="the cue binary (else $GITOPS_CUE, else cue on PATH)"
+        "--cue",
+        metavar="PATH",
+        help="the cue binary (else $GITOPS_CUE, else the project's tools/cue-native/bin/cue, else cue on PATH, else tools/cue-wasm/cue)",
     )
     parser.add_argument("--no-cache", action="store_true",
                         help="read and keep nothing in the cache dir: cue verdicts and version, unchanged clusters, compiled validators, parsed schemas (also GITOPS_NO_CACHE=1)")  # fmt: skip

@@ -111,3 +111,19 @@ def test_doctor_finds_the_local_server_without_credentials(
     )
     [line] = [x for x in done.stdout.splitlines() if "dynamodb" in x]
     assert "key schema pk + sk" in line and "credentials" not in line, line
+
+
+def test_env_exports_the_cue_the_project_uses(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The native cue where `make` built it, not the WebAssembly v0.4 beside it."""
+    for relative in ("tools/cue-native/bin/cue", "tools/cue-wasm/cue"):
+        fake = project_dir / relative
+        fake.parent.mkdir(parents=True)
+        fake.write_text("#!/bin/sh\n")
+        fake.chmod(0o755)
+    monkeypatch.delenv("GITOPS_CUE", raising=False)
+    monkeypatch.chdir(project_dir)
+    assert main(["local", "env"]) == 0
+    exports = capsys.readouterr().out.splitlines()
+    assert f"export GITOPS_CUE={project_dir / 'tools/cue-native/bin/cue'}" in exports

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 
-from compiler.errors import EXIT_OK
+from compiler.errors import EXIT_OK, CompilerError
 from compiler.localdb import LOCAL_CREDENTIALS
 from compiler.localenv import down, read_state, save, state_dir, up
 from compiler.options import SourceOptions, open_project
+from compiler.policy.cue import find_cue
 
 
 def local_command(*, source: SourceOptions, action: str) -> int:
@@ -36,7 +38,8 @@ def local_command(*, source: SourceOptions, action: str) -> int:
             print(f"export AWS_ENDPOINT_URL_DYNAMODB={state.endpoint}")
         for key, value in LOCAL_CREDENTIALS.items():
             print(f"export {key}={os.environ.get(key, value)}")
-        cue = project.root / "tools/cue-wasm/cue"
-        if cue.is_file():
-            print(f"export GITOPS_CUE={cue}")
+        with suppress(CompilerError):  # no cue at all: nothing to export
+            # The one this project's commands use (`doctor` names it), not always the
+            # WebAssembly one: exporting that would switch a native-cue user to v0.4.
+            print(f"export GITOPS_CUE={find_cue(None, os.environ, project=project.root)}")
     return EXIT_OK

@@ -22,7 +22,8 @@ _RUNS_CUE = frozenset({"compile", "validate"})
 def main() -> int:
     from compiler import freshness_process
 
-    if "--no-cache" in sys.argv[1:]:
+    # argparse takes an unambiguous prefix (`--no-cach`) for the option too.
+    if any(len(word) >= 6 and "--no-cache".startswith(word) for word in sys.argv[1:]):
         # What starts before the command line is parsed (the cue version read for the
         # cue started here) must not use the cache either; one command a process.
         os.environ["GITOPS_NO_CACHE"] = "1"

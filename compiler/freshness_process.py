@@ -112,6 +112,7 @@ def main(argv: Sequence[str]) -> int:
     other options, and an answer the hook does not use."""
     import argparse
 
+    from compiler import cachedir
     from compiler.freshness import stale_snapshot_warning
     from compiler.options import SourceOptions
     from compiler.project import project_root
@@ -131,7 +132,8 @@ def main(argv: Sequence[str]) -> int:
         table=args.table,
         cache=not getattr(args, "no_cache", False),
     )
-    warning = stale_snapshot_warning(source)
+    with cachedir.turned_off(args.no_cache):  # `--no-cach` too, as argparse reads it
+        warning = stale_snapshot_warning(source)
     sys.stdout.write(json.dumps({"source": repr(source), "warning": warning}))
     return 0
 

@@ -180,7 +180,10 @@ class StackLoader:
     def facts_of_clusters(self, clusters: Sequence[str]) -> list[ClusterFacts]:
         """The facts of these clusters' records (the ones that have one), in their order:
         read in batches where the store can, not one read a cluster. The first failed
-        read or bad record raises, as reading them one by one would."""
+        read or bad facts raise. With `content=False` (DynamoDB) a record's config is
+        not read, so a broken config fails only the compile of its own cluster, not the
+        search for the clusters a file affects (where a head is stale, the record is
+        read whole by a Query, and checked whole)."""
         self._read_all(cluster_pk(name) for name in clusters)
         found = []
         for name in clusters:

@@ -91,3 +91,24 @@ def test_a_check_no_one_waits_for_is_stopped() -> None:
     )
     freshness_process.stop(slow)
     assert slow.returncode is not None
+
+
+@pytest.mark.parametrize("flag", ["--no-cache", "--no-cach"])
+def test_the_process_keeps_nothing_with_no_cache(flag: str, tmp_path: Path) -> None:
+    """The check loads the project file (whose verdict the cache dir may keep): with
+    `--no-cache`, or a prefix argparse takes for it, it keeps nothing."""
+    cache = tmp_path / "cache"
+    argv = ["validate", "--hook", "--source", "snapshot:examples", "--project", str(ROOT)]
+    argv += ["--endpoint-url", "http://127.0.0.1:9", flag, "overlays/dev/x.yaml"]
+    environ = {**ENV, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    environ["GITOPS_CACHE_DIR"] = str(cache)
+    environ.pop("GITOPS_NO_CACHE", None)
+    subprocess.run(
+        [sys.executable, "-m", "compiler.freshness_process", *argv],
+        capture_output=True,
+        env=environ,
+        cwd=tmp_path,
+        check=True,
+        timeout=120,
+    )
+    assert not cache.exists() or not any(cache.rglob("*"))

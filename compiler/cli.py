@@ -11,21 +11,15 @@ import dataclasses
 import logging
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
-from compiler import __version__, cachedir
+from compiler import cachedir, errors
 from compiler.arguments import build_parser
-from compiler.errors import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    CompilerError,
-    UsageError,
-)
+from compiler.crashlog import write_crash_log
+from compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CompilerError, UsageError
 from compiler.operations import steps
 from compiler.operations.logs import setup_logging
 from compiler.options import Destination, Selection, SourceOptions
@@ -409,11 +403,11 @@ def _run(args: argparse.Namespace, operations: steps.Operations) -> int:
         # is still buffered goes nowhere, so Python's flush at exit cannot fail again.
         with suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        error, outcome = "output closed by its reader", Outcome(EXIT_BROKEN_PIPE)
+        error, outcome = "output closed by its reader", Outcome(errors.EXIT_BROKEN_PIPE)
     except Exception as err:
         if args.debug:
             raise
-        log = _crash_log()
+        log = write_crash_log()
         error = f"internal error: {type(err).__name__}: {redact(str(err))}"
         print(f"{error} (details in {log})", file=sys.stderr)
         outcome = Outcome(EXIT_INTERNAL)
@@ -445,14 +439,6 @@ def _notify(
 
 # The commands that run as jobs: traced, alerted and reported.
 _OPERATED = frozenset({"compile", "validate", "publish", "rollback", "watch", "golden", "serve"})
-
-
-def _crash_log() -> str:
-    handle, path = tempfile.mkstemp(prefix="gitops-compiler-crash-", suffix=".log")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(redact(f"gitops-compiler {__version__}\nargv: {sys.argv}\n\n"))
-        stream.write(redact(traceback.format_exc()))
-    return path
 
 
 if __name__ == "__main__":

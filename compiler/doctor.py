@@ -102,9 +102,22 @@ def _snapshot_dir(project: Project) -> Path:
     return project.root / named
 
 
+def _refresh(project: Project) -> tuple[str, str]:
+    """The command that writes the project's own snapshot (`source:` may name another
+    directory than the default), and that directory as the project names it."""
+    directory = _snapshot_dir(project)
+    shown = (
+        directory.relative_to(project.root).as_posix()
+        if directory.is_relative_to(project.root)
+        else str(directory)
+    )
+    return f"`gitops-compiler snapshot --out {shown}`", shown
+
+
 def _snapshot(project: Project) -> str:
     directory = _snapshot_dir(project)
-    fix = "run `gitops-compiler snapshot` (reads the table) and commit .gitops/snapshot"
+    command, shown = _refresh(project)
+    fix = f"run {command} (reads the table) and commit {shown}"
     if not directory.is_dir():
         raise _Failed(f"no snapshot in {directory}", fix)
     try:
@@ -143,23 +156,27 @@ def _dynamodb(project: Project) -> str:
 
 
 def _snapshot_age(project: Project, store: Any) -> str:
-    from compiler.sources import Pin
 
     directory = _snapshot_dir(project)
     if not directory.is_dir():
         return "no snapshot to compare"
     behind = []
     try:
-        for pk, kept in _layers(directory):
-            current = store.read(pk, Pin())
-            if current is not None and (kept is None or current.version > kept.version):
+        layers = list(_layers(directory))
+        # The table's latest numbers in batches (heads, without content), not a read each.
+        latest = store.read_latest_numbers([pk for pk, _ in layers])
+        for pk, kept in layers:
+            current = latest.get(pk)
+            if isinstance(current, CompilerError):
+                raise current
+            if current is not None and (kept is None or current > kept.version):
                 behind.append(pk)
     except CompilerError as err:
         return f"snapshot not compared: {err}"
     if behind:
         return (
             f"the snapshot is behind the table for {len(behind)} layer(s) ({', '.join(behind)}): "
-            "run `gitops-compiler snapshot`"
+            f"run {_refresh(project)[0]}"
         )
     return "the snapshot is current"
 

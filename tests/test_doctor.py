@@ -63,7 +63,7 @@ def test_gaps_are_named_with_their_fix_and_fail_only_the_purpose_that_needs_them
     assert code == 0, out  # the checks need cue, git and the snapshot: all there
     assert "warning  tokens: none of GITOPS_GITHUB_TOKEN" in out
     assert "the snapshot is behind the table for 1 layer(s) (env#dev)" in out
-    assert "run `gitops-compiler snapshot`" in out
+    assert "run `gitops-compiler snapshot --out .gitops/snapshot`" in out
 
     code, out = _doctor(repo, capsys, "--for", "publish")
     assert code == 1
@@ -94,3 +94,25 @@ def test_a_table_with_another_key_schema_is_named(
     code, out = _doctor(repo, capsys, "--for", "publish")
     assert code == 1
     assert "key schema {'id': 'HASH'}, not pk (HASH) + sk (RANGE)" in out
+
+
+def test_the_fix_names_the_projects_own_snapshot_directory(
+    repo: Path, server_store: DynamoDBStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A project whose `source:` is `snapshot:examples` refreshes `examples/`, not the
+    default `.gitops/snapshot`."""
+    (repo / ".gitops/snapshot").rename(repo / "examples")
+    project_file = repo / "gitops-compiler.yaml"
+    project_file.write_text(project_file.read_text() + "source: snapshot:examples\n")
+    server_store.put("env#dev", {"namespaces": {}}, cluster=None, author="a", comment="newer")
+    _, out = _doctor(repo, capsys)
+    assert (
+        "behind the table for 1 layer(s) (env#dev): run `gitops-compiler snapshot --out examples`"
+        in out
+    )
+    shutil.rmtree(repo / "examples")
+    _, out = _doctor(repo, capsys)
+    assert (
+        "fix: run `gitops-compiler snapshot --out examples` (reads the table) and commit examples"
+        in out
+    )

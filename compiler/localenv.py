@@ -126,9 +126,9 @@ def save(project: Project, state: LocalState) -> int:
         os.environ.setdefault(key, value)
     store = DynamoDBStore(project.table, region=project.region, endpoint_url=state.endpoint)
     data = state_dir(project) / "data"
-    pks = store.layer_keys()
-    files, count = snapshot_files(store, [pk for pk in pks if is_layer_pk(pk)])
-    files[OTHER_ITEMS] = _other_items(store)
+    layers, others = _read_table(store)
+    files, count = snapshot_files(store, layers)
+    files[OTHER_ITEMS] = (json.dumps({"items": others}, indent=1, sort_keys=True) + "\n").encode()
     for name, text in files.items():
         path = data / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,23 +136,27 @@ def save(project: Project, state: LocalState) -> int:
     return count
 
 
-def _other_items(store: DynamoDBStore) -> bytes:
-    """Every item that is neither a layer's version nor its head, as DynamoDB's JSON,
+def _read_table(store: DynamoDBStore) -> tuple[set[str], list[dict[str, Any]]]:
+    """One Scan of the table: the layers' pks (their versions are read in order after),
+    and every item that is neither a layer's version nor its head, as DynamoDB's JSON,
     sorted by key: what the snapshot's format has no place for."""
-    items = []
+    layers: set[str] = set()
+    others = []
     request: dict[str, Any] = {"TableName": store.table, "ConsistentRead": True}
-    with store.errors_while("saving the table's other items"):
+    with store.errors_while("saving the table"):
         while True:
             page = store.client.scan(**request)
             for item in page.get("Items", []):
                 pk, sk = item["pk"]["S"], item["sk"]["S"]
-                if not (is_layer_pk(pk) and (sk == HEAD_SK or sk.startswith("v#"))):
-                    items.append(item)
+                if is_layer_pk(pk) and (sk == HEAD_SK or sk.startswith("v#")):
+                    layers.add(pk)
+                else:
+                    others.append(item)
             if "LastEvaluatedKey" not in page:
                 break
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    items.sort(key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
-    return (json.dumps({"items": items}, indent=1, sort_keys=True) + "\n").encode()
+    others.sort(key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+    return layers, others
 
 
 def _restore_other_items(store: DynamoDBStore, path: Path) -> None:

@@ -119,16 +119,23 @@ def _keys(params: dict[str, Any]) -> list[dict[str, Any]]:
     return list(_request(params)["Keys"])
 
 
+def fleet_of_dev_clusters(store: DynamoDBStore, count: int) -> tuple[list[str], Any]:
+    """The examples, and `count` more clusters with dev-k3s's facts (each through `put`,
+    so each has its head); their names and dev-k3s's facts."""
+    seed(store, SnapshotStore(ROOT / "examples"))
+    facts = store.read("cluster#dev-k3s", Pin())
+    assert facts is not None and facts.cluster is not None
+    names = [f"c{i:03d}" for i in range(count)]
+    for name in names:
+        cluster = {**facts.cluster, "name": name}
+        store.put(f"cluster#{name}", {}, cluster=cluster, author="a", comment="")
+    return names, facts.cluster
+
+
 def test_a_compile_reads_a_hundred_heads_a_call_not_one_query_per_layer(
     server_store: DynamoDBStore, tmp_path: Path
 ) -> None:
-    seed(server_store, SnapshotStore(ROOT / "examples"))
-    facts = server_store.read("cluster#dev-k3s", Pin())
-    assert facts is not None and facts.cluster is not None
-    names = [f"c{i:03d}" for i in range(250)]
-    for name in names:
-        cluster = {**facts.cluster, "name": name}
-        server_store.put(f"cluster#{name}", {}, cluster=cluster, author="a", comment="")
+    names, _ = fleet_of_dev_clusters(server_store, 250)
     calls = count_calls(server_store)
     loader = StackLoader(server_store, load_project(ROOT), Pin())
     loader.prefetch(names)
@@ -238,15 +245,9 @@ def test_the_clusters_a_changed_overlay_affects_are_found_in_batches(
 
     from compiler.run import clusters_affected_by
 
-    seed(server_store, SnapshotStore(ROOT / "examples"))
-    facts = server_store.read("cluster#dev-k3s", Pin())
-    assert facts is not None and facts.cluster is not None
-    names = [f"c{i:03d}" for i in range(150)]
-    for name in names:
-        cluster = {**facts.cluster, "name": name}
-        server_store.put(f"cluster#{name}", {}, cluster=cluster, author="a", comment="")
+    names, facts = fleet_of_dev_clusters(server_store, 150)
     moved = raw_version("cluster#c123", 2, {})  # the provisioner moves it to test
-    moved["cluster"] = TypeSerializer().serialize({**facts.cluster, "name": "c123", "env": "test"})
+    moved["cluster"] = TypeSerializer().serialize({**facts, "name": "c123", "env": "test"})
     server_store.client.put_item(TableName=server_store.table, Item=moved)
     calls = count_calls(server_store)
     overlay = ROOT / "overlays/test/10-access.yaml"

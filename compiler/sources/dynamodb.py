@@ -164,22 +164,6 @@ class DynamoDBStore:
         }
         return sorted(listed)
 
-    def layer_keys(self) -> list[str]:
-        """Every pk in the table, sorted (retired clusters included): what a dump needs."""
-        keys: set[str] = set()
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "ProjectionExpression": "pk",
-            "ConsistentRead": True,
-        }
-        with self.errors_while("listing layers"):
-            while True:
-                page = self._client.scan(**request)
-                keys.update(item["pk"]["S"] for item in self._items(page, "listing layers"))
-                if "LastEvaluatedKey" not in page:
-                    return sorted(keys)
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     def _get(self, pk: str, version: int) -> LayerVersion | None:
         with self.errors_while(f"reading {pk} version {version}"):
             page = self._client.get_item(

@@ -29,11 +29,14 @@ WHEEL_STAMP := $(WHEELHOUSE)/.built
 
 .PHONY: demo test bench lint format golden clean native-cue
 
-# (Re)install when the project's dependencies change.
+# (Re)install when the project's dependencies change. Then bytecode, as pip writes it
+# for an installed wheel: an editable checkout under PYTHONDONTWRITEBYTECODE (as on this
+# project's machines) would compile every module again in every process, hooks included.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q compiler >/dev/null
 	touch $(STAMP)
 
 $(CUE_STAMP): $(CUE_DIR)/package.json $(CUE_DIR)/package-lock.json

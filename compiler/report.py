@@ -12,6 +12,17 @@ from compiler.secrets import redact
 
 FORMATS = ("text", "json", "github")
 
+# Names a one-line summary shows before it counts the rest: a fleet's compile names a
+# thousand clusters, which no reader scans on one line (`--format json` lists them all).
+NAMES_SHOWN = 10
+
+
+def names_in_brief(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """`a, b, c`; past `shown` names, the first ones and how many more."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
 
 def records(violations: Sequence[Violation]) -> list[dict[str, str]]:
     """Findings as JSON objects, masked: a message may quote a credential."""

@@ -224,3 +224,20 @@ def test_a_reader_that_went_away_ends_the_command_quietly(argv: list[str]) -> No
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+
+
+def test_the_summary_of_a_fleet_names_ten_clusters_and_counts_the_rest(tmp_path: Path) -> None:
+    from compiler.commands.compile import summary
+    from compiler.emit import EmitStats
+    from compiler.pipeline import CompileResult
+    from compiler.treerecord import KeptCluster
+
+    def kept(count: int) -> CompileResult:
+        return CompileResult(kept=[KeptCluster(f"c{i:04d}", 1, {}, {}, ()) for i in range(count)])
+
+    stats = EmitStats(written=0, unchanged=0, removed=0)
+    fleet = summary(kept(1000), stats, 1.0, tmp_path)
+    shown = ", ".join(f"c{i:04d}" for i in range(10))
+    assert f"compiled 1000 cluster(s) ({shown} and 990 more):" in fleet
+    assert "c0010" not in fleet
+    assert f"compiled 10 cluster(s) ({shown}):" in summary(kept(10), stats, 1.0, tmp_path)

@@ -19,7 +19,7 @@ from compiler.options import Selection, SourceOptions, open_project
 from compiler.outcome import Outcome
 from compiler.pipeline import CompileResult
 from compiler.publishing.diffbase import no_clusters_warning, read_project_base
-from compiler.report import records, report_violations
+from compiler.report import names_in_brief, records, report_violations
 from compiler.run import cluster_names, run_compile_stage, snapshot_freshness
 from compiler.stageclock import timed
 from compiler.treerecord import TreeRecords, tree_hash
@@ -88,7 +88,7 @@ def compile_command(
 
 
 def summary(result: CompileResult, stats: EmitStats, elapsed: float, out: Path) -> str:
-    names = ", ".join(cluster_names(result))
+    names = names_in_brief(cluster_names(result))
     files = stats.written + stats.unchanged
     kept = f", {len(result.kept)} cluster(s) unchanged, not recompiled" if result.kept else ""
     return (

@@ -28,6 +28,7 @@ from compiler.errors import CompilerError, InputError, UsageError
 from compiler.layers import StackLoader
 from compiler.model import cluster_pk, layer_name_from_pk, pk_from_layer_name
 from compiler.project import Project
+from compiler.report import names_in_brief
 from compiler.sources import ConfigStore, Pin
 
 MAX_BACKOFF = 600.0  # seconds between polls while an outside system keeps failing
@@ -177,7 +178,7 @@ class Watcher:
         if not changes.clusters:
             self.log("no new versions or clusters")
             return self.interval
-        self.log(f"{len(changes.clusters)} cluster(s) affected: {', '.join(changes.clusters)}")
+        self.log(f"{len(changes.clusters)} cluster(s) affected: {names_in_brief(changes.clusters)}")
         held = load_held(self.checkpoint_path)
         names = changes.to_compile(held)
         waiting = sorted(set(held).intersection(changes.inputs).difference(names))

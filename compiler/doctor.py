@@ -198,7 +198,9 @@ def _argocd_repo(project: Project, environ: Mapping[str, str]) -> str:
     env = {**environ, "GIT_TERMINAL_PROMPT": "0"}
     fix = "check argocd.repoURL in gitops-compiler.yaml and GITOPS_GIT_TOKEN"
     try:
-        ran = proc.run(["git", "ls-remote", "--heads", url], cwd=None, env=env, timeout=_TIMEOUT)
+        ran = proc.run(
+            ["git", "ls-remote", "--heads", "--", url], cwd=None, env=env, timeout=_TIMEOUT
+        )
     except CompilerError as err:
         raise _Failed(redact(str(err)), fix) from None
     if ran.returncode != 0:

@@ -61,7 +61,9 @@ _SCHEMA: Mapping[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "repoURL": {"type": "string", "minLength": 1},
+                # A URL or a path git reads as one; never an option (`git ls-remote
+                # --upload-pack=...` runs a command), nor blank at the start.
+                "repoURL": {"type": "string", "minLength": 1, "pattern": "^[^-\\s]"},
                 "targetRevision": {"type": "string", "minLength": 1},
                 "project": {"type": "string", "minLength": 1, "not": {"const": "default"}},
                 "namespace": {"type": "string", "minLength": 1},

@@ -116,3 +116,18 @@ def test_the_fix_names_the_projects_own_snapshot_directory(
         "fix: run `gitops-compiler snapshot --out examples` (reads the table) and commit examples"
         in out
     )
+
+
+def test_a_repository_url_that_git_would_read_as_an_option_is_refused(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    project_file = repo / "gitops-compiler.yaml"
+    text = project_file.read_text()
+    hostile = f"--upload-pack=touch {marker};"
+    project_file.write_text(text.replace("repoURL: ", f"repoURL: '{hostile}'\n  # ", 1))
+    code = main(["doctor", "--project", str(repo), "--for", "publish"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "gitops-compiler.yaml:5: argocd.repoURL" in err
+    assert not marker.exists()

@@ -34,6 +34,10 @@ def _record(index: int, **facts: Any) -> LayerVersion:
         ({"calicoAPI": "v3"}, r"field cluster\.calicoAPI: 'v3' is not one of"),
         ({"server": 6443}, r"field cluster\.server: 6443 is not of type 'string'"),
         ({"labels": {"tier": 3}}, r"field cluster\.labels\.tier: 3 is not of type 'string'"),
+        # The region is every object's label value gitops-compiler.io/region: the API
+        # server refuses one that starts with '-' or is longer than 63 characters.
+        ({"region": "-eu-west-1-"}, r"field cluster\.region: '-eu-west-1-' does not match"),
+        ({"region": "r" * 64}, r"field cluster\.region: 'r{64}' is too long"),
     ],
 )
 @pytest.mark.parametrize("position", [0, _FACTS_COMPILE_AFTER + 5])

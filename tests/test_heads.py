@@ -82,6 +82,23 @@ def test_a_version_put_directly_after_the_head_is_compiled_and_the_head_repaired
     assert server_store.put("env#dev", {"n": 3}, cluster=None, author="a", comment="").version == 3
 
 
+def test_a_put_after_a_version_written_past_a_gap_comes_after_it(
+    server_store: DynamoDBStore,
+) -> None:
+    """Another system skipped a number (version 3 after 1, the head left at 1): the
+    compile's stale-head check cannot see it, but a put numbers its version from the
+    versions themselves, so what the user writes is the latest, not shadowed by 3."""
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    server_store.client.put_item(
+        TableName=server_store.table, Item=raw_version("env#dev", 3, {"n": 3})
+    )
+    written = server_store.put("env#dev", {"n": 4}, cluster=None, author="a", comment="")
+    assert written.version == 4
+    latest = server_store.read("env#dev", Pin())
+    assert latest is not None and (latest.version, latest.config) == (4, {"n": 4})
+    assert head_version(server_store, "env#dev") == 4
+
+
 def test_the_latest_numbers_alone_agree_with_the_latest_versions(
     server_store: DynamoDBStore,
 ) -> None:

@@ -704,7 +704,7 @@ def test_two_writers_racing_for_the_next_version_both_succeed(
     other = DynamoDBStore(
         store.table, region=REGION, endpoint_url=store.endpoint_url, client=store._client
     )
-    real_latest = store._latest
+    real_latest = store.query_latest
     raced: list[LayerVersion] = []
 
     def stale_latest(pk: str) -> LayerVersion | None:
@@ -714,7 +714,7 @@ def test_two_writers_racing_for_the_next_version_both_succeed(
             raced.append(put(other, pk, {"v": "other"}, author="bob"))
         return latest
 
-    monkeypatch.setattr(store, "_latest", stale_latest)
+    monkeypatch.setattr(store, "query_latest", stale_latest)
     monkeypatch.setattr(dynamodb_module, "backoff", lambda attempt: None)
     mine = put(store, "defaults", {"v": "mine"}, author="alice")
     assert raced[0].version == 2
@@ -738,7 +738,7 @@ def test_a_writer_that_always_loses_the_race_gives_up(
         calls.append(pk)
         return None  # "there is no version yet": every attempt tries version 1
 
-    monkeypatch.setattr(store, "_latest", always_stale)
+    monkeypatch.setattr(store, "query_latest", always_stale)
     monkeypatch.setattr(dynamodb_module, "backoff", backoffs.append)
     with pytest.raises(OutsideError, match="concurrent writers"):
         put(store, "defaults", {"v": "lost"})

@@ -223,7 +223,10 @@ class DynamoDBStore:
         for attempt in range(_PUT_ATTEMPTS):
             number = version
             if number is None:
-                latest = self._latest(pk)
+                # Numbered from the versions themselves (a Query), never from the head:
+                # another system may have written past a gap, which the head's check
+                # cannot see, and a version below it would never be the latest.
+                latest = self.query_latest(pk)
                 number = next_version(pk, latest.version if latest else None)
             item: dict[str, Any] = {
                 "pk": pk,

@@ -58,6 +58,29 @@ def cluster_layers(store: ConfigStore, project: Project, cluster: str) -> list[s
     ]
 
 
+def clusters_reading(
+    store: ConfigStore, project: Project, cluster: str, moves: Sequence[Move]
+) -> list[str]:
+    """The clusters a rollback of `cluster` changes: itself, and every cluster that reads
+    a shared layer it moves (defaults, env/<env>). The revert is a new version of that
+    layer, so it reaches them all; their trees are published with it, never left to
+    drift into the next fleet-wide publish unreviewed."""
+    shared = {m.layer for m in moves} - {f"cluster/{cluster}"}
+    if not shared:
+        return [cluster]
+    readers = {cluster}
+    loader = StackLoader(store, project, Pin(), content=False)
+    for facts in loader.facts_of_clusters(store.list_clusters()):
+        reads = {
+            entry.resolve(env=facts.env, cluster=facts.name)
+            for entry in project.stack
+            if entry.kind == "dynamodb"
+        }
+        if reads & shared:
+            readers.add(facts.name)
+    return sorted(readers)
+
+
 def plan_moves(store: ConfigStore, project: Project, cluster: str, pin: Pin) -> list[Move]:
     """The layers `pin` moves: `--versions` names only layers the cluster reads and
     versions that exist; `--as-of` moves every layer that changed since. A layer whose

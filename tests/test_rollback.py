@@ -178,3 +178,20 @@ def test_a_rollback_that_drops_a_layer_names_it_in_title_and_intro() -> None:
     intro = rollback_intro(diff)
     assert "- **stage2-k3s**: `defaults@2` → `defaults@1`, `env/stage2@1` → (none)" in intro
     assert "no layer version moves" not in intro
+
+
+def test_a_rollback_of_a_shared_layer_publishes_every_cluster_that_reads_it(
+    table: list[str], remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`defaults` is every cluster's layer: its revert reaches the fleet, so the dry run
+    (and the PR) shows every cluster it changes, not only the one named."""
+    argv = ["rollback", "--cluster", "dev-k3s", "--versions", "defaults=1", "--dry-run"]
+    assert main([*argv, "--repo", str(remote), *table]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "defaults is read by 3 clusters: the rollback changes and publishes them all "
+        "(dev-k3s, prod-eks-1, test-k3s)"
+    ) in captured.err
+    assert "Rollback dev-k3s, prod-eks-1, test-k3s: defaults@2 to defaults@1" in captured.out
+    assert "branch: gitops-compiler/main/rollback-clusters-" in captured.out
+    assert [v.version for v in _store(table).history("defaults")] == [2, 1]

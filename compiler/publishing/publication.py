@@ -30,11 +30,11 @@ from compiler.publishing.forge.select import Choice, choose_forge, make_forge, t
 from compiler.publishing.gitrepo import check_branch, split_credentials
 from compiler.publishing.markdown import code
 from compiler.publishing.publisher import (
-    BRANCH_PREFIX,
     Publication,
     PublishOutcome,
     Target,
     publish,
+    rollback_branch,
     rolling_branch,
     scope_branch,
 )
@@ -192,9 +192,7 @@ def publish_tree(
         return Published(run, built.compiled, violations=built.violations, term=term_of(choice))
     branch = destination.branch
     if branch is None and destination.rollback:
-        branch = (
-            f"{BRANCH_PREFIX}/{base.replace('/', '-')}/rollback-{'-'.join(publication.clusters)}"
-        )
+        branch = rollback_branch(base, publication.clusters)
     branch = check_branch(
         branch
         or scope_branch(

@@ -26,6 +26,7 @@ from compiler.publishing.gitrepo import PushRace, Workspace, split_credentials
 from compiler.publishing.markdown import code, text
 from compiler.publishing.prbody import GITHUB_BODY_LIMIT, ReviewContext, render_body
 from compiler.publishing.treediff import Blame, ClusterDiff, TreeDiff, diff_trees
+from compiler.report import names_in_brief
 from compiler.shard import Shard
 
 BRANCH_PREFIX = "gitops-compiler"
@@ -88,6 +89,17 @@ def scope_branch(
         return f"{BRANCH_PREFIX}/{where}/cluster-{clusters[0]}"
     digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
     return f"{BRANCH_PREFIX}/{where}/clusters-{digest}"
+
+
+def rollback_branch(base: str, clusters: Sequence[str]) -> str:
+    """`gitops-compiler/<base>/rollback-<c>`, or `.../rollback-clusters-<hash>` for a
+    rollback of a shared layer that reaches several clusters (a branch name of every
+    cluster's would pass git's limits in a fleet)."""
+    where = base.replace("/", "-")
+    if len(clusters) == 1:
+        return f"{BRANCH_PREFIX}/{where}/rollback-{clusters[0]}"
+    digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
+    return f"{BRANCH_PREFIX}/{where}/rollback-clusters-{digest}"
 
 
 def rolling_branch(base: str) -> str:
@@ -234,7 +246,7 @@ def pull_title(diff: TreeDiff) -> str:
 
 
 def rollback_title(diff: TreeDiff, reverts: Sequence[str] = ()) -> str:
-    names = ", ".join(c.cluster for c in diff.clusters[:3]) or "clusters"
+    names = names_in_brief([c.cluster for c in diff.clusters], 3) or "clusters"
     if reverts:
         return f"Rollback {names}: {'; '.join(reverts)}"
     versions = sorted({v for c in diff.clusters for v in c.new_versions if "@" in v})

@@ -22,7 +22,14 @@ from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions, current_author
 from compiler.project import Project
 from compiler.publishing.publication import Published, publish_tree
-from compiler.reversion import cluster_layers, pin_of, plan_moves, write_reverts
+from compiler.report import names_in_brief
+from compiler.reversion import (
+    cluster_layers,
+    clusters_reading,
+    pin_of,
+    plan_moves,
+    write_reverts,
+)
 from compiler.sources import ConfigStore, Pin
 
 
@@ -70,12 +77,20 @@ def roll_back(
 ) -> RolledBack:
     moves = plan_moves(store, project, cluster, pin)
     reverts = [m.describe() for m in moves]
-    selection = Selection(clusters=(cluster,))
+    clusters = tuple(clusters_reading(store, project, cluster, moves))
+    if len(clusters) > 1:
+        shared = sorted({m.layer for m in moves} - {f"cluster/{cluster}"})
+        print(
+            f"{', '.join(shared)} is read by {len(clusters)} clusters: the rollback changes "
+            f"and publishes them all ({names_in_brief(clusters)})",
+            file=sys.stderr,
+        )
+    selection = Selection(clusters=clusters)
     written: dict[str, int] = {}
     if not moves:
         print(f"{cluster} reads this content already: nothing to revert", file=sys.stderr)
     elif destination.dry_run:
-        selection = Selection(clusters=(cluster,), pin=pin_of(moves))
+        selection = Selection(clusters=clusters, pin=pin_of(moves))
     else:
         with steps.step("dynamodb", cluster=cluster, action="rollback") as wrote:
             versions = write_reverts(

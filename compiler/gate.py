@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from compiler.errors import InputError
@@ -38,7 +39,9 @@ class ProposedStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return self.inner.history(pk)
 
-    def list_clusters(self) -> list[str]:
+    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+        if as_of is not None:  # the fleet then: a proposal is never in the past
+            return self.inner.list_clusters(as_of)
         names = set(self.inner.list_clusters())
         if self.proposed.pk.startswith(CLUSTER_PK_PREFIX):
             name = self.proposed.pk.partition("#")[2]

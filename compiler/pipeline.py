@@ -113,10 +113,17 @@ class CompileResult:
         return compiled + sum(k.objects for k in self.kept) + len(self.shared)
 
 
-def select_clusters(store: ConfigStore, names: Iterable[str], *, all_clusters: bool) -> list[str]:
-    """The clusters of a run; a listing that finds none is an error, never an empty tree."""
+def select_clusters(
+    store: ConfigStore,
+    names: Iterable[str],
+    *,
+    all_clusters: bool,
+    as_of: datetime.datetime | None = None,
+) -> list[str]:
+    """The clusters of a run (`--all --as-of`: the fleet as it was then, not today's); a
+    listing that finds none is an error, never an empty tree."""
     if all_clusters:
-        found = store.list_clusters()
+        found = store.list_clusters(as_of) if as_of is not None else store.list_clusters()
         if not found:
             raise InputError(
                 "the config table lists no cluster records (cluster#<name>); "

@@ -135,7 +135,9 @@ def _select_clusters(
     if (hook or changed) and not (selection.clusters or selection.all_clusters):
         names = clusters_affected_by(project, store, pin, changed, cache_dir=cache_dir)
     else:
-        names = select_clusters(store, selection.clusters, all_clusters=selection.all_clusters)
+        names = select_clusters(
+            store, selection.clusters, all_clusters=selection.all_clusters, as_of=pin.as_of
+        )
         if selection.all_clusters:  # the listing just read every version's key
             listed = dict(getattr(store, "listed_versions", {}))
         else:

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from compiler.cli import main
+from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT, tree
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -225,3 +227,38 @@ def test_a_new_cluster_version_changes_only_that_cluster(
     as_of = ["--as-of", "2026-06-01T00:00:00Z"]
     assert main(["compile", "--all", "--out", str(old), *as_of, *args]) == 0
     assert tree(old) == before
+
+
+def test_all_as_of_compiles_the_fleet_as_it_was_then(
+    server_store: DynamoDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cluster provisioned after the time is not in that fleet (it used to fail the
+    whole run), and one retired after it still is (it used to be left out)."""
+    from datetime import UTC, datetime
+
+    seed(server_store, SnapshotStore(ROOT / "examples"))
+    facts = {"name": "new-k3s", "env": "dev", "region": "eu-west-1", "server": "https://n:6443"}
+    server_store.put(
+        "cluster#new-k3s", {}, cluster=facts, author="provisioner", comment="",
+        created_at="2026-04-01T00:00:00Z",
+    )  # fmt: skip
+    test_k3s = server_store.read("cluster#test-k3s", Pin())
+    assert test_k3s is not None
+    server_store.put(
+        "cluster#test-k3s", {}, cluster=test_k3s.cluster, author="a", comment="retired",
+        created_at="2026-04-02T00:00:00Z", retired=True,
+    )  # fmt: skip
+    then = datetime(2026, 3, 15, tzinfo=UTC)
+    assert server_store.list_clusters() == ["dev-k3s", "new-k3s", "prod-eks-1"]
+    assert server_store.list_clusters(then) == ["dev-k3s", "prod-eks-1", "test-k3s"]
+    snapshot = SnapshotStore(ROOT / "examples")  # prod-eks-1 came on 2026-01-07
+    assert snapshot.list_clusters(datetime(2026, 1, 6, 9, tzinfo=UTC)) == ["dev-k3s", "test-k3s"]
+
+    assert server_store.endpoint_url is not None
+    args = ["--project", str(ROOT), "--endpoint-url", server_store.endpoint_url]
+    args += ["--table", server_store.table, "--out", str(tmp_path / "then")]
+    code = main(["compile", "--all", "--as-of", "2026-03-15T00:00:00Z", *args])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "then" / "clusters").iterdir()) == [
+        "dev-k3s", "prod-eks-1", "test-k3s",
+    ]  # fmt: skip

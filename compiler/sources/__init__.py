@@ -36,8 +36,9 @@ class ConfigStore(Protocol):
         """Every version of a layer, newest first."""
         ...
 
-    def list_clusters(self) -> list[str]:
-        """The names of all clusters whose latest record is not a tombstone, sorted."""
+    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+        """The names of all clusters whose latest record is not a tombstone, sorted; with
+        `as_of`, of those whose latest record then was not (the fleet as it was)."""
         ...
 
     def put(

@@ -134,13 +134,14 @@ class DynamoDBStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._iter_versions(pk))
 
-    def list_clusters(self) -> list[str]:
+    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
         # The latest sort key of each cluster and whether it is a tombstone: a retired
-        # cluster is not listed (its history stays in the table).
+        # cluster is not listed (its history stays in the table). With `as_of`, the
+        # latest then: a version's `created_at` says when (as `read` takes it).
         latest: dict[str, tuple[str, bool]] = {}
         request: dict[str, Any] = {
             "TableName": self.table,
-            "ProjectionExpression": "pk, sk, retired",
+            "ProjectionExpression": "pk, sk, retired" + (", created_at" if as_of else ""),
             "FilterExpression": "begins_with(pk, :prefix)",
             "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
             "ConsistentRead": True,
@@ -151,8 +152,11 @@ class DynamoDBStore:
                 items = self._items(page, "listing clusters")
                 for item in items:
                     name, sk = item["pk"]["S"].partition("#")[2], item["sk"]["S"]
-                    if sk.startswith("v#") and sk > latest.get(name, ("", False))[0]:
-                        latest[name] = (sk, item.get("retired", {}).get("BOOL", False))
+                    if not sk.startswith("v#") or sk <= latest.get(name, ("", False))[0]:
+                        continue
+                    if as_of is not None and _created_after(item, as_of):
+                        continue
+                    latest[name] = (sk, item.get("retired", {}).get("BOOL", False))
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -420,6 +424,13 @@ class DynamoDBStore:
 
     def at(self) -> str:
         return f" at {self.endpoint_url}" if self.endpoint_url else ""
+
+
+def _created_after(item: Mapping[str, Any], when: datetime) -> bool:
+    """Whether a listed version was written after `when` (a missing or malformed time
+    fails the listing, naming the item, as reading that version would)."""
+    where = f"item pk={item['pk']['S']!r} sk={item['sk']['S']!r}: field created_at"
+    return parse_timestamp(item.get("created_at", {}).get("S", ""), where) > when
 
 
 def _convert(raw: Mapping[str, Any]) -> LayerVersion:

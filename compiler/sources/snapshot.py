@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,15 @@ class SnapshotStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._layers.get(pk, []))
 
-    def list_clusters(self) -> list[str]:
-        return sorted(
-            pk.partition("#")[2]
-            for pk, versions in self._layers.items()
-            if pk.startswith(CLUSTER_PK_PREFIX) and not versions[0].retired
-        )
+    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+        listed = []
+        for pk, versions in self._layers.items():
+            if not pk.startswith(CLUSTER_PK_PREFIX):
+                continue
+            latest = self.read(pk, Pin(as_of=as_of)) if as_of is not None else versions[0]
+            if latest is not None and not latest.retired:
+                listed.append(pk.partition("#")[2])
+        return sorted(listed)
 
     def put(
         self,

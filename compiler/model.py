@@ -26,10 +26,16 @@ def format_path(path: DocPath) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            key = str(part)
-            key = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+            key = shown_plainly(str(part))
             out += f".{key}" if out else key
     return out or "(root)"
+
+
+def shown_plainly(text: str) -> str:
+    """`text` as it is when every character prints; else escaped (`\\n`, `\\x1b`,
+    `\\u202e`): a line break, a terminal escape or a bidi override in a value someone
+    else wrote must not forge or disguise what is printed around it."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 @dataclass(frozen=True, order=True)

@@ -205,6 +205,24 @@ def test_history_lists_versions_newest_first(
     assert "2026-01-06T08:00:00Z" in lines[4] and "cluster created" in lines[4]
 
 
+def test_history_escapes_what_would_forge_a_row_or_drive_the_terminal(
+    seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Authors and comments are other people's text: a line break or an escape sequence
+    in one is shown escaped, one version one line."""
+    file = write(tmp_path / "dev.yaml", REPLICAS)
+    forged = "line1\n      9  2030-01-01T00:00:00Z  mallory           fake row"
+    argv = ["config", "put", "--layer", "cluster/dev-k3s", str(file), "-m", forged]
+    assert seeded.run(*argv, "--author", "evil\x1b[31mred") == 0
+    capsys.readouterr()
+    assert seeded.run("config", "history", "--layer", "cluster/dev-k3s") == 0
+    out = capsys.readouterr().out
+    assert history_versions(out) == [3, 2, 1]
+    assert "\x1b" not in out
+    assert "evil\\x1b[31mred"[:16] in out
+    assert "line1\\n      9  2030-01-01T00:00:00Z  mallory" in out
+
+
 def test_history_of_a_layer_without_versions(
     table: Table, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,7 @@ from compiler.model import (
     DocPath,
     LayerVersion,
     pk_from_layer_name,
+    shown_plainly,
     sort_key_for,
 )
 from compiler.operations import steps
@@ -257,12 +258,14 @@ def history_command(*, source: SourceOptions, layer: str) -> int:
         _print_proposals(review.proposals_of(store, pk))
         return EXIT_OK
     print(f"{'VERSION':>7}  {'CREATED':20}  {'AUTHOR':16}  COMMENT")
+    # Authors and comments are other people's text (other systems write versions too):
+    # escaped, so that a line break or a terminal escape cannot forge a row.
     for v in versions:
         retired = " (retired)" if v.retired else ""
-        approved = f" (approved by {v.approved_by}, proposal {v.proposal})" if v.proposal else ""
-        print(
-            f"{v.version:>7}  {v.created_at:20}  {v.author[:16]:16}  {v.comment}{retired}{approved}"
-        )
+        approver = shown_plainly(v.approved_by or "")
+        approved = f" (approved by {approver}, proposal {v.proposal})" if v.proposal else ""
+        author, comment = shown_plainly(v.author)[:16], shown_plainly(v.comment)
+        print(f"{v.version:>7}  {v.created_at:20}  {author:16}  {comment}{retired}{approved}")
     _print_proposals(review.proposals_of(store, pk))
     return EXIT_OK
 
@@ -274,8 +277,9 @@ def _print_proposals(proposals: list[Proposal]) -> None:
     for p in proposals:
         state = p.state
         if p.state == APPROVED:
-            state = f"approved: v{p.version} by {p.approved_by[:16]} {p.approved_at}"
-        print(f"{p.number:>8}  {p.created_at:20}  {p.author[:16]:16}  {state:36}  {p.comment}")
+            state = f"approved: v{p.version} by {shown_plainly(p.approved_by)[:16]} {p.approved_at}"
+        author, comment = shown_plainly(p.author)[:16], shown_plainly(p.comment)
+        print(f"{p.number:>8}  {p.created_at:20}  {author:16}  {state:36}  {comment}")
 
 
 def seed_command(*, source: SourceOptions, directory: Path) -> int:

@@ -382,6 +382,19 @@ def test_put_of_an_unusable_file_is_bad_input(
     assert table.item_count() == 0
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_put_of_a_file_without_a_document_is_refused_and_writes_nothing(
+    seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    file = write(tmp_path / "empty.yaml", text)
+    assert seeded.run("config", "put", "--layer", "cluster/dev-k3s", str(file)) == 2
+    assert "holds no document (empty, or comments only)" in capsys.readouterr().err
+    assert seeded.history("cluster/dev-k3s") == [2, 1]
+    # `{}` says it: the layer is emptied on purpose (then the policies judge that).
+    seeded.run("config", "put", "--layer", "env/dev", str(write(file, "{}\n")))
+    assert "holds no document" not in capsys.readouterr().err
+
+
 def test_put_of_a_missing_file_is_bad_usage(
     table: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -222,6 +222,13 @@ def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, W
         raise UsageError(f"{file}: cannot read: {err.strerror}") from None
     loaded = None if file.suffix == ".json" else load_layer_yaml(data, str(file))
     value = load_layer_json(data, str(file)) if loaded is None else loaded.value
+    if value == {} and loaded is not None and not _holds_a_document(data):
+        # A version is the layer's whole content: an empty file (a save gone wrong, a
+        # wrong path) would drop every value the layer sets.
+        raise InputError(
+            f"{file}: holds no document (empty, or comments only); a version replaces the "
+            "whole layer, so this would empty it: write `{}` to mean that"
+        )
     if not isinstance(value, dict):
         raise InputError(f"{file}:1: a layer document must be a map")
     prefix: DocPath = ("config",) if "cluster" in value else ()
@@ -236,6 +243,13 @@ def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, W
             raise InputError(f"{file}: with `cluster:` facts, the document goes under `config:`")
         return dict(value.get("config") or {}), dict(value["cluster"]), where
     return value, None, where
+
+
+def _holds_a_document(data: bytes) -> bool:
+    import yaml
+
+    node = yaml.compose(data, Loader=yaml.SafeLoader)  # `---` alone, or `null`: none
+    return node is not None and node.tag != "tag:yaml.org,2002:null"
 
 
 def _previous_facts(store: ConfigStore, pk: str, file: Path) -> dict[str, Any]:

@@ -230,6 +230,15 @@ def test_history_of_a_layer_without_versions(
     assert "env/prod: no versions" in capsys.readouterr().out
 
 
+def test_history_of_an_unknown_cluster_names_the_close_ones(
+    seeded: Table, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert seeded.run("config", "history", "--layer", "cluster/dev-k3") == 2
+    assert "no cluster 'dev-k3' in the config table; did you mean dev-k3s" in (
+        capsys.readouterr().err
+    )
+
+
 def test_first_put_for_a_new_cluster_needs_its_facts(
     seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -268,8 +268,12 @@ def history_command(*, source: SourceOptions, layer: str) -> int:
     store = open_store(source, project)
     versions = store.history(pk)
     if not versions:
+        proposals = review.proposals_of(store, pk)
+        if pk.startswith(CLUSTER_PK_PREFIX) and not proposals:
+            # A cluster without a single version is no cluster: most likely a typo.
+            raise unknown_cluster(store, pk.partition("#")[2])
         print(f"{layer}: no versions")
-        _print_proposals(review.proposals_of(store, pk))
+        _print_proposals(proposals)
         return EXIT_OK
     print(f"{'VERSION':>7}  {'CREATED':20}  {'AUTHOR':16}  COMMENT")
     # Authors and comments are other people's text (other systems write versions too):

@@ -126,15 +126,27 @@ def build_pin(selection: Selection) -> Pin:
             as_of = parse_timestamp(selection.as_of, "--as-of")
         except Exception as err:
             raise UsageError(str(err)) from None
+    return Pin(as_of=as_of, versions=_pinned_versions(selection.pins, "--pin"))
+
+
+def _pinned_versions(pins: Sequence[str], option: str) -> dict[str, int]:
+    """`LAYER=VERSION` each, every layer once: two versions of one layer is a slip to
+    name, not one to settle silently by the order of the options."""
     versions: dict[str, int] = {}
-    for pin in selection.pins:
+    for pin in pins:
         layer, sep, number = pin.partition("=")
         if not sep or not number.isdigit() or int(number) < 1:
-            raise UsageError(f"--pin {pin!r}: use LAYER=VERSION, e.g. env/prod=3")
-        versions[check_layer_name(layer)] = int(number)
-    return Pin(as_of=as_of, versions=versions)
+            raise UsageError(f"{option} {pin!r}: use LAYER=VERSION, e.g. env/prod=3")
+        name = check_layer_name(layer)
+        if name in versions and versions[name] != int(number):
+            raise UsageError(
+                f"{option} {pin!r}: {name} is given version {versions[name]} already; "
+                "name each layer once"
+            )
+        versions[name] = int(number)
+    return versions
 
 
 def parse_versions(text: str) -> Mapping[str, int]:
     """`defaults=3,env/prod=2` (the form `rollback --versions` takes)."""
-    return build_pin(Selection(pins=[p for p in text.split(",") if p])).versions
+    return _pinned_versions([p for p in text.split(",") if p], "--versions")

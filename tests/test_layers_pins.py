@@ -118,3 +118,17 @@ def test_config_put_after_the_last_version_says_the_limit(
             f"have ten digits, v#{MAX_VERSION}): no version can follow it; start a new layer"
         )
     assert store.read("env#dev", Pin()) is not None  # the last version is still readable
+
+
+def test_a_layer_pinned_twice_to_different_versions_is_a_usage_error() -> None:
+    from compiler.errors import UsageError
+    from compiler.options import Selection, build_pin, parse_versions
+
+    with pytest.raises(UsageError, match=r"--pin 'cluster/dev-k3s=3': cluster/dev-k3s is "
+                       r"given version 2 already; name each layer once"):  # fmt: skip
+        build_pin(Selection(pins=["cluster/dev-k3s=2", "cluster/dev-k3s=3"]))
+    assert build_pin(Selection(pins=["defaults=1", "defaults=1"])).versions == {"defaults": 1}
+    with pytest.raises(UsageError, match=r"--versions 'cluster/dev-k3s=abc': use LAYER=VERSION"):
+        parse_versions("cluster/dev-k3s=abc")
+    with pytest.raises(UsageError, match="--versions 'env/dev=2': env/dev is given version 1"):
+        parse_versions("env/dev=1,env/dev=2")

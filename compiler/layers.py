@@ -67,18 +67,27 @@ def _facts_validator(policies: Path, cache_dir: Path | None = None) -> TwoStageV
 
 
 def layer_from_version(version: LayerVersion, store: ConfigStore) -> Layer:
-    ref = LayerRef(
-        layer=version.layer_name,
-        source=store.source_name,
-        key=f"{version.pk}/{version.sk}",
-        version=version.version,
-    )
     lock = {
         "pk": version.pk,
         "sk": version.sk,
         "version": version.version,
         "created_at": version.created_at,
     }
+    if version.file is not None:  # proposed from a file, not written: named by its lines
+        ref = LayerRef(layer=version.layer_name, source=store.source_name, file=version.file)
+        return Layer(
+            ref=ref,
+            document=version.config,
+            lines=version.lines,
+            key_lines=version.key_lines,
+            lock=lock,
+        )
+    ref = LayerRef(
+        layer=version.layer_name,
+        source=store.source_name,
+        key=f"{version.pk}/{version.sk}",
+        version=version.version,
+    )
     return Layer(ref=ref, document=version.config, lock=lock)
 
 

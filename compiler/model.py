@@ -137,6 +137,11 @@ class LayerVersion:
     # approved it (the author is the proposer); 0 and "" for a version written directly.
     proposal: int = 0
     approved_by: str = ""
+    # A version not written yet (`config put`'s gate compiles it): the file it comes
+    # from and each path's line there, so a finding names `file:line`, not `@0`.
+    file: str | None = field(default=None, compare=False)
+    lines: Mapping[DocPath, int] = field(default_factory=dict, compare=False, hash=False)
+    key_lines: Mapping[DocPath, int] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def layer_name(self) -> str:

@@ -187,6 +187,25 @@ def test_put_writes_a_new_version_of_a_seeded_cluster(
     assert "v#0000000003" in lock
 
 
+def test_a_finding_of_a_put_names_the_file_and_line_that_set_it(
+    seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The version is not written yet: its values are named where they are, in the file
+    (they used to be `set by dynamodb:cluster#dev-k3s/@0`)."""
+    bad = (
+        "namespaces:\n"
+        "  dev-team:\n"
+        "    access:\n"
+        "      everyone: {clusterRole: cluster-admin, groups: [devs]}\n"
+    )
+    file = write(tmp_path / "dev-bad.yaml", bad)
+    assert seeded.run("config", "put", "--layer", "cluster/dev-k3s", str(file)) == 1
+    err = capsys.readouterr().err
+    assert f"(set by {file}:4)" in err
+    assert "/@0" not in err
+    assert seeded.history("cluster/dev-k3s") == [2, 1]
+
+
 def test_history_lists_versions_newest_first(
     seeded: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

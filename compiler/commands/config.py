@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def put_command(
     writes anyway, and the audit line says so)."""
     pk = pk_from_layer_name(check_layer_name(layer))
     project = open_project(source)
-    config, facts, where = _read_put_file(file)
+    config, facts, where, (lines, key_lines) = _read_located(file)
     size = file.stat().st_size
     if size > MAX_ITEM_BYTES:
         raise InputError(f"{file}: {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}")
@@ -93,7 +93,10 @@ def put_command(
         check_environment(checked.env, project, store, str(file))
     elif facts is not None:
         raise InputError(f"{file}: `cluster:` facts belong to cluster/<name> layers only")
-    proposed = LayerVersion(pk=pk, sk="", version=0, config=config, created_at="", cluster=facts)
+    proposed = LayerVersion(
+        pk=pk, sk="", version=0, config=config, created_at="", cluster=facts,
+        file=str(file), lines=lines, key_lines=key_lines,
+    )  # fmt: skip
     if project.review_required:
         review.review_store(store)  # before the compile: a snapshot cannot hold proposals
     passed, forced = _gate(store, project, proposed, action="config put", force=force, cue=cue)
@@ -210,12 +213,15 @@ def retire_command(*, source: SourceOptions, layer: str, author: str | None, com
 
 
 Where = Callable[[DocPath, bool], str]
+Lines = Mapping[DocPath, int]
 
 
-def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, Where]:
+def _read_located(
+    file: Path,
+) -> tuple[dict[str, Any], dict[str, Any] | None, Where, tuple[Lines, Lines]]:
     """A layer document, or `{cluster: facts, config: document}` for a cluster record;
-    and where a path of the document is in the file (`name:line: `, a key at its own
-    line; JSON has no lines)."""
+    where a path of the document is in the file (`name:line: `, a key at its own line;
+    JSON has no lines); and the line of each path of the document and of its keys."""
     try:
         data = file.read_bytes()
     except OSError as err:
@@ -238,11 +244,20 @@ def _read_put_file(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None, W
         line = loaded and ((loaded.key_lines.get(at) if key else None) or loaded.lines.get(at))
         return f"{file}:{line}: " if line else f"{file}: "
 
+    located = (
+        _under(prefix, loaded.lines if loaded else {}),
+        _under(prefix, loaded.key_lines if loaded else {}),
+    )
     if "cluster" in value:
         if set(value) - {"cluster", "config"}:
             raise InputError(f"{file}: with `cluster:` facts, the document goes under `config:`")
-        return dict(value.get("config") or {}), dict(value["cluster"]), where
-    return value, None, where
+        return dict(value.get("config") or {}), dict(value["cluster"]), where, located
+    return value, None, where, located
+
+
+def _under(prefix: DocPath, lines: Lines) -> Lines:
+    """The lines of the paths below `prefix`, as paths of the document there."""
+    return {path[len(prefix) :]: n for path, n in lines.items() if path[: len(prefix)] == prefix}
 
 
 def _holds_a_document(data: bytes) -> bool:

@@ -21,6 +21,7 @@ from compiler.project import load_project
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.heads import BATCH_KEYS
+from compiler.sources.maintenance import verify
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import REGION, ROOT
 
@@ -80,6 +81,23 @@ def test_a_version_put_directly_after_the_head_is_compiled_and_the_head_repaired
     # and a plain read, and the next put, take it into account too
     assert server_store.read("env#dev", Pin()).version == 2  # type: ignore[union-attr]
     assert server_store.put("env#dev", {"n": 3}, cluster=None, author="a", comment="").version == 3
+
+
+def test_a_repaired_head_is_the_version_as_stored_and_verify_agrees(
+    server_store: DynamoDBStore,
+) -> None:
+    """Another system stored `config` as a JSON string: the head a reader repairs keeps it
+    so, attribute for attribute, and `table verify` finds nothing to report."""
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    stored = raw_version("env#dev", 2, {"n": 2})
+    server_store.client.put_item(TableName=server_store.table, Item=stored)
+    found = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert getattr(found, "config", None) == {"n": 2}
+    head = server_store.client.get_item(
+        TableName=server_store.table, Key={"pk": {"S": "env#dev"}, "sk": {"S": "head"}}
+    )["Item"]
+    assert head == {**stored, "sk": {"S": "head"}}
+    assert verify(server_store) == []
 
 
 def test_the_latest_numbers_alone_agree_with_the_latest_versions(

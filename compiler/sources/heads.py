@@ -191,12 +191,9 @@ class HeadReader:
     def _by_query(self, pks: Sequence[str], *, repair: set[str]) -> dict[str, Outcome]:
         def one(pk: str) -> Outcome:
             try:
-                latest = self.store.query_latest(pk)
+                return self.store.query_latest(pk, repair=pk in repair)
             except CompilerError as err:
                 return err
-            if latest is not None and pk in repair:
-                self.store.repair_head(latest)
-            return latest
 
         if len(pks) <= 1:
             return {pk: one(pk) for pk in pks}

@@ -100,6 +100,23 @@ def test_a_repaired_head_is_the_version_as_stored_and_verify_agrees(
     assert verify(server_store) == []
 
 
+def test_a_head_naming_no_version_is_repaired_by_a_read_and_replaced_by_a_put(
+    server_store: DynamoDBStore,
+) -> None:
+    """A head without `version` (an older `table migrate` copied such a version into it):
+    the head's condition lets a repaired version head its layer again."""
+    for pk in ("env#dev", "env#prod"):
+        server_store.client.put_item(TableName=server_store.table, Item=raw_version(pk, 1, {}))
+        headless = {**raw_version(pk, 1, {}), "sk": {"S": "head"}}
+        del headless["version"]
+        server_store.client.put_item(TableName=server_store.table, Item=headless)
+    found = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert getattr(found, "version", None) == 1
+    assert head_version(server_store, "env#dev") == 1  # repaired on the way
+    server_store.put("env#prod", {"n": 2}, cluster=None, author="a", comment="")
+    assert head_version(server_store, "env#prod") == 2
+
+
 def test_the_latest_numbers_alone_agree_with_the_latest_versions(
     server_store: DynamoDBStore,
 ) -> None:

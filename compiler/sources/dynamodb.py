@@ -113,7 +113,7 @@ class DynamoDBStore:
         raw = self._query_raw(pk, limit=1)[0]
         if not raw:
             return None
-        latest = _convert(raw[0])
+        latest = version_of_item(raw[0])
         if repair:
             self.repair_head(raw[0], latest.version)
         return latest
@@ -178,13 +178,13 @@ class DynamoDBStore:
                 Key={"pk": {"S": pk}, "sk": {"S": sort_key_for(version)}},
                 ConsistentRead=True,
             )
-        return _convert(page["Item"]) if "Item" in page else None
+        return version_of_item(page["Item"]) if "Item" in page else None
 
     def _query_page(
         self, pk: str, *, limit: int, start: Mapping[str, Any] | None = None
     ) -> tuple[list[LayerVersion], Mapping[str, Any] | None]:
         items, last = self._query_raw(pk, limit=limit, start=start)
-        return [_convert(item) for item in items], last
+        return [version_of_item(item) for item in items], last
 
     def _query_raw(
         self, pk: str, *, limit: int, start: Mapping[str, Any] | None = None
@@ -426,7 +426,8 @@ class DynamoDBStore:
         return f" at {self.endpoint_url}" if self.endpoint_url else ""
 
 
-def _convert(raw: Mapping[str, Any]) -> LayerVersion:
+def version_of_item(raw: Mapping[str, Any]) -> LayerVersion:
+    """A version item as DynamoDB answers it, checked and converted as a compile reads it."""
     pk = raw.get("pk", {}).get("S", "?")
     sk = raw.get("sk", {}).get("S", "?")
     item = {k: _deserializer.deserialize(v) for k, v in raw.items()}

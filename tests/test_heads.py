@@ -21,6 +21,7 @@ from compiler.project import load_project
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.heads import BATCH_KEYS
+from compiler.sources.maintenance import verify
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import REGION, ROOT
 
@@ -97,6 +98,40 @@ def test_a_put_after_a_version_written_past_a_gap_comes_after_it(
     latest = server_store.read("env#dev", Pin())
     assert latest is not None and (latest.version, latest.config) == (4, {"n": 4})
     assert head_version(server_store, "env#dev") == 4
+
+
+def test_a_repaired_head_is_the_version_as_stored_and_verify_agrees(
+    server_store: DynamoDBStore,
+) -> None:
+    """Another system stored `config` as a JSON string: the head a reader repairs keeps it
+    so, attribute for attribute, and `table verify` finds nothing to report."""
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    stored = raw_version("env#dev", 2, {"n": 2})
+    server_store.client.put_item(TableName=server_store.table, Item=stored)
+    found = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert getattr(found, "config", None) == {"n": 2}
+    head = server_store.client.get_item(
+        TableName=server_store.table, Key={"pk": {"S": "env#dev"}, "sk": {"S": "head"}}
+    )["Item"]
+    assert head == {**stored, "sk": {"S": "head"}}
+    assert verify(server_store) == []
+
+
+def test_a_head_naming_no_version_is_repaired_by_a_read_and_replaced_by_a_put(
+    server_store: DynamoDBStore,
+) -> None:
+    """A head without `version` (an older `table migrate` copied such a version into it):
+    the head's condition lets a repaired version head its layer again."""
+    for pk in ("env#dev", "env#prod"):
+        server_store.client.put_item(TableName=server_store.table, Item=raw_version(pk, 1, {}))
+        headless = {**raw_version(pk, 1, {}), "sk": {"S": "head"}}
+        del headless["version"]
+        server_store.client.put_item(TableName=server_store.table, Item=headless)
+    found = server_store.read_latest_many(["env#dev"])["env#dev"]
+    assert getattr(found, "version", None) == 1
+    assert head_version(server_store, "env#dev") == 1  # repaired on the way
+    server_store.put("env#prod", {"n": 2}, cluster=None, author="a", comment="")
+    assert head_version(server_store, "env#prod") == 2
 
 
 def test_the_latest_numbers_alone_agree_with_the_latest_versions(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler import review
-from compiler.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
+from compiler.errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, InputError, UsageError
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
 from compiler.model import (
@@ -337,29 +337,40 @@ def create_table_command(*, source: SourceOptions) -> int:
     return EXIT_OK
 
 
-def _dynamodb_store(source: SourceOptions, action: str) -> DynamoDBStore:
-    store = open_store(source, open_project(source))
+def _dynamodb_store(source: SourceOptions, action: str) -> tuple[DynamoDBStore, maintenance.Check]:
+    """The table, and the checks of a version beyond its item's own: the cluster's facts,
+    against the project's schema, as a compile checks them."""
+    project = open_project(source)
+    store = open_store(source, project)
     if not isinstance(store, DynamoDBStore):
         raise UsageError(f"table {action} works on --source dynamodb")
-    return store
+    loader = StackLoader(store, project, Pin())
+    return store, lambda version: loader.facts(version) if version.cluster is not None else None
 
 
 def migrate_table_command(*, source: SourceOptions) -> int:
-    """Add the head items a table written before them lacks (issue 18); idempotent."""
-    store = _dynamodb_store(source, "migrate")
+    """Add the head items a table written before them lacks (issue 18); idempotent. A
+    malformed latest version gets no head: bad input (exit 2), named."""
+    store, check = _dynamodb_store(source, "migrate")
     with steps.step("dynamodb", action="table migrate") as out:
-        done = maintenance.migrate(store)
-        out.update(written=len(done.written), current=done.current)
+        done = maintenance.migrate(store, check)
+        out.update(written=len(done.written), current=done.current, refused=len(done.refused))
     for name in done.written:
         print(f"head written: {name}")
-    print(f"table {store.table}: {len(done.written)} head(s) written, {done.current} current")
-    return EXIT_OK
+    for line in done.refused:
+        print(line)
+    refused = f", {len(done.refused)} refused (malformed)" if done.refused else ""
+    print(
+        f"table {store.table}: {len(done.written)} head(s) written, {done.current} current{refused}"
+    )
+    return EXIT_BAD_INPUT if done.refused else EXIT_OK
 
 
 def verify_table_command(*, source: SourceOptions) -> int:
-    """Stale or missing heads and gaps in version numbers: exit 1 when there are any."""
-    store = _dynamodb_store(source, "verify")
-    findings = maintenance.verify(store)
+    """Stale or missing heads, gaps in version numbers, malformed versions and sort keys
+    no compile reads: exit 1 when there are any."""
+    store, check = _dynamodb_store(source, "verify")
+    findings = maintenance.verify(store, check)
     for line in findings:
         print(line)
     print(f"table {store.table}: {len(findings) or 'no'} finding(s)")

@@ -1,4 +1,4 @@
-"""A version as DynamoDB attributes: what `put` writes and a repaired head copies."""
+"""A version's attributes as `put` writes them to DynamoDB."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
-
-from compiler.model import LayerVersion
 
 # `config` is a map only while it is small enough to read in the AWS console; past
 # that it is stored as a JSON string. Every attribute of a map is typed and parsed
@@ -17,26 +15,6 @@ from compiler.model import LayerVersion
 _INLINE_CONFIG_ATTRIBUTES = 200
 _INLINE_CONFIG_DEPTH = 16
 _INLINE_CONFIG_BYTES = 300_000
-
-
-def item_of(version: LayerVersion) -> dict[str, Any]:
-    """A version as the item `put` writes (for a head repaired from it)."""
-    item: dict[str, Any] = {
-        "pk": version.pk,
-        "sk": version.sk,
-        "version": version.version,
-        "config": config_attribute(version.config),
-        "created_at": version.created_at,
-        "author": version.author,
-        "comment": version.comment,
-    }
-    if version.cluster is not None:
-        item["cluster"] = to_dynamo_numbers(dict(version.cluster))
-    if version.retired:
-        item["retired"] = True
-    if version.proposal:
-        item.update(proposal=version.proposal, approved_by=version.approved_by)
-    return item
 
 
 def config_attribute(config: Mapping[str, Any]) -> Any:

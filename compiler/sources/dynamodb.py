@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from compiler.errors import CompilerError, OutsideError, UsageError
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
-from compiler.sources.attributes import config_attribute, item_of, to_dynamo_numbers
+from compiler.sources.attributes import config_attribute, to_dynamo_numbers
 from compiler.sources.heads import (
     HeadReader,
     Outcome,
@@ -106,10 +106,17 @@ class DynamoDBStore:
         layers' content (heads.py)."""
         return HeadReader(self).latest_numbers(pks)
 
-    def query_latest(self, pk: str) -> LayerVersion | None:
-        """The latest version by a Query: right whatever the heads say."""
-        page = self._query(pk, limit=1)
-        return page[0] if page else None
+    def query_latest(self, pk: str, *, repair: bool = False) -> LayerVersion | None:
+        """The latest version by a Query: right whatever the heads say. With `repair`, its
+        head is put too: the version item as stored, attribute for attribute (a `config`
+        stored as a JSON string stays one), so `table verify` finds them equal."""
+        raw = self._query_raw(pk, limit=1)[0]
+        if not raw:
+            return None
+        latest = version_of_item(raw[0])
+        if repair:
+            self.repair_head(raw[0], latest.version)
+        return latest
 
     def _latest(self, pk: str) -> LayerVersion | None:
         found = self.read_latest_many([pk])[pk]
@@ -175,16 +182,17 @@ class DynamoDBStore:
                 Key={"pk": {"S": pk}, "sk": {"S": sort_key_for(version)}},
                 ConsistentRead=True,
             )
-        return _convert(page["Item"]) if "Item" in page else None
-
-    def _query(
-        self, pk: str, *, limit: int, start: Mapping[str, Any] | None = None
-    ) -> list[LayerVersion]:
-        return self._query_page(pk, limit=limit, start=start)[0]
+        return version_of_item(page["Item"]) if "Item" in page else None
 
     def _query_page(
         self, pk: str, *, limit: int, start: Mapping[str, Any] | None = None
     ) -> tuple[list[LayerVersion], Mapping[str, Any] | None]:
+        items, last = self._query_raw(pk, limit=limit, start=start)
+        return [version_of_item(item) for item in items], last
+
+    def _query_raw(
+        self, pk: str, *, limit: int, start: Mapping[str, Any] | None = None
+    ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any] | None]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
@@ -197,8 +205,7 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = start
         with self.errors_while(f"reading {pk}"):
             page = self._client.query(**request)
-        items = self._items(page, f"reading {pk}")
-        return [_convert(item) for item in items], page.get("LastEvaluatedKey")
+        return self._items(page, f"reading {pk}"), page.get("LastEvaluatedKey")
 
     def _iter_versions(self, pk: str) -> Iterator[LayerVersion]:
         start: Mapping[str, Any] | None = None
@@ -324,15 +331,15 @@ class DynamoDBStore:
             self._put_head(head_put)
         return True
 
-    def repair_head(self, latest: LayerVersion) -> None:
-        """Point a stale head at `latest` (a conditional put: never moves a head back)."""
-        item = {**item_of(latest), "sk": HEAD_SK}
-        with self.errors_while(f"repairing the head of {latest.pk}"):
+    def repair_head(self, raw: Mapping[str, Any], version: int) -> None:
+        """Point a stale head at a version, given as stored (a copy of it, checked
+        already): a conditional put, never moving a head back."""
+        with self.errors_while(f"repairing the head of {raw['pk']['S']}"):
             self._put_head(
                 {
                     "TableName": self.table,
-                    "Item": serialized(item),
-                    **head_condition(latest.version),
+                    "Item": {**raw, "sk": {"S": HEAD_SK}},
+                    **head_condition(version),
                 }
             )
 
@@ -433,7 +440,8 @@ def _created_after(item: Mapping[str, Any], when: datetime) -> bool:
     return parse_timestamp(item.get("created_at", {}).get("S", ""), where) > when
 
 
-def _convert(raw: Mapping[str, Any]) -> LayerVersion:
+def version_of_item(raw: Mapping[str, Any]) -> LayerVersion:
+    """A version item as DynamoDB answers it, checked and converted as a compile reads it."""
     pk = raw.get("pk", {}).get("S", "?")
     sk = raw.get("sk", {}).get("S", "?")
     item = {k: _deserializer.deserialize(v) for k, v in raw.items()}

@@ -55,9 +55,11 @@ def backoff(attempt: int, sleep: Callable[[float], None] = time.sleep) -> None:
 
 
 def head_condition(version: int) -> dict[str, Any]:
-    """Put a head only over an older one: a slower writer never moves a head back."""
+    """Put a head only over an older one: a slower writer never moves a head back. A head
+    that names no version (another system's, or one copied from a version without it)
+    is replaced too, or no write could ever head its layer again."""
     return {
-        "ConditionExpression": "attribute_not_exists(sk) OR #v < :v",
+        "ConditionExpression": "attribute_not_exists(sk) OR attribute_not_exists(#v) OR #v < :v",
         "ExpressionAttributeNames": {"#v": "version"},
         "ExpressionAttributeValues": {":v": {"N": str(version)}},
     }
@@ -117,7 +119,8 @@ class HeadReader:
         self, wanted: Sequence[str], *, projection: Sequence[str] | None
     ) -> tuple[dict[str, Mapping[str, Any]], list[str], set[str]] | CompilerError:
         """The raw heads that name their layer's latest version, by pk; the layers to
-        read by a Query instead (no head, or a stale one); and the stale ones."""
+        read by a Query instead (no head, or a stale one); and the stale ones (to repair:
+        a head followed by a version, or one naming no version)."""
         try:
             heads = self.batch_get([(pk, HEAD_SK) for pk in wanted], projection=projection)
         except CompilerError as err:
@@ -130,11 +133,12 @@ class HeadReader:
             stale = {pk for pk, _ in self.batch_get(after, projection=("pk", "sk"))}
         except CompilerError as err:
             return err
+        stale |= {pk for pk, n in numbers.items() if not n}  # a head naming no version
         current: dict[str, Mapping[str, Any]] = {}
         fallback = []
         for pk in wanted:
             raw = heads.get((pk, HEAD_SK))
-            if raw is None or pk in stale or not numbers.get(pk):
+            if raw is None or pk in stale:
                 fallback.append(pk)
             else:
                 current[pk] = raw
@@ -191,12 +195,9 @@ class HeadReader:
     def _by_query(self, pks: Sequence[str], *, repair: set[str]) -> dict[str, Outcome]:
         def one(pk: str) -> Outcome:
             try:
-                latest = self.store.query_latest(pk)
+                return self.store.query_latest(pk, repair=pk in repair)
             except CompilerError as err:
                 return err
-            if latest is not None and pk in repair:
-                self.store.repair_head(latest)
-            return latest
 
         if len(pks) <= 1:
             return {pk: one(pk) for pk in pks}

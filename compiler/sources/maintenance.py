@@ -1,31 +1,41 @@
 """`table migrate` and `table verify`: the heads and version numbers of a whole table.
 
 One Scan of the keys (pk, sk, version) shows every layer's versions and head; the
-items compared or copied are then read in batches (heads.py), so both stay a few
-calls per hundred layers, as a compile does.
+items compared or copied are then read in batches (heads.py), so migrate stays a few
+calls per hundred layers, as a compile does. Verify scans the items whole, to check
+every version as a compile would check it (a pinned or `--as-of` compile, a rollback,
+can read any of them).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from compiler.model import layer_name_from_pk, sort_key_for
-from compiler.sources.dynamodb import DynamoDBStore
+from compiler.errors import InputError
+from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
+from compiler.sources.dynamodb import DynamoDBStore, version_of_item
 from compiler.sources.heads import HeadReader
 from compiler.sources.items import HEAD_SK, is_layer_pk
 
 _VERSION_SK = re.compile(r"^v#(\d{10})$")
+_PROPOSAL_SK = re.compile(r"^proposal#\d{10}$")
+
+# The checks of a version beyond its item's own (items.py): the cluster's facts, which
+# need the project's schema (commands/config.py passes them). Raises InputError.
+Check = Callable[[LayerVersion], object]
 
 
 @dataclass
 class LayerKeys:
     versions: list[int] = field(default_factory=list)
-    head: int | None = None  # the version the head names; None: no head
+    head: int | None = None  # the version the head names (0: none readable); None: no head
+    head_version: Mapping[str, Any] | None = None  # the head's `version` as stored, if any
+    unrecognised: list[str] = field(default_factory=list)  # sort keys no compile reads
 
     @property
     def latest(self) -> int:
@@ -36,25 +46,30 @@ class LayerKeys:
 class Migration:
     written: Sequence[str]  # layer names whose head was added or repaired
     current: int  # heads that were right already
+    refused: Sequence[str]  # why a layer's latest version was not copied: it is malformed
 
 
 def table_keys(store: DynamoDBStore) -> dict[str, LayerKeys]:
     """Every layer pk (not last-known-good, lease or stream records) and its keys."""
     layers: dict[str, LayerKeys] = {}
-    request: dict[str, Any] = {
-        "TableName": store.table,
-        "ProjectionExpression": "pk, sk, #v",
-        "ExpressionAttributeNames": {"#v": "version"},
-        "ConsistentRead": True,
-    }
-    with store.errors_while("reading the table's keys"):
-        while True:
+    for item in _scan(store, whole=False):
+        _add(layers, item)
+    return dict(sorted(layers.items()))
+
+
+def _scan(store: DynamoDBStore, *, whole: bool) -> Iterator[Mapping[str, Any]]:
+    """Every item of the table: whole, or only its keys and `version`."""
+    request: dict[str, Any] = {"TableName": store.table, "ConsistentRead": True}
+    if not whole:
+        request["ProjectionExpression"] = "pk, sk, #v"
+        request["ExpressionAttributeNames"] = {"#v": "version"}
+    while True:
+        with store.errors_while("reading the table"):
             page = store.client.scan(**request)
-            for item in page.get("Items", []):
-                _add(layers, item)
-            if "LastEvaluatedKey" not in page:
-                return dict(sorted(layers.items()))
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _add(layers: dict[str, LayerKeys], item: Mapping[str, Any]) -> None:
@@ -66,35 +81,75 @@ def _add(layers: dict[str, LayerKeys], item: Mapping[str, Any]) -> None:
     if match:
         keys.versions.append(int(match.group(1)))
     elif sk == HEAD_SK:
-        number = item.get("version", {}).get("N", "")
+        keys.head_version = item.get("version")
+        number = (keys.head_version or {}).get("N", "")
         keys.head = int(number) if number.isdigit() else 0
+    elif not _PROPOSAL_SK.match(sk):
+        keys.unrecognised.append(sk)
 
 
-def verify(store: DynamoDBStore) -> list[str]:
-    """What is wrong with the table's heads and numbers, one line each (empty: nothing)."""
-    layers = table_keys(store)
+def malformed(raw: Mapping[str, Any], check: Check | None) -> str | None:
+    """Why a compile would refuse this version item (naming pk, sk and the field), or None."""
+    try:
+        version = version_of_item(raw)
+        if check is not None:
+            check(version)
+    except InputError as err:
+        return err.message
+    return None
+
+
+def verify(store: DynamoDBStore, check: Check | None = None) -> list[str]:
+    """What is wrong with the table's heads, numbers and items, one line each (empty:
+    nothing). Every version item is checked as a compile checks what it reads."""
+    layers: dict[str, LayerKeys] = {}
+    refused = []
+    for item in _scan(store, whole=True):
+        _add(layers, item)
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        if is_layer_pk(pk) and _VERSION_SK.match(sk) and (why := malformed(item, check)):
+            refused.append(
+                f"{layer_name_from_pk(pk)}: malformed version: {why} (a compile that reads "
+                "it stops, exit 2)"
+            )
     findings = []
-    for pk, keys in layers.items():
-        name = layer_name_from_pk(pk)
-        missing = sorted(set(range(1, keys.latest + 1)) - set(keys.versions))
-        if missing:
-            findings.append(
-                f"{name}: gap: version(s) {', '.join(map(str, missing))} missing below "
-                f"{keys.latest}; a version written after a gap hides from the stale-head check"
-            )
-        if keys.head is None and keys.versions:
-            findings.append(f"{name}: no head (read by Query; `table migrate` adds it)")
-        elif keys.head is not None and keys.head != keys.latest:
-            state = "stale" if keys.head < keys.latest else "ahead of the versions"
-            findings.append(
-                f"{name}: head {state}: it names version {keys.head}, the latest is "
-                f"{keys.latest} (`table migrate` repairs it)"
-            )
+    for pk, keys in sorted(layers.items()):
+        findings += _number_findings(layer_name_from_pk(pk), keys)
+        findings += [
+            f"{layer_name_from_pk(pk)}: unrecognised sort key {sk!r} (pk {pk!r}): not head, "
+            "proposal#NNNNNNNNNN or v#NNNNNNNNNN (ten digits); compiles never read it"
+            for sk in keys.unrecognised
+        ]
     findings += [
         f"{layer_name_from_pk(pk)}: head differs from version {layers[pk].latest} it copies "
         "(`table migrate` rewrites it)"
         for pk in _differing(store, layers)
     ]
+    return findings + refused
+
+
+def _number_findings(name: str, keys: LayerKeys) -> list[str]:
+    """Gaps in a layer's version numbers, and a head missing, stale or naming none."""
+    findings = []
+    missing = sorted(set(range(1, keys.latest + 1)) - set(keys.versions))
+    if missing:
+        findings.append(
+            f"{name}: gap: version(s) {', '.join(map(str, missing))} missing below "
+            f"{keys.latest}; a version written after a gap hides from the stale-head check"
+        )
+    if keys.head is None and keys.versions:
+        findings.append(f"{name}: no head (read by Query; `table migrate` adds it)")
+    elif keys.head == 0:
+        findings.append(
+            f"{name}: the head names no version (its `version` is missing or not a whole "
+            "number; read by Query; `table migrate` repairs it)"
+        )
+    elif keys.head is not None and keys.head != keys.latest:
+        state = "stale" if keys.head < keys.latest else "ahead of the versions"
+        findings.append(
+            f"{name}: head {state}: it names version {keys.head}, the latest is "
+            f"{keys.latest} (`table migrate` repairs it)"
+        )
     return findings
 
 
@@ -115,8 +170,10 @@ def _differing(store: DynamoDBStore, layers: Mapping[str, LayerKeys]) -> list[st
     return differ
 
 
-def migrate(store: DynamoDBStore) -> Migration:
-    """Add or repair every layer's head, idempotently: a second run writes nothing."""
+def migrate(store: DynamoDBStore, check: Check | None = None) -> Migration:
+    """Add or repair every layer's head, idempotently: a second run writes nothing. A
+    latest version a compile would refuse is not copied (a head must be a version that
+    reads): its layer is left as it is and the reason returned."""
     layers = table_keys(store)
     differ = set(_differing(store, layers))
     todo = [
@@ -125,25 +182,34 @@ def migrate(store: DynamoDBStore) -> Migration:
         if keys.versions and (keys.head != keys.latest or pk in differ)
     ]
     latest = HeadReader(store).batch_get([(pk, sort_key_for(layers[pk].latest)) for pk in todo])
-    written = []
+    written, refused = [], []
     for pk in todo:
         item = latest.get((pk, sort_key_for(layers[pk].latest)))
-        if item is not None and _put_head(store, {**item, "sk": {"S": HEAD_SK}}, layers[pk].head):
+        if item is None:
+            continue
+        if why := malformed(item, check):
+            refused.append(f"{layer_name_from_pk(pk)}: no head written: {why}")
+        elif _put_head(store, {**item, "sk": {"S": HEAD_SK}}, layers[pk]):
             written.append(layer_name_from_pk(pk))
-    return Migration(
-        written=written, current=sum(1 for k in layers.values() if k.versions) - len(todo)
-    )
+    current = sum(1 for k in layers.values() if k.versions) - len(todo)
+    return Migration(written=written, current=current, refused=refused)
 
 
-def _put_head(store: DynamoDBStore, item: Mapping[str, Any], seen: int | None) -> bool:
+def _put_head(store: DynamoDBStore, item: Mapping[str, Any], seen: LayerKeys) -> bool:
     """Replace the head only as it was seen: a writer that moved it meanwhile wins."""
-    if seen is None:
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(sk)"}
+    condition: dict[str, Any]
+    if seen.head is None:
+        condition = {"ConditionExpression": "attribute_not_exists(sk)"}
+    elif seen.head_version is None:
+        condition = {
+            "ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(#v)",
+            "ExpressionAttributeNames": {"#v": "version"},
+        }
     else:
         condition = {
             "ConditionExpression": "#v = :seen",
             "ExpressionAttributeNames": {"#v": "version"},
-            "ExpressionAttributeValues": {":seen": {"N": str(seen)}},
+            "ExpressionAttributeValues": {":seen": dict(seen.head_version)},
         }
     with store.errors_while(f"writing the head of {item['pk']['S']}"):
         try:

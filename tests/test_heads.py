@@ -309,3 +309,15 @@ def test_the_clusters_a_changed_overlay_affects_are_found_in_batches(
     ]
     assert calls["Query"] <= 1 and calls["GetItem"] == 0, calls  # c123's stale head
     assert calls["BatchGetItem"] <= 2 * (-(-(len(names) + 3) // BATCH_KEYS)) + 1, calls
+
+
+def test_a_cluster_listed_by_canonical_version_keys_only(server_store: DynamoDBStore) -> None:
+    """`v#2` is no version key (`v#` and ten digits): a compile never reads it, so the
+    listing does not take it for the cluster's latest version either."""
+    server_store.client.put_item(
+        TableName=server_store.table, Item=raw_version("cluster#c1", 1, {})
+    )
+    odd = {**raw_version("cluster#c1", 2, {}), "sk": {"S": "v#2"}}
+    server_store.client.put_item(TableName=server_store.table, Item=odd)
+    assert server_store.list_clusters() == ["c1"]
+    assert server_store.listed_versions == {"c1": 1}

@@ -159,7 +159,10 @@ class DynamoDBStore:
                 items = self._items(page, "listing clusters")
                 for item in items:
                     name, sk = item["pk"]["S"].partition("#")[2], item["sk"]["S"]
-                    if not sk.startswith("v#") or sk <= latest.get(name, ("", False))[0]:
+                    # Only canonical keys (`v#` and ten digits) are versions: a compile
+                    # reads no other (`table verify` reports them).
+                    canonical = len(sk) == 12 and sk.startswith("v#") and sk[2:].isdigit()
+                    if not canonical or sk <= latest.get(name, ("", False))[0]:
                         continue
                     if as_of is not None and _created_after(item, as_of):
                         continue

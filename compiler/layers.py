@@ -25,6 +25,7 @@ from compiler.model import (
     layer_name_from_pk,
     pk_from_layer_name,
 )
+from compiler.policy.schema_messages import schema_message
 from compiler.policy.validator import TwoStageValidator
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
@@ -247,7 +248,7 @@ class StackLoader:
                 raise InputError(f"{where}: field cluster: {failure.fast}")
             first = min(failure.errors, key=lambda e: list(map(str, e.absolute_path)))
             field = format_path(("cluster", *first.absolute_path))
-            raise InputError(f"{where}: field {field}: {first.message}")
+            raise InputError(f"{where}: field {field}: {schema_message(first)}")
         return ClusterFacts(
             name=raw["name"],
             env=raw["env"],

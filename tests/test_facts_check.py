@@ -38,6 +38,12 @@ def _record(index: int, **facts: Any) -> LayerVersion:
         # server refuses one that starts with '-' or is longer than 63 characters.
         ({"region": "-eu-west-1-"}, r"field cluster\.region: '-eu-west-1-' does not match"),
         ({"region": "r" * 64}, r"field cluster\.region: 'r{64}' is too long"),
+        # The rule a `not` keeps, not the schema fragment jsonschema would quote.
+        (
+            {"server": "https://c.example\n"},
+            r"field cluster\.server: 'https://c\.example\\n' is not allowed: it must be a "
+            r"single line: no line breaks \(",
+        ),
     ],
 )
 @pytest.mark.parametrize("position", [0, _FACTS_COMPILE_AFTER + 5])

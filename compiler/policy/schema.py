@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.merge import MergeResult
 from compiler.model import DocPath, format_path
 from compiler.policy import Violation
+from compiler.policy.schema_messages import schema_message
 from compiler.policy.validator import TwoStageValidator
 from compiler.provenance import entry_blame, key_blame, where_set
 
@@ -161,7 +162,7 @@ def _message(error: jsonschema.ValidationError, *, name: bool = False) -> str:
         described = error.schema.get("description") if isinstance(error.schema, dict) else None
         text = f"does not match the allowed forms{': ' + described if described else ''}"
     else:
-        text = _odd_character(error) + error.message
+        text = _odd_character(error) + schema_message(error)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 

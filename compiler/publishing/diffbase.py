@@ -60,6 +60,11 @@ def read_base(
         if _is_repository(path, environ):
             return _local(path, branch, prefixes, environ, f"branch {branch} of {against}")
         return _directory(path, prefixes, against)
+    if against.startswith(("/", "./", "../", "~")):  # a path: no branch name starts so
+        raise UsageError(
+            f"--against {against!r}: no such directory (a compiled tree, a clone of the "
+            "Argo CD repository, or a bare repository)"
+        )
     ref, colon, sub = against.partition(":")
     if colon:  # a revision of the git repository here, and a directory in it
         return _local(cwd, ref, prefixes, environ, f"{against} of the repository here", sub)

@@ -59,3 +59,12 @@ def test_a_base_without_clusters_is_a_warning(
     captured = capsys.readouterr()
     assert "+ " in captured.out  # every object added
     assert f"warning: branch main of {remote} has no clusters/ at all" in captured.err
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/tree", "./no-such-tree", "../no-such-tree"])
+def test_a_missing_path_is_named_as_a_missing_directory(
+    project_dir: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """Not as a branch name git refuses: a path was meant, and it is not there."""
+    assert _diff(project_dir, "--against", path) == 2
+    assert f"--against '{path}': no such directory" in capsys.readouterr().err

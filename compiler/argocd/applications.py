@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import urlsplit
 
 from compiler.argocd.gotemplate import TemplateError, render_value, sanitize_name
 from compiler.errors import InputError
@@ -41,6 +42,7 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 MAX_NAME = 253
 
 RULE_DUPLICATE = "argocd.application-duplicate"
+RULE_SHARED_SERVER = "argocd.destination-shared"
 RULE_NAME = "argocd.application-name"
 RULE_TEMPLATE = "argocd.template-key"
 
@@ -125,6 +127,7 @@ def generate(
         if isinstance(appset, Mapping) and appset.get("kind") == "ApplicationSet":
             _generate_set(file, appset, tree, out, known)
     _check_names(out)
+    _check_servers(out)
     return out
 
 
@@ -235,6 +238,48 @@ def _check_names(out: Generated) -> None:
         )
 
 
+def _check_servers(out: Generated) -> None:
+    """Each cluster deploys to an API server of its own: two cluster records naming one
+    server (a copied record, a dev cluster pointed at prod) would have two bootstrap
+    Applications fight over the same objects, one cluster's policies judging them."""
+    first: dict[str, tuple[str, Application]] = {}
+    reported: set[str] = set()  # once a cluster: its add-ons go to the same server
+    for app in out.applications:
+        cluster = _cluster_of(app.origin)
+        if cluster is None or cluster in reported or read_path(app.origin).kind == "addon":
+            continue  # the bootstrap Application names the cluster's server; add-ons follow
+        owner, seen = first.setdefault(_server_key(app.server), (cluster, app))
+        if owner == cluster:
+            continue
+        reported.add(cluster)
+        out.findings.append(
+            AppFinding(
+                RULE_SHARED_SERVER,
+                app.origin,
+                f"clusters {owner} and {cluster} both deploy to the API server "
+                f"{app.server}: each would apply its own namespaces, RBAC and Calico "
+                "objects to the other's, judged by its own environment's policies; give "
+                f"cluster {cluster} its own server",
+                also=seen.origin,
+            )
+        )
+
+
+def _cluster_of(origin: str) -> str | None:
+    parts = origin.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "clusters" else None
+
+
+def _server_key(server: str) -> str:
+    """A server as Argo CD tells clusters apart: scheme and host without case, the
+    default port and a trailing slash dropped (`https://A.example:443/` is
+    `https://a.example`)."""
+    parts = urlsplit(server.strip())
+    host = (parts.hostname or "").rstrip(".")
+    port = f":{parts.port}" if parts.port not in (None, 443) else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
+
+
 @dataclass(frozen=True)
 class AppChange:
     """What Argo CD will do to one Application when the tree moves from old to new."""
@@ -283,6 +328,8 @@ def blamed_findings(generated: Generated, merged: Mapping[str, MergeResult]) -> 
         # An add-on is the usual culprit: its DSL path and layer first.
         blames.sort(key=lambda b: not b[0].startswith("addons."))
         path = blames[0][0] or finding.origin
+        if finding.rule == RULE_SHARED_SERVER:
+            path = "cluster.server"
         blame = ", ".join(dict.fromkeys(b[1] for b in blames if b[1]))
         found.append(
             Violation(where.cluster or "(fleet)", path, finding.rule, finding.message, blame)

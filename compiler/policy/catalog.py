@@ -283,6 +283,18 @@ _BUILT_IN: tuple[Rule, ...] = (
         waivable=False,
     ),
     Rule(
+        "argocd.destination-shared",
+        "error",
+        "No two clusters deploy to one API server (host compared without case, the default "
+        "port and a trailing slash).",
+        "Both bootstrap Applications would apply their namespaces, RBAC and Calico objects "
+        "to the same cluster and fight over them, each judged by its own environment's "
+        "policies (a dev record pointed at prod passes dev's rules).",
+        _ARGOCD_APPSET,
+        "cluster: {server: https://<this cluster's own API server>}",
+        waivable=False,
+    ),
+    Rule(
         "argocd.application-name",
         "error",
         "Every generated Application name is a DNS-1123 subdomain of at most 253 characters.",

@@ -11,6 +11,7 @@ import pytest
 from compiler.argocd.applications import (
     RULE_DUPLICATE,
     RULE_NAME,
+    RULE_SHARED_SERVER,
     RULE_TEMPLATE,
     application_changes,
     generate,
@@ -34,11 +35,14 @@ ADDON: dict[str, Any] = {
 }
 
 
-def fleet(clusters: dict[str, list[str]]) -> dict[str, bytes]:
+def fleet(
+    clusters: dict[str, list[str]], servers: dict[str, str] | None = None
+) -> dict[str, bytes]:
     """A tree as the compiler writes it: the ApplicationSets, each cluster and its add-ons."""
     files = shared_files(ArgoCDSettings())
     for name, addons in clusters.items():
-        facts = ClusterFacts(name=name, env="dev", server=f"https://{name}:6443")
+        server = (servers or {}).get(name, f"https://{name}:6443")
+        facts = ClusterFacts(name=name, env="dev", server=server)
         files[f"clusters/{name}/cluster.json"] = dump_json(cluster_parameters(facts))
         for addon in addons:
             params = addon_parameters(facts, addon, {**ADDON, "namespace": addon})
@@ -78,6 +82,19 @@ def test_cluster_and_addon_names_collide_inside_one_set() -> None:
     assert "clusters/a/addons/b-c.json" in finding.message
     assert "clusters/a-b/addons/c.json" in finding.message
     assert "two Applications" in finding.message
+
+
+def test_two_clusters_on_one_api_server_are_refused_once() -> None:
+    """Host case, the default port and a trailing slash do not make another server."""
+    servers = {"dev-a": "https://API.example:443/", "prod-b": "https://api.example"}
+    found = generate(fleet({"dev-a": ["ingress-nginx"], "prod-b": ["ingress-nginx"]}, servers))
+    (finding,) = found.findings
+    assert finding.rule == RULE_SHARED_SERVER
+    assert finding.origin == "clusters/prod-b/cluster.json"
+    assert finding.also == "clusters/dev-a/cluster.json"
+    assert "clusters dev-a and prod-b both deploy to the API server" in finding.message
+    other_port = {"dev-a": "https://api.example:6443", "prod-b": "https://api.example"}
+    assert generate(fleet({"dev-a": [], "prod-b": []}, other_port)).findings == []
 
 
 def test_a_key_a_file_lacks_is_refused_naming_file_and_field() -> None:

@@ -90,3 +90,29 @@ def test_a_cluster_deleted_from_the_table_is_removed_by_its_shard(
     assert {k: v for k, v in merged.items() if k.startswith("clusters/")} == {
         k: v for k, v in tree(after).items() if k.startswith("clusters/")
     }
+
+
+def test_a_shard_is_refused_where_the_whole_fleet_breaks_a_fleet_check(
+    tmp_path: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new cluster on dev-k3s's API server, hashed to the other shard: its shard alone
+    passes, the tree its branch would hold does not (a security review found the
+    sharded publish skipping the fleet-wide checks)."""
+    golden = tree(ROOT / "golden")
+    commit_files(remote, "main", golden, "published before", author="Alice")
+    other = next(n for n in (f"copy-{i}" for i in range(100)) if Shard(1, 2).holds(n))
+    assert not Shard(1, 2).holds("dev-k3s")
+    after = tmp_path / "after"
+    for rel, data in golden.items():
+        (after / rel).parent.mkdir(parents=True, exist_ok=True)
+        (after / rel).write_bytes(data)
+    facts = (after / "clusters/dev-k3s/cluster.json").read_text()
+    (after / f"clusters/{other}").mkdir()
+    (after / f"clusters/{other}/cluster.json").write_text(facts.replace("dev-k3s", other, 1))
+    common = ["publish", "--from", str(after), "--all", "--repo", str(remote), "--forge", "none"]
+    assert main([*common, "--shard", "1/2"]) == 1
+    err = capsys.readouterr().err
+    assert "shard 1/2: with the other shards' clusters in clusters/" in err
+    assert f"clusters {other} and dev-k3s both deploy to the API server" in err
+    assert "[argocd.destination-shared]" in err
+    assert not has_branch(remote, "gitops-compiler/main/shard-1-of-2")

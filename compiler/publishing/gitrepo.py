@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -201,9 +201,12 @@ class Workspace:
                 names.append(name.decode("utf-8", "surrogateescape").rpartition("/")[2])
         return sorted(names)
 
-    def read_files(self, commit: str, prefixes: Sequence[str]) -> dict[str, bytes]:
-        """The files under `prefixes` at `commit`, path -> bytes (symlinks and submodules
-        are not ours and are skipped)."""
+    def read_files(
+        self, commit: str, prefixes: Sequence[str], keep: Callable[[str], bool] | None = None
+    ) -> dict[str, bytes]:
+        """The files under `prefixes` at `commit` (a commit or a tree), path -> bytes; with
+        `keep`, those whose path it keeps (symlinks and submodules are not ours and are
+        skipped)."""
         listing = self._git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *prefixes)
         wanted: list[tuple[str, str]] = []
         for entry in listing.split(b"\0"):
@@ -211,8 +214,9 @@ class Workspace:
                 continue
             meta, _, name = entry.partition(b"\t")
             mode, kind, sha = meta.decode().split()
-            if kind == "blob" and mode in ("100644", "100755"):
-                wanted.append((sha, name.decode("utf-8", "surrogateescape")))
+            path = name.decode("utf-8", "surrogateescape")
+            if kind == "blob" and mode in ("100644", "100755") and (keep is None or keep(path)):
+                wanted.append((sha, path))
         if not wanted:
             return {}
         stdin = "".join(f"{sha}\n" for sha, _ in wanted).encode()

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.errors import OutsideError, UsageError
-from compiler.layout import CLUSTERS_DIR, LOCK_FILE, cluster_dir
+from compiler.argocd.applications import APPSETS_DIR, generate
+from compiler.errors import OutsideError, RefusedError, UsageError
+from compiler.layout import CLUSTERS_DIR, LOCK_FILE, cluster_dir, read_path
 from compiler.operations import steps
 from compiler.publishing.forge import Forge, PullRequestOutcome, open_or_update
 from compiler.publishing.gitrepo import PushRace, Workspace, split_credentials
@@ -190,6 +192,8 @@ def _attempt(
     wanted = ws.tree_with(base, publication.files, owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
+    if publication.shard is not None:
+        _check_fleet(ws, wanted, publication.shard)
     title = rollback_title(diff, target.reverts) if target.rollback else pull_title(diff)
     context = ReviewContext(
         title=title,
@@ -224,6 +228,34 @@ def _attempt(
         status, target.branch, diff, commit, message, title, body, notes=tuple(notes)
     )
     return outcome, tip
+
+
+_GENERATOR_FILE = re.compile(r"^clusters/[^/]+/(cluster\.json|addons/[^/]+\.json)$")
+
+
+def _check_fleet(ws: Workspace, tree: str, shard: Shard) -> None:
+    """A shard compiles and checks its own clusters: what spans the fleet (two
+    Applications of one name, two clusters on one API server) is checked here, on the
+    tree the branch would hold, the other shards' clusters included."""
+    files = ws.read_files(
+        tree,
+        [APPSETS_DIR, CLUSTERS_DIR],
+        keep=lambda p: p.startswith(f"{APPSETS_DIR}/") or bool(_GENERATOR_FILE.match(p)),
+    )
+    ours = [
+        f
+        for f in generate(files).findings
+        if any(
+            c and shard.holds(c) for c in (read_path(o).cluster for o in (f.origin, f.also) if o)
+        )
+    ]
+    if ours:
+        shown = "\n".join(f"  {f.message} [{f.rule}]" for f in ours[:5])
+        more = f"\n  and {len(ours) - 5} more" if len(ours) > 5 else ""
+        raise RefusedError(
+            f"shard {shard}: with the other shards' clusters in {CLUSTERS_DIR}/, the tree "
+            f"would break {len(ours)} fleet check(s):\n{shown}{more}"
+        )
 
 
 def _owned(ws: Workspace, publication: Publication, *commits: str | None) -> list[str]:

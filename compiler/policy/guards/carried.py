@@ -81,6 +81,17 @@ RULES: tuple[Rule, ...] = (
         "policy: {allowedServers: ['https://*.k8s.example.com:6443']}",
     ),
     Rule(
+        "cluster-server-in-cluster",
+        "error",
+        "The cluster's API server is not Argo CD's own in-cluster address "
+        "(kubernetes.default.svc and its other names), unless `policy.allowedServers` "
+        "names it.",
+        "Argo CD always knows that server as the cluster it runs in: a record naming it "
+        "deploys its namespaces, RBAC and add-ons onto the management cluster.",
+        _ARGO_CLUSTERS,
+        "cluster: {server: https://api.dev.example.com:6443}",
+    ),
+    Rule(
         "addon-repo-url",
         "error",
         "An add-on's repoURL is an https:// or oci:// URL with a valid host and port and no "
@@ -194,6 +205,19 @@ def server_matches(server: str, pattern: str) -> bool:
     )
 
 
+# The in-cluster Service of the API server, as pods (and Argo CD, registered as
+# `in-cluster`) reach it from inside: every name its search path resolves.
+_IN_CLUSTER_HOSTS = frozenset(
+    {"kubernetes", "kubernetes.default", "kubernetes.default.svc"}
+    | {"kubernetes.default.svc.cluster.local"}
+)
+
+
+def _in_cluster(server: str) -> bool:
+    host = (urlsplit(server).hostname or "").rstrip(".")
+    return host in _IN_CLUSTER_HOSTS
+
+
 def masked(url: str) -> str:
     """A URL as a message may quote it: user info masked, cut short."""
     text = re.sub(r"(?<=://)[^/@]*@", "***@", url)
@@ -239,6 +263,17 @@ def _cluster(context: GuardContext) -> Iterator[GuardFinding]:
             f"cluster {facts.name}: the API server {masked(facts.server)} {problem}; it is "
             "written into cluster.json and pushed: write https://host[:port], and give Argo "
             "CD credentials in its cluster Secret",
+        )
+    elif _in_cluster(facts.server) and not any(
+        server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers
+    ):
+        yield GuardFinding(
+            where,
+            "cluster-server-in-cluster",
+            f"cluster {facts.name}: the API server {masked(facts.server)} is how Argo CD "
+            "reaches the cluster it runs in: this record would deploy onto the management "
+            "cluster; give the cluster's own server, or name this one in the project's "
+            "policy.allowedServers if that is the intent",
         )
     elif context.settings.allowed_servers and not any(
         server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers

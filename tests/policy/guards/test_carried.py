@@ -152,7 +152,7 @@ def test_a_hostile_server_is_refused_at_cluster_server(server: str, rule: str) -
 @pytest.mark.parametrize(
     "server",
     ["https://api.example.com:6443", "https://10.0.0.1:6443", "https://[fd00::1]:6443",
-     "https://rancher.example.com/k8s/clusters/c-abc12", "https://kubernetes.default.svc"],
+     "https://rancher.example.com/k8s/clusters/c-abc12"],
 )  # fmt: skip
 def test_ordinary_servers_pass(server: str) -> None:
     assert run(server=server) == []
@@ -203,3 +203,20 @@ def test_allowed_servers(server: str, refused: bool) -> None:
 
 def test_without_allowed_servers_any_https_server_passes() -> None:
     assert run(server="https://anything.example.org") == []
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://kubernetes.default.svc",
+        "https://kubernetes.default.svc:443",
+        "https://KUBERNETES.default.svc.cluster.local.",
+        "https://kubernetes.default",
+        "https://kubernetes",
+    ],
+)
+def test_argo_cds_own_in_cluster_server_is_refused_unless_allowed(server: str) -> None:
+    """Argo CD always knows it: a record naming it deploys onto the management cluster."""
+    assert run(server=server) == [("cluster-server-in-cluster", ("cluster", "server"))]
+    assert run(server=server, allowed=(server,)) == []
+    assert run(server="https://kubernetes.example.com") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compiler.policy.guards import (
+    calico_config,
     calico_order,
     carried,
     quantities,
@@ -16,6 +17,7 @@ GUARDS: tuple[Guard, ...] = (
     rbac,
     reserved,
     calico_order,
+    calico_config,
     quantities,
     carried,
     secrets_in_config,

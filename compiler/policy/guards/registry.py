@@ -5,6 +5,7 @@ from __future__ import annotations
 from compiler.policy.guards import (
     calico_order,
     carried,
+    namespace_metadata,
     quantities,
     rbac,
     reserved,
@@ -19,6 +20,7 @@ GUARDS: tuple[Guard, ...] = (
     quantities,
     carried,
     secrets_in_config,
+    namespace_metadata,
 )
 
 

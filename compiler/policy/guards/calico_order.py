@@ -203,8 +203,10 @@ def _allow_all_findings(
             fix = "; narrow the rule with a selector, namespaceSelector, nets or ports"
             if rule.get("action") == "Pass":
                 fix += (
-                    ", or remove it (traffic a policy's rules do not match goes on to the "
-                    "next policy anyway)"
+                    ", or remove it: what the rules do not match goes on to the next "
+                    "policy, and is dropped at the end of the tier for every endpoint this "
+                    "policy selects unless a later policy allows it (so select only the "
+                    "namespaces meant)"
                 )
             path: DocPath = (*base, direction, i)
             yield GuardFinding(path, ALLOW_ALL_ID, effect + where + fix, severity)

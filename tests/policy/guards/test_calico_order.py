@@ -232,7 +232,10 @@ def test_the_message_says_what_a_pass_does() -> None:
         "Calico GlobalNetworkPolicy case-gnp: egress rule 0 passes all traffic" in finding.message
     )
     assert "to the namespace profile, which allows it" in finding.message
-    assert "or remove it" in finding.message
+    assert "or remove it: what the rules do not match goes on to the next policy" in finding.message
+    assert (
+        "dropped at the end of the tier for every endpoint this policy selects" in finding.message
+    )
 
 
 def test_the_rules() -> None:

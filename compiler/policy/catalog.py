@@ -239,8 +239,10 @@ _BUILT_IN: tuple[Rule, ...] = (
     Rule(
         "quota-ceiling",
         "error",
-        "No quota over its environment's ceiling (policies/quotas.cue).",
-        "A quota over the ceiling promises capacity the cluster does not have.",
+        "No quota over its environment's ceiling (policies/quotas.cue); `requests.cpu`, "
+        "`requests.memory` and `count/pods` count as cpu, memory and pods.",
+        "A quota over the ceiling promises capacity the cluster does not have; Kubernetes "
+        "reads requests.cpu as cpu, so the ceiling holds under every name of the resource.",
         _K8S_QUOTA,
         'quotas: {dev-quota: {cpu: "8"}}   # dev ceiling: 16',
     ),

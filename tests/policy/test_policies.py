@@ -2,7 +2,9 @@
 
 Each file of `tests/cases/policies/<rule-id>.yaml` is a rule's case: a cluster
 record that keeps to the rule (`pass`) and one that breaks it (`fail`) at
-`path`; `facts` (optional) overrides the record's cluster facts per outcome. All
+`path`; `facts` (optional) overrides the record's cluster facts per outcome. A rule
+may have more cases, `<rule-id>--<variant>.yaml` (a second spelling the rule must
+catch as well), each its own pair of clusters. All
 cases become clusters of one snapshot table and are validated in one run (one
 cue process), as a real fleet would be, once on each cue the project installs. The guards' rules
 (`compiler/policy/guards`) have their cases here too; `also` lists the other rules
@@ -30,7 +32,15 @@ from compiler.yamlio import dump_yaml
 from tests.conftest import ROOT, project_cue
 
 CASES = sorted((Path(__file__).parent.parent / "cases/policies").glob("*.yaml"))
-RULE_IDS = [case.stem for case in CASES]
+CASE_NAMES = [case.stem for case in CASES]
+
+
+def rule_of(case: str) -> str:
+    """The rule a case is for: `quota-ceiling--requests` is one of quota-ceiling's."""
+    return case.partition("--")[0]
+
+
+RULE_IDS = sorted({rule_of(case) for case in CASE_NAMES})
 # Guard rules no case file can reach through a compile, and where they are tested.
 WITHOUT_A_CASE = {
     # The DSL schema refuses a negative quantity before the guards run.
@@ -144,17 +154,18 @@ def test_every_rule_of_the_policies_has_a_case() -> None:
     assert declared - set(WITHOUT_A_CASE) == set(RULE_IDS)
 
 
-@pytest.mark.parametrize("rule", RULE_IDS)
-def test_passing_config_has_no_violation(rule: str, report: Report) -> None:
-    assert report.get(f"{rule}-pass", []) == []
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_passing_config_has_no_violation(name: str, report: Report) -> None:
+    assert report.get(f"{name}-pass", []) == []
 
 
-@pytest.mark.parametrize("rule", RULE_IDS)
+@pytest.mark.parametrize("name", CASE_NAMES)
 def test_failing_config_is_reported_with_rule_path_and_provenance(
-    rule: str, report: Report
+    name: str, report: Report
 ) -> None:
-    case = load_case(ROOT / "tests/cases/policies" / f"{rule}.yaml")
-    cluster = f"{rule}-fail"
+    rule = rule_of(name)
+    case = load_case(ROOT / "tests/cases/policies" / f"{name}.yaml")
+    cluster = f"{name}-fail"
     found = report.get(cluster, [])
     mine = [v for v in found if v["rule"] == rule]
     assert [(v["rule"], v["path"]) for v in mine] == [(rule, case["path"])]
@@ -221,3 +232,20 @@ def test_the_quota_finding_names_the_ceiling_it_compares_against(
     assert finding["message"] == (
         "quota case-quota grants memory 33Gi, over the dev ceiling of 32Gi (policies/quotas.cue)"
     )
+
+
+def test_a_quota_is_held_to_the_ceiling_under_its_other_names(report: Report) -> None:
+    """requests.cpu is cpu to Kubernetes, count/pods is pods: the ceiling holds for both."""
+    found = sorted(
+        (v["path"], v["message"])
+        for v in report["quota-ceiling--requests-fail"]
+        if v["rule"] == "quota-ceiling"
+    )
+    base = "namespaces.case-ns.quotas.case-quota"
+    assert found == [
+        (
+            f"{base}.requests.cpu",
+            "quota case-quota grants requests.cpu 1000, over the prod ceiling of 64 for cpu "
+            "(policies/quotas.cue)",
+        )
+    ]

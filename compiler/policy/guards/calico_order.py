@@ -15,6 +15,13 @@ it selects. A namespaced Calico policy in a prod `defaultDeny` namespace, or a
 global one ordered before 1000, is refused in prod; in other environments, and
 for a prod global policy ordered after 1000, it is a warning that says the order.
 
+`Pass` counts as `Allow` in the default tier (the only one the DSL emits) and in
+kube-baseline: it skips the rest of the tier's policies, the Kubernetes ones
+(`knp.default.*`) among them, and hands the packet to the next tier, or, after the
+last, to the endpoint's profile, which allows (Calico's tiers guide, "pass"). Only
+in a tier evaluated before the default one does a Pass still meet the Kubernetes
+policies.
+
 `global()`: the Calico docs ("Understanding scopes and the all() and global()
 operators") allow it only in a `namespaceSelector` of a rule's source or
 destination, where it widens a namespaced policy's `selector` to non-namespaced
@@ -53,12 +60,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id=ALLOW_ALL_ID,
         severity="error",
-        what="A Calico Allow rule that nothing narrows (no selector, namespaceSelector, "
-        "nets, ports, serviceAccounts or services) in a policy evaluated before the "
-        "Kubernetes policies (order up to 1000) or in a prod defaultDeny namespace; "
-        "a warning outside prod.",
+        what="A Calico Allow rule, or a Pass rule in the default tier, that nothing narrows "
+        "(no selector, namespaceSelector, nets, ports, serviceAccounts or services) in a "
+        "policy evaluated before the Kubernetes policies (order up to 1000) or in a prod "
+        "defaultDeny namespace; a warning outside prod.",
         why="Calico evaluates it before, or regardless of, the Kubernetes default-deny "
-        "policy, which has no Deny rule of its own: the pods it selects accept all traffic",
+        "policy, which has no Deny rule of its own: the pods it selects accept all traffic. "
+        "A Pass skips the rest of the tier, the Kubernetes policies included, and the "
+        "namespace profile after the last tier allows: as permissive as Allow",
         reference=CALICO_DOCS + "globalnetworkpolicy",
         fix="ingress: [{action: Allow, source: {selector: \"app == 'frontend'\"}, "
         "destination: {ports: [8080]}}]",
@@ -116,9 +125,11 @@ def _entity_narrows(entity: Mapping[str, Any], namespaced: bool) -> bool:
     return bool(selector) and (not _is_all(selector) or (namespaced and not namespace_selector))
 
 
-def is_allow_all(rule: Mapping[str, Any], namespaced: bool) -> bool:
-    """An Allow that nothing narrows: negations (notNets, notPorts...) only carve out."""
-    if rule.get("action") != "Allow" or rule.get("http") or rule.get("icmp"):
+def is_allow_all(rule: Mapping[str, Any], namespaced: bool, pass_allows: bool = True) -> bool:
+    """An Allow (or, when `pass_allows`, a Pass) that nothing narrows: negations (notNets,
+    notPorts...) only carve out."""
+    actions = ("Allow", "Pass") if pass_allows else ("Allow",)
+    if rule.get("action") not in actions or rule.get("http") or rule.get("icmp"):
         return False
     protocol = rule.get("protocol")
     if protocol is not None and protocol not in _BROAD_PROTOCOLS:
@@ -163,16 +174,26 @@ def _allow_all_findings(
     kind = "NetworkPolicy" if base[0] == "namespaces" else "GlobalNetworkPolicy"
     _, order = _order_text(spec)
     prod = context.facts.env == "prod"
+    # A Pass in a tier before the default one meets the Kubernetes policies next.
+    pass_allows = (spec.get("tier") or "default") in ("default", "kube-baseline")
     for direction in effective_directions(spec):
         for i, rule in enumerate(spec.get(direction) or []):
-            if not isinstance(rule, Mapping) or not is_allow_all(rule, kind == "NetworkPolicy"):
+            if not isinstance(rule, Mapping):
+                continue
+            if not is_allow_all(rule, kind == "NetworkPolicy", pass_allows):
                 continue
             # In prod an allow-all is refused whatever its order: the Kubernetes policies
             # (order 1000) have no Deny rule, so a later Allow in the tier still matches
             # before the tier's end-of-tier drop. Outside prod it is reported, with why.
             severity: Severity = "error" if prod else "warning"
+            allows = (
+                "passes all traffic past the rest of the tier to the namespace profile, which "
+                "allows it,"
+                if rule.get("action") == "Pass"
+                else "allows all traffic"
+            )
             effect = (
-                f"Calico {kind} {base[-1]}: {direction} rule {i} allows all traffic and {order}; "
+                f"Calico {kind} {base[-1]}: {direction} rule {i} {allows} and {order}; "
                 "the Kubernetes default-deny policy has no Deny rule (it only isolates the pods), "
                 f"so every pod this policy selects accepts all {direction} traffic"
             )
@@ -180,6 +201,13 @@ def _allow_all_findings(
                 f" in prod namespace {base[1]}, which sets defaultDeny" if deny_namespace else ""
             )
             fix = "; narrow the rule with a selector, namespaceSelector, nets or ports"
+            if rule.get("action") == "Pass":
+                fix += (
+                    ", or remove it: what the rules do not match goes on to the next "
+                    "policy, and is dropped at the end of the tier for every endpoint this "
+                    "policy selects unless a later policy allows it (so select only the "
+                    "namespaces meant)"
+                )
             path: DocPath = (*base, direction, i)
             yield GuardFinding(path, ALLOW_ALL_ID, effect + where + fix, severity)
 

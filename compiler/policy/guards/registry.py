@@ -6,6 +6,7 @@ from compiler.policy.guards import (
     calico_config,
     calico_order,
     carried,
+    namespace_metadata,
     quantities,
     rbac,
     reserved,
@@ -21,6 +22,7 @@ GUARDS: tuple[Guard, ...] = (
     quantities,
     carried,
     secrets_in_config,
+    namespace_metadata,
 )
 
 

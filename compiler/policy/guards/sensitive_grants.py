@@ -5,6 +5,8 @@ and by the rules reference. An entry is a set of requests as the API server
 sees them: every verb of `verbs` on every `apiGroups` x `resources` pair, a
 subresource written `resource/subresource` as RBAC writes it. `"*"` in `verbs`
 means any verb (nodes/proxy: every verb of the kubelet's API is reachable).
+Proxy subresources (pods/proxy, services/proxy) are asked with the verb of the
+HTTP method, as the API server does (GET get, POST create, PUT update, ...).
 
 `cue_rule` names the CUE rule of `policies/rbac.cue` that already refuses the
 grant when it is spelled literally (compared as strings, in the fields of
@@ -121,6 +123,48 @@ SENSITIVE_GRANTS: tuple[SensitiveGrant, ...] = (
         "never see the connection",
         reference=RBAC_DOCS + "#referring-to-resources",
         fix="{apiGroups: [''], resources: [pods, services], verbs: [get, list]}",
+        blame="resources",
+    ),
+    SensitiveGrant(
+        id="pods-ephemeralcontainers",
+        verbs=("update", "patch"),
+        api_groups=("",),
+        resources=("pods/ephemeralcontainers",),
+        names_narrow=False,
+        what="adds debug containers to the namespace's running pods (exec by another name)",
+        why="an ephemeral container runs a command of the author's choosing inside a running "
+        "pod, with its service account token, mounted secrets and network position, as "
+        "`kubectl debug` does: exec by another name",
+        reference="https://kubernetes.io/docs/concepts/workloads/pods/ephemeral-containers/",
+        fix="{apiGroups: [''], resources: [pods, pods/log], verbs: [get, list]}",
+        blame="resources",
+    ),
+    SensitiveGrant(
+        id="pods-proxy",
+        # The API server's verb for a proxy request is its HTTP method's: GET get,
+        # POST create, PUT update, PATCH patch, DELETE delete.
+        verbs=("get", "create", "update", "patch", "delete"),
+        api_groups=("",),
+        resources=("pods/proxy",),
+        names_narrow=False,
+        what="sends HTTP requests to any port of the namespace's pods, past every NetworkPolicy",
+        why="the API server proxies the request itself, so NetworkPolicies and Calico policies "
+        "never see the connection (as with port-forward)",
+        reference=RBAC_DOCS + "#referring-to-resources",
+        fix="{apiGroups: [''], resources: [pods, services], verbs: [get, list]}",
+        blame="resources",
+    ),
+    SensitiveGrant(
+        id="services-proxy",
+        verbs=("get", "create", "update", "patch", "delete"),
+        api_groups=("",),
+        resources=("services/proxy",),
+        names_narrow=False,
+        what="sends HTTP requests to the namespace's services, past every NetworkPolicy",
+        why="the API server proxies the request to the service's pods itself, so "
+        "NetworkPolicies and Calico policies never see the connection (as with port-forward)",
+        reference=RBAC_DOCS + "#referring-to-resources",
+        fix="{apiGroups: [''], resources: [services, endpoints], verbs: [get, list]}",
         blame="resources",
     ),
     SensitiveGrant(

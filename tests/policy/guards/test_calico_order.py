@@ -55,6 +55,38 @@ CASES = [
         [("calico-allow-all", "error", GNP_RULE)],
     ),
     (
+        # The shipped deny-metadata-egress once ended so: Pass skips knp.default.* and the
+        # namespace profile allows, which voided prod's egress default-deny.
+        "gnp-trailing-pass-in-prod",
+        "prod",
+        gnp(
+            order=100,
+            selector="all()",
+            types=["Egress"],
+            egress=[
+                {
+                    "action": "Deny",
+                    "protocol": "TCP",
+                    "destination": {"nets": ["169.254.169.254/32"]},
+                },
+                {"action": "Pass"},
+            ],
+        ),
+        [("calico-allow-all", "error", ("case-gnp", "egress", 1))],
+    ),
+    (
+        "gnp-pass-in-kube-baseline-in-prod",
+        "prod",
+        gnp(tier="kube-baseline", egress=[{"action": "Pass"}]),
+        [("calico-allow-all", "error", ("case-gnp", "egress", 0))],
+    ),
+    (
+        "np-pass-after-k8s-in-dev-warns",
+        "dev",
+        cnp(order=2000, ingress=[{"action": "Pass", "source": {"nets": ["0.0.0.0/0"]}}]),
+        [("calico-allow-all", "warning", NP_RULE)],
+    ),
+    (
         "gnp-allow-all-before-k8s-in-dev-warns",
         "dev",
         gnp(order=10, ingress=[ALLOW_ALL]),
@@ -149,7 +181,13 @@ BENIGN = [
     ("gnp-narrowed-by-nets", "prod",
      gnp(order=10, egress=[{"action": "Allow", "destination": {"nets": ["10.1.0.0/16"]}}])),
     ("gnp-deny-all", "prod", gnp(order=10, ingress=[{"action": "Deny"}])),
-    ("gnp-pass", "prod", gnp(order=10, egress=[{"action": "Pass"}])),
+    # In a tier before the default one, a Pass goes on to the Kubernetes policies.
+    ("gnp-pass-in-an-earlier-tier", "prod", gnp(tier="security", order=10, egress=[{"action": "Pass"}])),
+    ("gnp-narrowed-pass", "prod",
+     gnp(order=10, egress=[{"action": "Pass", "destination": {"nets": ["10.1.0.0/16"]}}])),
+    ("gnp-deny-metadata-without-a-pass", "prod",
+     gnp(order=100, selector="all()", types=["Egress"],
+         egress=[{"action": "Deny", "protocol": "TCP", "destination": {"nets": ["169.254.169.254/32"]}}])),
     ("gnp-egress-rule-of-an-ingress-only-policy", "prod",
      gnp(order=10, types=["Ingress"], egress=[ALLOW_ALL])),
     ("gnp-icmp-only", "prod", gnp(order=10, ingress=[{"action": "Allow", "protocol": "ICMP"}])),
@@ -185,6 +223,19 @@ def test_the_message_explains_the_order() -> None:
     assert "has no Deny rule" in last.message
     [in_ns] = calico_order.check(context("prod", cnp(ingress=[ALLOW_ALL])))
     assert "prod namespace case-ns, which sets defaultDeny" in in_ns.message
+
+
+def test_the_message_says_what_a_pass_does() -> None:
+    [finding] = calico_order.check(context("prod", gnp(order=100, egress=[{"action": "Pass"}])))
+    assert ".".join(map(str, finding.path)) == "calico.globalNetworkPolicies.case-gnp.egress.0"
+    assert (
+        "Calico GlobalNetworkPolicy case-gnp: egress rule 0 passes all traffic" in finding.message
+    )
+    assert "to the namespace profile, which allows it" in finding.message
+    assert "or remove it: what the rules do not match goes on to the next policy" in finding.message
+    assert (
+        "dropped at the end of the tier for every endpoint this policy selects" in finding.message
+    )
 
 
 def test_the_rules() -> None:

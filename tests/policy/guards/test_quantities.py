@@ -151,3 +151,12 @@ def test_the_envs_with_a_ceiling_are_those_of_quotas_cue() -> None:
     assert (
         set(re.findall(r"^\t([a-z0-9-]+): \{", block, re.MULTILINE)) == quantities.CUE_CEILING_ENVS
     )
+
+
+def test_the_ceiling_aliases_are_those_of_quotas_cue() -> None:
+    """quota-ceiling (CUE) and quota-default-ceiling (this guard) read the same names."""
+    text = (ROOT / "policies/quotas.cue").read_text()
+    start = text.index("_quotaAliases: {")
+    block = text[start : text.index("\n}", start)]
+    pairs = re.findall(r'^\t"?([a-z./]+)"?:\s+"([a-z]+)"$', block, re.MULTILINE)
+    assert dict(pairs) == dict(quantities.CEILING_ALIASES)

@@ -74,7 +74,42 @@ HOSTILE = [
             ("pods-exec", "rules[0].resources[0]"),
             ("pods-attach", "rules[0].resources[0]"),
             ("pods-portforward", "rules[0].resources[0]"),
+            ("pods-proxy", "rules[0].resources[0]"),
         ],
+    ),
+    (
+        "every-pod-subresource-patched",
+        rule([CORE], ["pods/*"], ["patch"]),
+        [
+            ("pods-ephemeralcontainers", "rules[0].resources[0]"),
+            ("pods-proxy", "rules[0].resources[0]"),
+        ],
+    ),
+    (
+        "ephemeral-containers",
+        rule([CORE], ["pods", "pods/ephemeralcontainers"], ["get", "patch"]),
+        [("pods-ephemeralcontainers", "rules[0].resources[1]")],
+    ),
+    (
+        "ephemeral-containers-via-wildcard-resource",
+        rule([CORE], ["*"], ["update"]),
+        [
+            ("pods-ephemeralcontainers", "rules[0].resources[0]"),
+            ("pods-proxy", "rules[0].resources[0]"),
+            ("services-proxy", "rules[0].resources[0]"),
+            ("nodes-proxy", "rules[0].resources[0]"),
+        ],
+    ),
+    ("pod-proxy", rule([CORE], ["pods/proxy"], ["get"]), [("pods-proxy", "rules[0].resources[0]")]),
+    (
+        "service-proxy",
+        rule([CORE], ["services", "services/proxy"], ["create"]),
+        [("services-proxy", "rules[0].resources[1]")],
+    ),
+    (
+        "service-proxy-via-wildcard-verb",
+        rule([CORE], ["services/proxy"], ["*"]),
+        [("services-proxy", "rules[0].verbs[0]")],
     ),
     (
         "attach",
@@ -89,7 +124,11 @@ HOSTILE = [
     (
         "node-proxy-via-star-slash-proxy",
         rule([CORE], ["*/proxy"], ["get"]),
-        [("nodes-proxy", "rules[0].resources[0]")],
+        [
+            ("nodes-proxy", "rules[0].resources[0]"),
+            ("pods-proxy", "rules[0].resources[0]"),
+            ("services-proxy", "rules[0].resources[0]"),
+        ],
     ),
     (
         "escalate-via-wildcard-verb",
@@ -131,6 +170,8 @@ BENIGN = [
     ("every-verb-on-pods-reaches-no-subresource", rule([CORE], ["pods"], ["*"])),
     ("secrets-in-another-group", rule(["apps"], ["secrets"], ["get"])),
     ("create-secrets-reads-none", rule([CORE], ["secrets"], ["create", "update"])),
+    ("read-ephemeral-containers", rule([CORE], ["pods/ephemeralcontainers"], ["get", "list"])),
+    ("read-services-and-endpoints", rule([CORE], ["services", "endpoints"], ["*"])),
     ("webhooks-read", rule(["admissionregistration.k8s.io"], ["*"], ["get", "list"])),
     ("no-api-groups-grants-nothing", {"resources": ["*"], "verbs": ["*"]}),
     # Spelled literally, these are the CUE rules' (rbac-no-*): not reported twice.

@@ -39,6 +39,8 @@ from compiler.sources import ConfigStore
 from compiler.stageclock import timed
 from compiler.treerecord import KeptCluster
 
+Moment = datetime.datetime | None
+
 
 @dataclass(frozen=True)
 class CompiledCluster:
@@ -114,16 +116,12 @@ class CompileResult:
 
 
 def select_clusters(
-    store: ConfigStore,
-    names: Iterable[str],
-    *,
-    all_clusters: bool,
-    as_of: datetime.datetime | None = None,
+    store: ConfigStore, names: Iterable[str], *, all_clusters: bool, as_of: Moment = None
 ) -> list[str]:
     """The clusters of a run (`--all --as-of`: the fleet as it was then, not today's); a
     listing that finds none is an error, never an empty tree."""
     if all_clusters:
-        found = store.list_clusters(as_of) if as_of is not None else store.list_clusters()
+        found = store.list_clusters(as_of)
         if not found:
             raise InputError(
                 "the config table lists no cluster records (cluster#<name>); "

@@ -32,6 +32,7 @@ from compiler.sources.items import (
     parse_timestamp,
     plain,
 )
+from compiler.sources.listing import ClusterListing
 from compiler.sources.proposals import Approval, refused_approval
 
 # A concurrent writer took our version number: read again and retry after a jittered
@@ -142,10 +143,7 @@ class DynamoDBStore:
         return list(self._iter_versions(pk))
 
     def list_clusters(self, as_of: datetime | None = None) -> list[str]:
-        # The latest sort key of each cluster and whether it is a tombstone: a retired
-        # cluster is not listed (its history stays in the table). With `as_of`, the
-        # latest then: a version's `created_at` says when (as `read` takes it).
-        latest: dict[str, tuple[str, bool]] = {}
+        found = ClusterListing(as_of)
         request: dict[str, Any] = {
             "TableName": self.table,
             "ProjectionExpression": "pk, sk, retired" + (", created_at" if as_of else ""),
@@ -156,21 +154,11 @@ class DynamoDBStore:
         with self.errors_while("listing clusters"):
             while True:
                 page = self._client.scan(**request)
-                items = self._items(page, "listing clusters")
-                for item in items:
-                    name, sk = item["pk"]["S"].partition("#")[2], item["sk"]["S"]
-                    # Only canonical keys (`v#` and ten digits) are versions: a compile
-                    # reads no other (`table verify` reports them).
-                    canonical = len(sk) == 12 and sk.startswith("v#") and sk[2:].isdigit()
-                    if not canonical or sk <= latest.get(name, ("", False))[0]:
-                        continue
-                    if as_of is not None and _created_after(item, as_of):
-                        continue
-                    latest[name] = (sk, item.get("retired", {}).get("BOOL", False))
+                found.add(self._items(page, "listing clusters"))
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        listed = {name: sk for name, (sk, retired) in latest.items() if not retired}
+        listed = found.listed()
         # What the listing saw of each cluster: its latest version, by number, read from
         # every version (no head involved), for a compile that may keep it (run.py).
         self.listed_versions = {
@@ -434,13 +422,6 @@ class DynamoDBStore:
 
     def at(self) -> str:
         return f" at {self.endpoint_url}" if self.endpoint_url else ""
-
-
-def _created_after(item: Mapping[str, Any], when: datetime) -> bool:
-    """Whether a listed version was written after `when` (a missing or malformed time
-    fails the listing, naming the item, as reading that version would)."""
-    where = f"item pk={item['pk']['S']!r} sk={item['sk']['S']!r}: field created_at"
-    return parse_timestamp(item.get("created_at", {}).get("S", ""), where) > when
 
 
 def version_of_item(raw: Mapping[str, Any]) -> LayerVersion:

@@ -259,7 +259,7 @@ def _check_servers(out: Generated) -> None:
                 f"clusters {owner} and {cluster} both deploy to the API server "
                 f"{app.server}: each would apply its own namespaces, RBAC and Calico "
                 "objects to the other's, judged by its own environment's policies; give "
-                f"cluster {cluster} its own server",
+                "each its own server (the one whose record changed is the likely culprit)",
                 also=seen.origin,
             )
         )
@@ -274,10 +274,13 @@ def _server_key(server: str) -> str:
     """A server as Argo CD tells clusters apart: scheme and host without case, the
     default port and a trailing slash dropped (`https://A.example:443/` is
     `https://a.example`)."""
-    parts = urlsplit(server.strip())
-    host = (parts.hostname or "").rstrip(".")
-    port = f":{parts.port}" if parts.port not in (None, 443) else ""
-    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
+    try:
+        parts = urlsplit(server.strip())
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:  # no URL (a bad port, a broken IPv6 host): cluster-server-url says so
+        return server.strip().lower()
+    shown_port = f":{port}" if port not in (None, 443) else ""
+    return f"{parts.scheme.lower()}://{host}{shown_port}{parts.path.rstrip('/')}"
 
 
 @dataclass(frozen=True)

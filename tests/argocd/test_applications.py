@@ -97,6 +97,13 @@ def test_two_clusters_on_one_api_server_are_refused_once() -> None:
     assert generate(fleet({"dev-a": [], "prod-b": []}, other_port)).findings == []
 
 
+@pytest.mark.parametrize("server", ["https://api.example:99999", "https://[::1", "https://a:b"])
+def test_a_server_that_is_no_url_is_left_to_its_own_rule_not_a_crash(server: str) -> None:
+    """cluster-server-url reports it; the fleet check must not stop the run first."""
+    servers = {"dev-a": server, "prod-b": "https://api.example"}
+    assert generate(fleet({"dev-a": [], "prod-b": []}, servers)).findings == []
+
+
 def test_a_key_a_file_lacks_is_refused_naming_file_and_field() -> None:
     files = fleet({"dev-k3s": ["ingress-nginx"]})
     path = "clusters/dev-k3s/addons/ingress-nginx.json"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from compiler.cli import main
+from compiler.errors import InputError
 from compiler.layers import StackLoader
 from compiler.project import load_project
 from compiler.sources import Pin
@@ -321,3 +322,30 @@ def test_a_cluster_listed_by_canonical_version_keys_only(server_store: DynamoDBS
     server_store.client.put_item(TableName=server_store.table, Item=odd)
     assert server_store.list_clusters() == ["c1"]
     assert server_store.listed_versions == {"c1": 1}
+
+
+def test_a_put_comes_after_a_head_that_is_ahead_of_the_versions(
+    server_store: DynamoDBStore,
+) -> None:
+    """A head naming version 5 over versions 1-2 (`table verify` reports it): a put of
+    version 3 would be written and never read, so it takes 6, and is read."""
+    for n in (1, 2):
+        server_store.put("env#dev", {"n": n}, cluster=None, author="a", comment="")
+    ahead = {**raw_version("env#dev", 5, {"n": 5}), "sk": {"S": "head"}}
+    server_store.client.put_item(TableName=server_store.table, Item=ahead)
+    written = server_store.put("env#dev", {"n": 6}, cluster=None, author="a", comment="")
+    assert written.version == 6
+    latest = server_store.read("env#dev", Pin())
+    assert latest is not None and (latest.version, latest.config) == (6, {"n": 6})
+
+
+def test_a_put_into_a_layer_with_a_stray_version_key_names_the_item(
+    server_store: DynamoDBStore,
+) -> None:
+    """`v#2` sorts above `v#0000000001` and is no version key: a put refuses to guess
+    past it and names the item to fix, as every read of the versions does (exit 2)."""
+    server_store.put("env#dev", {"n": 1}, cluster=None, author="a", comment="")
+    stray = {**raw_version("env#dev", 2, {"n": 2}), "sk": {"S": "v#2"}}
+    server_store.client.put_item(TableName=server_store.table, Item=stray)
+    with pytest.raises(InputError, match=r"item pk='env#dev' sk='v#2'.*field sk"):
+        server_store.put("env#dev", {"n": 2}, cluster=None, author="a", comment="")

@@ -26,6 +26,7 @@ from compiler.model import LayerVersion
 from compiler.project import load_project
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.heads import HeadReader
 from compiler.sources.items import parse_timestamp
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import REGION, ROOT
@@ -739,6 +740,7 @@ def test_a_writer_that_always_loses_the_race_gives_up(
         return None  # "there is no version yet": every attempt tries version 1
 
     monkeypatch.setattr(store, "query_latest", always_stale)
+    monkeypatch.setattr(HeadReader, "head_number", lambda self, pk: 0)  # nor the head
     monkeypatch.setattr(dynamodb_module, "backoff", backoffs.append)
     with pytest.raises(OutsideError, match="concurrent writers"):
         put(store, "defaults", {"v": "lost"})

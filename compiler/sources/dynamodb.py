@@ -229,7 +229,10 @@ class DynamoDBStore:
                 # another system may have written past a gap, which the head's check
                 # cannot see, and a version below it would never be the latest.
                 latest = self.query_latest(pk)
-                number = next_version(pk, latest.version if latest else None)
+                # Above the head too, where it names a later version than the versions
+                # hold (`table verify` reports that): a version below it is never read.
+                highest = max(latest.version if latest else 0, HeadReader(self).head_number(pk))
+                number = next_version(pk, highest or None)
             item: dict[str, Any] = {
                 "pk": pk,
                 "sk": sort_key_for(number),

@@ -115,6 +115,17 @@ class HeadReader:
             out[pk] = latest.version if isinstance(latest, LayerVersion) else latest
         return out
 
+    def head_number(self, pk: str) -> int:
+        """The version the layer's head names (0: no head, or none readable)."""
+        with self.store.errors_while(f"reading the head of {pk}"):
+            page = self.store.client.get_item(
+                TableName=self.store.table,
+                Key={"pk": {"S": pk}, "sk": {"S": HEAD_SK}},
+                ProjectionExpression="version",
+                ConsistentRead=True,
+            )
+        return _head_number(page.get("Item", {}))
+
     def _current_heads(
         self, wanted: Sequence[str], *, projection: Sequence[str] | None
     ) -> tuple[dict[str, Mapping[str, Any]], list[str], set[str]] | CompilerError:

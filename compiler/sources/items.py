@@ -58,6 +58,13 @@ def format_timestamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def is_version_key(sk: str) -> bool:
+    """Whether a sort key names a version: `v#` and ten ASCII digits (`v#2` does not;
+    `table verify` reports such keys, and no read takes them for a version)."""
+    digits = sk[2:]
+    return sk.startswith("v#") and len(digits) == 10 and digits.isascii() and digits.isdigit()
+
+
 def next_version(pk: str, latest: int | None) -> int:
     """The number of the version written after `latest` (None: the first)."""
     number = (latest or 0) + 1

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from compiler.sources.items import parse_timestamp
+from compiler.sources.items import is_version_key, parse_timestamp
 
 
 class ClusterListing:
@@ -21,10 +21,7 @@ class ClusterListing:
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
         for item in items:
             name, sk = item["pk"]["S"].partition("#")[2], item["sk"]["S"]
-            # Only canonical keys (`v#` and ten digits) are versions: a compile reads no
-            # other (`table verify` reports them).
-            canonical = len(sk) == 12 and sk.startswith("v#") and sk[2:].isdigit()
-            if not canonical or sk <= self._latest.get(name, ("", False))[0]:
+            if not is_version_key(sk) or sk <= self._latest.get(name, ("", False))[0]:
                 continue
             if self.as_of is not None and _created_after(item, self.as_of):
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,29 @@ def test_a_shard_is_refused_where_the_whole_fleet_breaks_a_fleet_check(
     common = ["publish", "--from", str(after), "--all", "--repo", str(remote), "--forge", "none"]
     assert main([*common, "--shard", "1/2"]) == 1
     err = capsys.readouterr().err
-    assert "shard 1/2: with the other shards' clusters in clusters/" in err
+    assert "shard 1/2: with the other clusters in clusters/, the tree would break" in err
     assert f"clusters {other} and dev-k3s both deploy to the API server" in err
     assert "[argocd.destination-shared]" in err
     assert not has_branch(remote, "gitops-compiler/main/shard-1-of-2")
+
+
+def test_a_publish_of_named_clusters_is_refused_where_the_fleet_breaks_a_fleet_check(
+    tmp_path: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dev-k3s pointed at prod-eks-1's API server: `publish --cluster dev-k3s` (as a
+    watch, a rollback or a bootstrap publishes) sees the rest of the fleet in git."""
+    golden = tree(ROOT / "golden")
+    commit_files(remote, "main", golden, "published before", author="Alice")
+    after = tmp_path / "after"
+    for rel, data in golden.items():
+        (after / rel).parent.mkdir(parents=True, exist_ok=True)
+        (after / rel).write_bytes(data)
+    prod = json.loads((after / "clusters/prod-eks-1/cluster.json").read_text())
+    dev = after / "clusters/dev-k3s/cluster.json"
+    dev.write_text(json.dumps({**json.loads(dev.read_text()), "server": prod["server"]}))
+    argv = ["publish", "--from", str(after), "--cluster", "dev-k3s", "--repo", str(remote)]
+    assert main([*argv, "--forge", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "dev-k3s: with the other clusters in clusters/, the tree would break" in err
+    assert "clusters dev-k3s and prod-eks-1 both deploy to the API server" in err
+    assert not has_branch(remote, "gitops-compiler/main/cluster-dev-k3s")

@@ -192,8 +192,8 @@ def _attempt(
     wanted = ws.tree_with(base, publication.files, owned)
     if wanted == ws.tree_of(base):
         return PublishOutcome("no-change", target.branch, diff), tip
-    if publication.shard is not None:
-        _check_fleet(ws, wanted, publication.shard)
+    if CLUSTERS_DIR not in publication.owned:  # a part of the fleet: the rest is in git
+        _check_fleet(ws, wanted, publication)
     title = rollback_title(diff, target.reverts) if target.rollback else pull_title(diff)
     context = ReviewContext(
         title=title,
@@ -233,28 +233,33 @@ def _attempt(
 _GENERATOR_FILE = re.compile(r"^clusters/[^/]+/(cluster\.json|addons/[^/]+\.json)$")
 
 
-def _check_fleet(ws: Workspace, tree: str, shard: Shard) -> None:
-    """A shard compiles and checks its own clusters: what spans the fleet (two
+def _check_fleet(ws: Workspace, tree: str, publication: Publication) -> None:
+    """A publication of a part of the fleet (a shard, named clusters, a watch's or a
+    rollback's) compiled and checked only its own clusters: what spans the fleet (two
     Applications of one name, two clusters on one API server) is checked here, on the
-    tree the branch would hold, the other shards' clusters included."""
+    tree the branch would hold, the other clusters in git included."""
     files = ws.read_files(
         tree,
         [APPSETS_DIR, CLUSTERS_DIR],
         keep=lambda p: p.startswith(f"{APPSETS_DIR}/") or bool(_GENERATOR_FILE.match(p)),
     )
+    shard, named = publication.shard, set(publication.clusters)
+
+    def mine(cluster: str) -> bool:
+        return shard.holds(cluster) if shard is not None else cluster in named
+
     ours = [
         f
         for f in generate(files).findings
-        if any(
-            c and shard.holds(c) for c in (read_path(o).cluster for o in (f.origin, f.also) if o)
-        )
+        if any(c and mine(c) for c in (read_path(o).cluster for o in (f.origin, f.also) if o))
     ]
     if ours:
+        who = f"shard {shard}" if shard is not None else names_in_brief(sorted(named))
         shown = "\n".join(f"  {f.message} [{f.rule}]" for f in ours[:5])
         more = f"\n  and {len(ours) - 5} more" if len(ours) > 5 else ""
         raise RefusedError(
-            f"shard {shard}: with the other shards' clusters in {CLUSTERS_DIR}/, the tree "
-            f"would break {len(ours)} fleet check(s):\n{shown}{more}"
+            f"{who}: with the other clusters in {CLUSTERS_DIR}/, the tree would break "
+            f"{len(ours)} fleet check(s):\n{shown}{more}"
         )
 
 

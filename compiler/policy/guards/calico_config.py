@@ -110,12 +110,12 @@ def check(context: GuardContext) -> Iterator[GuardFinding]:
 
 
 def _failsafe(name: str, path: DocPath, ports: Any) -> Iterator[GuardFinding]:
-    if not isinstance(ports, list):
+    # An empty list removes the failsafe exposure altogether: nothing to say. Outbound
+    # failsafe ports only let the host connect out: the kubelet's port there opens nothing.
+    if not isinstance(ports, list) or not ports:
         return
-    kubelet = sorted(
-        {p.get("port") for p in ports if isinstance(p, Mapping)} & _KUBELET_PORTS,
-        key=str,
-    )
+    opened = {p.get("port") for p in ports if isinstance(p, Mapping)} & _KUBELET_PORTS
+    kubelet = sorted(opened, key=str) if path[-1] == "failsafeInboundHostPorts" else []
     if kubelet:
         yield GuardFinding(
             path,

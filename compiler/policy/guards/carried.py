@@ -84,8 +84,8 @@ RULES: tuple[Rule, ...] = (
         "cluster-server-in-cluster",
         "error",
         "The cluster's API server is not Argo CD's own in-cluster address "
-        "(kubernetes.default.svc and its other names), unless `policy.allowedServers` "
-        "names it.",
+        "(kubernetes.default.svc and its other names); a waiver (policies/waivers.yaml) "
+        "for the one cluster that is meant to be the management cluster.",
         "Argo CD always knows that server as the cluster it runs in: a record naming it "
         "deploys its namespaces, RBAC and add-ons onto the management cluster.",
         _ARGO_CLUSTERS,
@@ -272,8 +272,8 @@ def _cluster(context: GuardContext) -> Iterator[GuardFinding]:
             "cluster-server-in-cluster",
             f"cluster {facts.name}: the API server {masked(facts.server)} is how Argo CD "
             "reaches the cluster it runs in: this record would deploy onto the management "
-            "cluster; give the cluster's own server, or name this one in the project's "
-            "policy.allowedServers if that is the intent",
+            "cluster; give the cluster's own server, or waive this finding for this one "
+            "cluster in policies/waivers.yaml if it is the management cluster",
         )
     elif context.settings.allowed_servers and not any(
         server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers

@@ -34,6 +34,7 @@ from compiler.model import DocPath
 from compiler.policy.guards.base import GuardContext, GuardFinding, Rule, Severity
 
 ARGOCD_ID = "ns-argocd-control-key"
+ARGOCD_NOTE_ID = "ns-argocd-key"
 PRIVILEGED_ID = "ns-pod-security-privileged"
 INVALID_ID = "ns-pod-security-invalid"
 
@@ -50,17 +51,30 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id=ARGOCD_ID,
         severity="error",
-        what="No namespace label or annotation key starts with `argocd.argoproj.io/`, and no "
-        "namespace carries the label `app.kubernetes.io/instance`.",
-        why="Argo CD reads those keys as instructions for the object: `hook: PostSync` with "
-        "`hook-delete-policy: HookSucceeded` makes it delete the Namespace after a sync, "
-        "`sync-options: Force=true,Replace=true` deletes and recreates it with everything in "
-        "it; `app.kubernetes.io/instance` is its tracking label, so a value there can make "
-        "another Application own or prune the Namespace",
+        what="No namespace label or annotation makes Argo CD delete, replace or hand over "
+        "the Namespace: `argocd.argoproj.io/hook*`, `argocd.argoproj.io/sync-options` with "
+        "Replace=true or Force=true, `argocd.argoproj.io/tracking-id`.",
+        why="`hook: PostSync` with `hook-delete-policy: HookSucceeded` makes Argo CD delete "
+        "the Namespace after a sync, `Force=true,Replace=true` deletes and recreates it with "
+        "everything in it, and a tracking id names another Application as its owner",
         reference="https://argo-cd.readthedocs.io/en/stable/user-guide/resource_hooks/",
-        fix="namespaces: {payments: {annotations: {purpose: payments}}}   # no "
-        "argocd.argoproj.io/ keys, no app.kubernetes.io/instance label",
+        fix="namespaces: {payments: {annotations: {purpose: payments}}}   # no hook, no "
+        "Replace/Force, no tracking-id",
         waivable=False,
+    ),
+    Rule(
+        id=ARGOCD_NOTE_ID,
+        severity="error",
+        what="Any other `argocd.argoproj.io/` key on a namespace (sync-wave, managed-by, "
+        "Prune=false, ...) and the label `app.kubernetes.io/instance` are refused in prod "
+        "(waivable) and a warning elsewhere.",
+        why="Argo CD reads them as instructions: `managed-by` lets another Argo CD instance "
+        "manage the namespace, and `app.kubernetes.io/instance` is its tracking label where "
+        "label tracking is on (the default before Argo CD 3.0), so another Application may "
+        "claim or prune the Namespace; some are harmless (sync-wave, Prune=false): a waiver "
+        "says which",
+        reference="https://argo-cd.readthedocs.io/en/stable/user-guide/resource_tracking/",
+        fix="namespaces: {payments: {labels: {app.kubernetes.io/part-of: payments}}}",
     ),
     Rule(
         id=PRIVILEGED_ID,
@@ -90,37 +104,61 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def _argocd_effect(field: str, key: str, value: str) -> str:
-    """What Argo CD does with the key ('' when it is no Argo CD control key)."""
+def _argocd_effect(field: str, key: str, value: str) -> tuple[str, bool]:
+    """What Argo CD does with the key ('' when it is no Argo CD key), and whether that
+    deletes, replaces or hands over the Namespace (never acceptable)."""
     if field == "labels" and key == TRACKING_LABEL:
         return (
-            "is Argo CD's tracking label: its value names the Application that owns the "
-            "object, so another Application may claim or prune this Namespace"
+            "is Argo CD's tracking label where label tracking is on: its value names the "
+            "Application that owns the object, so another Application may claim or prune "
+            "this Namespace",
+            False,
         )
     if not key.startswith(ARGOCD_PREFIX):
-        return ""
+        return "", False
     name = key.removeprefix(ARGOCD_PREFIX)
     if name.startswith("hook"):
-        return "makes the Namespace an Argo CD hook, which Argo CD deletes (hook-delete-policy)"
+        return (
+            "makes the Namespace an Argo CD hook, which Argo CD deletes (hook-delete-policy)",
+            True,
+        )
     if name == "sync-options" and ("Replace=true" in value or "Force=true" in value):
-        return f"({value[:60]}) makes Argo CD delete and recreate the Namespace, its objects too"
-    return "is an instruction to Argo CD (hooks, sync and compare options, tracking)"
+        return (
+            f"({value[:60]}) makes Argo CD delete and recreate the Namespace, its objects too",
+            True,
+        )
+    if name == "tracking-id":
+        return "names the Application that owns the Namespace, which may then prune it", True
+    return (
+        "is an instruction to Argo CD (sync waves and options, another instance's management)",
+        False,
+    )
 
 
 def _argocd_findings(
-    cluster: str, base: DocPath, field: str, values: Mapping[str, Any]
+    cluster: str, env: str, base: DocPath, field: str, values: Mapping[str, Any]
 ) -> Iterator[GuardFinding]:
     for key, value in sorted(values.items()):
-        effect = _argocd_effect(field, key, str(value))
-        if effect:
-            path: DocPath = (*base, field, key)
+        effect, destructive = _argocd_effect(field, key, str(value))
+        if not effect:
+            continue
+        path: DocPath = (*base, field, key)
+        where = f"cluster {cluster}: {'.'.join(map(str, path))} {effect}"
+        if destructive:
             yield GuardFinding(
                 path,
                 ARGOCD_ID,
-                f"cluster {cluster}: {'.'.join(map(str, path))} {effect}; remove the key: "
-                "Argo CD's instructions for the tree come from the compiler (its ApplicationSets, "
-                "replaceOnSync), never from namespace metadata",
+                f"{where}; remove the key: Argo CD's instructions for the tree come from the "
+                "compiler (its ApplicationSets, replaceOnSync), never from namespace metadata",
             )
+            continue
+        severity: Severity = "error" if env == "prod" else "warning"
+        yield GuardFinding(
+            path,
+            ARGOCD_NOTE_ID,
+            f"{where}; remove it, or waive this finding where the key is meant",
+            severity,
+        )
 
 
 def _psa_problem(key: str, value: str) -> str:
@@ -184,6 +222,10 @@ def check(context: GuardContext) -> Iterator[GuardFinding]:
         labels = spec.get("labels") if isinstance(spec.get("labels"), Mapping) else {}
         annotations = spec.get("annotations")
         annotations = annotations if isinstance(annotations, Mapping) else {}
-        yield from _argocd_findings(context.facts.name, base, "labels", labels or {})
-        yield from _argocd_findings(context.facts.name, base, "annotations", annotations)
+        yield from _argocd_findings(
+            context.facts.name, context.facts.env, base, "labels", labels or {}
+        )
+        yield from _argocd_findings(
+            context.facts.name, context.facts.env, base, "annotations", annotations
+        )
         yield from _psa_findings(context, base, labels or {}, annotations)

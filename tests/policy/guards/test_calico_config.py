@@ -35,7 +35,13 @@ FELIX = "calico-felix-unsafe"
             {"failsafeOutboundHostPorts": [{"protocol": "UDP", "port": 53}]},
             [("calico-failsafe-ports", "failsafeOutboundHostPorts", "warning")],
         ),
-        # what stays quiet: the defaults, said out loud
+        # outbound, the kubelet's port only lets the host connect out: a replaced list
+        (
+            {"failsafeOutboundHostPorts": [{"protocol": "TCP", "port": 10250}]},
+            [("calico-failsafe-ports", "failsafeOutboundHostPorts", "warning")],
+        ),
+        # what stays quiet: no failsafe ports at all, and the defaults said out loud
+        ({"failsafeInboundHostPorts": []}, []),
         ({"workloadSourceSpoofing": "Disabled", "allowIPIPPacketsFromWorkloads": False}, []),
         ({"logSeverityScreen": "Info", "bpfEnabled": True}, []),
     ],

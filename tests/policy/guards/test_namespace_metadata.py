@@ -48,13 +48,21 @@ HOSTILE = [
         "an-argocd-key-as-a-label",
         "dev",
         {"labels": {"argocd.argoproj.io/sync-wave": "-1"}},
-        [("ns-argocd-control-key", "error", "labels.argocd.argoproj.io/sync-wave")],
+        [("ns-argocd-key", "warning", "labels.argocd.argoproj.io/sync-wave")],
+    ),
+    (
+        "another-argo-cd-instance-in-prod",
+        "prod",
+        {"labels": {"argocd.argoproj.io/managed-by": "team-argocd"},
+         "annotations": {"argocd.argoproj.io/sync-options": "Prune=false"}},
+        [("ns-argocd-key", "error", "labels.argocd.argoproj.io/managed-by"),
+         ("ns-argocd-key", "error", "annotations.argocd.argoproj.io/sync-options")],
     ),
     (
         "tracking-label",
         "dev",
         {"labels": {"app.kubernetes.io/instance": "payments"}},
-        [("ns-argocd-control-key", "error", "labels.app.kubernetes.io/instance")],
+        [("ns-argocd-key", "warning", "labels.app.kubernetes.io/instance")],
     ),
     (
         "tracking-id-annotation",
@@ -156,6 +164,7 @@ def test_the_messages_name_the_cluster_the_path_and_the_fix() -> None:
 def test_the_rules() -> None:
     assert [(r.id, r.severity, r.waivable) for r in namespace_metadata.RULES] == [
         ("ns-argocd-control-key", "error", False),
+        ("ns-argocd-key", "error", True),
         ("ns-pod-security-privileged", "error", True),
         ("ns-pod-security-invalid", "error", False),
     ]

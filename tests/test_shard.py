@@ -139,3 +139,11 @@ def test_a_publish_of_named_clusters_is_refused_where_the_fleet_breaks_a_fleet_c
     assert "dev-k3s: with the other clusters in clusters/, the tree would break" in err
     assert "clusters dev-k3s and prod-eks-1 both deploy to the API server" in err
     assert not has_branch(remote, "gitops-compiler/main/cluster-dev-k3s")
+
+
+def test_publish_all_as_of_is_refused_before_it_removes_newer_clusters(
+    remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["publish", "--all", "--as-of", "2026-01-06T09:00:00Z", *ARGS]
+    assert main([*argv, "--repo", str(remote), "--forge", "none"]) == 2
+    assert "would remove from the Argo CD repository every cluster" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.argocd.sentinel import clear
-from compiler.errors import EXIT_FINDINGS, EXIT_OK
+from compiler.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from compiler.operations import steps
 from compiler.operations.trace import Run
 from compiler.options import (
@@ -41,6 +41,16 @@ def publish_command(
     run_id: str | None,
     fmt: str,
 ) -> Outcome:
+    if selection.all_clusters and selection.as_of and from_dir is None:
+        # The whole fleet owns every clusters/<c>: the fleet of that time would delete
+        # the Applications of every cluster provisioned since. A return to older
+        # versions is a rollback, which writes them as new versions and keeps the fleet.
+        raise UsageError(
+            "publish --all --as-of would remove from the Argo CD repository every cluster "
+            "provisioned since that time; roll clusters back with `gitops-compiler rollback "
+            "--cluster C --as-of T`, or compile the old fleet with `compile --all --as-of` "
+            "to look at it"
+        )
     current = steps.current().run
     run = current if run_id in (None, current.id) else Run(run_id)
     published = publish_tree(source, selection, destination, run=run, from_dir=from_dir, cue=cue)

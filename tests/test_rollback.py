@@ -195,3 +195,23 @@ def test_a_rollback_of_a_shared_layer_publishes_every_cluster_that_reads_it(
     assert "Rollback dev-k3s, prod-eks-1, test-k3s: defaults@2 to defaults@1" in captured.out
     assert "branch: gitops-compiler/main/rollback-clusters-" in captured.out
     assert [v.version for v in _store(table).history("defaults")] == [2, 1]
+
+
+def test_a_rollback_to_versions_that_break_a_rule_writes_nothing(
+    table: list[str], remote: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compiled from the target versions first: a finding stops it before the table
+    changes (it used to write the revert, then stop with no pull request to show it)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "namespaces:\n  dev-team:\n    access:\n"
+        "      everyone: {clusterRole: cluster-admin, groups: [devs]}\n"
+    )
+    put = ["config", "put", "--layer", "cluster/dev-k3s"]
+    assert main([*put, str(bad), "-m", "bad", "--force", *table]) == 0  # v4, forced
+    assert main([*put, str(tmp_path / "v3.yaml"), "-m", "good", *table]) == 0  # v5
+    capsys.readouterr()
+    argv = ["rollback", "--cluster", "dev-k3s", "--versions", "cluster/dev-k3s=4"]
+    assert main([*argv, "--repo", str(remote), "--forge", "none", *table]) == 1
+    assert "rbac-no-cluster-admin" in capsys.readouterr().err
+    assert [v.version for v in _store(table).history("cluster#dev-k3s")] == [5, 4, 3, 2, 1]

@@ -21,7 +21,7 @@ from compiler.operations import steps
 from compiler.operations.trace import Run
 from compiler.options import Destination, Selection, SourceOptions, current_author
 from compiler.project import Project
-from compiler.publishing.publication import Published, publish_tree
+from compiler.publishing.publication import Published, build_publication, publish_tree
 from compiler.report import names_in_brief
 from compiler.reversion import (
     cluster_layers,
@@ -92,6 +92,13 @@ def roll_back(
     elif destination.dry_run:
         selection = Selection(clusters=clusters, pin=pin_of(moves))
     else:
+        # Every cluster it reaches compiled from the target versions first: a finding
+        # stops the rollback before the table changes, not after, with no PR to show it.
+        checked = build_publication(
+            source, Selection(clusters=clusters, pin=pin_of(moves)), from_dir=from_dir, cue=cue
+        )
+        if checked.publication is None:
+            return RolledBack(Published(run, checked.compiled, violations=checked.violations), {})
         with steps.step("dynamodb", cluster=cluster, action="rollback") as wrote:
             versions = write_reverts(
                 store, moves, author=current_author(), trace_id=run.trace("git")

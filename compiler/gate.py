@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from compiler.errors import InputError
-from compiler.layers import StackLoader, load_inputs
-from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, cluster_pk, layer_name_from_pk
+from compiler.layers import clusters_reading, load_inputs
+from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk
 from compiler.pipeline import CompileResult, build_checks, compile_inputs
 from compiler.policy.cue import CuePolicies, find_cue
 from compiler.project import Project
@@ -79,22 +79,10 @@ def check_environment(env: str, project: Project, store: ConfigStore, where: str
 
 def affected(store: ConfigStore, project: Project, proposed: LayerVersion) -> list[str]:
     """The clusters whose compile reads the proposed layer."""
-    names = store.list_clusters()
-    layer = layer_name_from_pk(proposed.pk)
     if proposed.pk.startswith(CLUSTER_PK_PREFIX):
         name = proposed.pk.partition("#")[2]
         return [] if proposed.retired else [name]
-    loader = StackLoader(store, project, Pin())
-    chosen = []
-    for name in names:
-        record = store.read(cluster_pk(name), Pin())
-        if record is None:
-            continue
-        facts = loader.facts(record)
-        stack = {e.resolve(env=facts.env, cluster=name) for e in project.stack}
-        if layer in stack:
-            chosen.append(name)
-    return chosen
+    return clusters_reading(store, project, [layer_name_from_pk(proposed.pk)])
 
 
 def compile_proposed(

@@ -302,6 +302,18 @@ def _existing(versions: Sequence[int], shown: int = 8) -> str:
     return f"versions {', '.join(map(str, versions[:-1]))} and {versions[-1]} exist"
 
 
+def clusters_reading(store: ConfigStore, project: Project, layers: Iterable[str]) -> list[str]:
+    """The clusters whose stack reads any of these table layers (`defaults`, `env/dev`)
+    now, sorted: the records' facts read in batches, without their configs."""
+    wanted = set(layers)
+    loader = StackLoader(store, project, Pin(), content=False)
+    return sorted(
+        facts.name
+        for facts in loader.facts_of_clusters(store.list_clusters())
+        if wanted & {e.resolve(env=facts.env, cluster=facts.name) for e in project.stack}
+    )
+
+
 def load_inputs(
     store: ConfigStore,
     project: Project,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from compiler.errors import InputError, UsageError
-from compiler.layers import StackLoader
+from compiler.layers import StackLoader, clusters_reading
 from compiler.model import LayerVersion, cluster_pk, pk_from_layer_name
 from compiler.project import Project
 from compiler.sources import ConfigStore, Pin
@@ -58,7 +58,7 @@ def cluster_layers(store: ConfigStore, project: Project, cluster: str) -> list[s
     ]
 
 
-def clusters_reading(
+def clusters_reached(
     store: ConfigStore, project: Project, cluster: str, moves: Sequence[Move]
 ) -> list[str]:
     """The clusters a rollback of `cluster` changes: itself, and every cluster that reads
@@ -68,17 +68,7 @@ def clusters_reading(
     shared = {m.layer for m in moves} - {f"cluster/{cluster}"}
     if not shared:
         return [cluster]
-    readers = {cluster}
-    loader = StackLoader(store, project, Pin(), content=False)
-    for facts in loader.facts_of_clusters(store.list_clusters()):
-        reads = {
-            entry.resolve(env=facts.env, cluster=facts.name)
-            for entry in project.stack
-            if entry.kind == "dynamodb"
-        }
-        if reads & shared:
-            readers.add(facts.name)
-    return sorted(readers)
+    return sorted({cluster, *clusters_reading(store, project, shared)})
 
 
 def plan_moves(store: ConfigStore, project: Project, cluster: str, pin: Pin) -> list[Move]:

@@ -89,8 +89,7 @@ def scope_branch(
         return f"{BRANCH_PREFIX}/{where}/all-clusters"
     if len(clusters) == 1:
         return f"{BRANCH_PREFIX}/{where}/cluster-{clusters[0]}"
-    digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
-    return f"{BRANCH_PREFIX}/{where}/clusters-{digest}"
+    return f"{BRANCH_PREFIX}/{where}/clusters-{_digest(clusters)}"
 
 
 def rollback_branch(base: str, clusters: Sequence[str]) -> str:
@@ -100,8 +99,12 @@ def rollback_branch(base: str, clusters: Sequence[str]) -> str:
     where = base.replace("/", "-")
     if len(clusters) == 1:
         return f"{BRANCH_PREFIX}/{where}/rollback-{clusters[0]}"
-    digest = hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
-    return f"{BRANCH_PREFIX}/{where}/rollback-clusters-{digest}"
+    return f"{BRANCH_PREFIX}/{where}/rollback-clusters-{_digest(clusters)}"
+
+
+def _digest(clusters: Sequence[str]) -> str:
+    """A set of clusters in a branch name's room: a fleet's names would pass git's limits."""
+    return hashlib.sha256(",".join(sorted(clusters)).encode()).hexdigest()[:10]
 
 
 def rolling_branch(base: str) -> str:

@@ -25,7 +25,7 @@ from compiler.publishing.publication import Published, build_publication, publis
 from compiler.report import names_in_brief
 from compiler.reversion import (
     cluster_layers,
-    clusters_reading,
+    clusters_reached,
     pin_of,
     plan_moves,
     write_reverts,
@@ -77,7 +77,7 @@ def roll_back(
 ) -> RolledBack:
     moves = plan_moves(store, project, cluster, pin)
     reverts = [m.describe() for m in moves]
-    clusters = tuple(clusters_reading(store, project, cluster, moves))
+    clusters = tuple(clusters_reached(store, project, cluster, moves))
     if len(clusters) > 1:
         shared = sorted({m.layer for m in moves} - {f"cluster/{cluster}"})
         print(

@@ -161,9 +161,7 @@ class DynamoDBStore:
         listed = found.listed()
         # What the listing saw of each cluster: its latest version, by number, read from
         # every version (no head involved), for a compile that may keep it (run.py).
-        self.listed_versions = {
-            name: int(sk[2:]) for name, sk in listed.items() if sk[2:].isdigit()
-        }
+        self.listed_versions = {name: int(sk[2:]) for name, sk in listed.items()}
         return sorted(listed)
 
     def _get(self, pk: str, version: int) -> LayerVersion | None:

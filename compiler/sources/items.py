@@ -15,7 +15,6 @@ from typing import Any
 from compiler.errors import InputError
 from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, sort_key_for
 
-_SK = re.compile(r"^v#(\d{10})$")
 _PK = re.compile(r"^(defaults|(env|cluster)#[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 _KNOWN = {
     "pk", "sk", "version", "config", "created_at", "author", "comment", "cluster", "retired",
@@ -86,7 +85,7 @@ def layer_version_from_item(item: Mapping[str, Any], *, content: bool = True) ->
     version = item.get("version")
     if isinstance(version, int) and version > MAX_VERSION:
         raise InputError(f"{where}: field version {version} is over the limit of {MAX_VERSION}")
-    if not isinstance(sk, str) or _SK.match(sk) is None:
+    if not isinstance(sk, str) or not is_version_key(sk):
         raise InputError(f"{where}: field sk must look like v#0000000042")
     if content and (size := item_size(item)) > MAX_ITEM_BYTES:
         raise InputError(

@@ -20,9 +20,8 @@ from compiler.errors import InputError
 from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources.dynamodb import DynamoDBStore, version_of_item
 from compiler.sources.heads import HeadReader
-from compiler.sources.items import HEAD_SK, is_layer_pk
+from compiler.sources.items import HEAD_SK, is_layer_pk, is_version_key
 
-_VERSION_SK = re.compile(r"^v#(\d{10})$")
 _PROPOSAL_SK = re.compile(r"^proposal#\d{10}$")
 
 # The checks of a version beyond its item's own (items.py): the cluster's facts, which
@@ -77,9 +76,8 @@ def _add(layers: dict[str, LayerKeys], item: Mapping[str, Any]) -> None:
     if not is_layer_pk(pk):
         return
     keys = layers.setdefault(pk, LayerKeys())
-    match = _VERSION_SK.match(sk)
-    if match:
-        keys.versions.append(int(match.group(1)))
+    if is_version_key(sk):
+        keys.versions.append(int(sk[2:]))
     elif sk == HEAD_SK:
         keys.head_version = item.get("version")
         number = (keys.head_version or {}).get("N", "")
@@ -107,7 +105,7 @@ def verify(store: DynamoDBStore, check: Check | None = None) -> list[str]:
     for item in _scan(store, whole=True):
         _add(layers, item)
         pk, sk = item["pk"]["S"], item["sk"]["S"]
-        if is_layer_pk(pk) and _VERSION_SK.match(sk) and (why := malformed(item, check)):
+        if is_layer_pk(pk) and is_version_key(sk) and (why := malformed(item, check)):
             refused.append(
                 f"{layer_name_from_pk(pk)}: malformed version: {why} (a compile that reads "
                 "it stops, exit 2)"

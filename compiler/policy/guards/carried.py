@@ -264,9 +264,10 @@ def _cluster(context: GuardContext) -> Iterator[GuardFinding]:
             "written into cluster.json and pushed: write https://host[:port], and give Argo "
             "CD credentials in its cluster Secret",
         )
-    elif _in_cluster(facts.server) and not any(
-        server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers
-    ):
+        return
+    patterns = context.settings.allowed_servers
+    allowed = any(server_matches(facts.server, pattern) for pattern in patterns)
+    if _in_cluster(facts.server) and not allowed:
         yield GuardFinding(
             where,
             "cluster-server-in-cluster",
@@ -275,9 +276,7 @@ def _cluster(context: GuardContext) -> Iterator[GuardFinding]:
             "cluster; give the cluster's own server, or waive this finding for this one "
             "cluster in policies/waivers.yaml if it is the management cluster",
         )
-    elif context.settings.allowed_servers and not any(
-        server_matches(facts.server, pattern) for pattern in context.settings.allowed_servers
-    ):
+    elif patterns and not allowed:
         yield GuardFinding(
             where,
             "cluster-server-allowed",

@@ -188,6 +188,32 @@ def test_the_call_cue_gets(tmp_path: Path, policies: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("ours", "expected"),
+    [
+        ({}, "off 192MiB"),  # no collection on a bounded shard, a limit in case
+        ({"GOGC": "50"}, "50 -"),  # the caller's choice, whole
+        ({"GOMEMLIMIT": "1GiB"}, "- 1GiB"),
+    ],
+)
+def test_cue_runs_without_gos_collector_unless_the_caller_set_it(
+    tmp_path: Path, policies: Path, monkeypatch: pytest.MonkeyPatch, ours: dict, expected: str
+) -> None:
+    for name in ("GOGC", "GOMEMLIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ours.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITOPS_TEST_KEPT", "yes")
+    record = tmp_path / "env"
+    cue = fake_cue(
+        tmp_path / "bin",
+        f'echo "${{GOGC:--}} ${{GOMEMLIMIT:--}} $GITOPS_TEST_KEPT" > {record}\n'
+        'cat > /dev/null\necho "[]"',
+    )
+    assert CuePolicies(policies, cue).check({"a": doc("a", "dev")}) == []
+    assert record.read_text().split() == [*expected.split(), "yes"]  # the rest inherited
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ("kill -SEGV $$", "died by signal SIGSEGV"),

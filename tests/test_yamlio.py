@@ -333,6 +333,10 @@ def test_json_refusals_name_line_and_column(text: str, expected: str) -> None:
 
 def test_json_depth() -> None:
     assert load_layer_json("[" * 200 + "]" * 200, "f.json")
+    # More brackets than levels: wide, or inside strings, is not deep.
+    assert load_layer_json("[" + ",".join(["[{}]"] * 300) + "]", "f.json")
+    assert load_layer_json('{"a": "' + "[" * 300 + '", "b": [[1]]}', "f.json")
+    assert refused_json('{"a": "' + "{" * 300 + '", "b": ' + "[" * 201 + "]" * 201 + "}")
     assert refused_json("[" * 201 + "]" * 201).endswith(
         ":1:201: " + "[0]" * 16 + "...: nested deeper than 200 levels"
     )
@@ -476,3 +480,42 @@ _data = st.recursive(
 def test_dump_then_load_round_trips(doc: dict[str, Any]) -> None:
     assert load_layer_yaml(dump_yaml(doc), "out.yaml").value == doc
     assert load_layer_json(dump_json(doc), "out.json") == doc
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.sampled_from(["a\n", "a\n\n\n", "\n", " x", "yes", "0x1f", "...", "---", "- a", "|"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["apiVersion", "kind", "metadata", "spec", "data", "z" * 130, "1"]),
+        _VALUES,
+        max_size=5,
+    )
+)
+def test_an_object_dumped_in_parts_is_the_object_dumped_whole(obj: dict[str, Any]) -> None:
+    """A manifest that misses the cache is written one top-level key at a time, joined:
+    the bytes must be those of the whole (a kept text's end marker `...` included)."""
+    assert dumper._dump_manifest(obj, parts={}) == dumper._dump_manifest(obj)
+
+
+def test_a_part_is_reused_between_objects() -> None:
+    parts: dict[bytes, bytes] = {}
+    resources = [f"namespaces/ns-{i}/namespace.yaml" for i in range(50)]
+    for cluster in ("a", "b"):
+        labels = [{"pairs": {"cluster": cluster}}]
+        obj = {"apiVersion": "v1", "kind": "Kustomization", "labels": labels}
+        whole = dumper._dump_manifest({**obj, "resources": resources})
+        assert dumper._dump_manifest({**obj, "resources": resources}, parts=parts) == whole
+    assert len(parts) == 5  # apiVersion, kind and resources once; labels twice

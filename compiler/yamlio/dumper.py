@@ -98,28 +98,49 @@ def _ordered(obj: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
 # equal YAML; an equal object pickled differently is only a miss.
 _MANIFEST_CACHE: dict[bytes, bytes] = {}
 _MANIFEST_CACHE_SIZE = 20_000
+# An object that misses is serialised one top-level key at a time, each kept the same
+# way: a block mapping's top-level entries are written one after the other, each the
+# same whatever its neighbours, so their YAML joined is the whole object's (but for
+# the end marker, below; tests/test_yamlio.py compares the two on random objects). What
+# differs between clusters is mostly one part: each cluster's Kustomization has its own
+# labels but the same resources (0.42 ms of its 0.45 ms at C=1000; 1,000 of them).
+_PART_CACHE: dict[bytes, bytes] = {}
 
 
 def dump_manifest(obj: Mapping[str, Any]) -> bytes:
     """One Kubernetes object: apiVersion, kind, metadata (name, namespace first), rest sorted."""
     try:
         key = pickle.dumps(obj, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError):
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return _dump_manifest(obj)
     found = _MANIFEST_CACHE.get(key)
     if found is None:
-        found = _dump_manifest(obj)
+        found = _dump_manifest(obj, parts=_PART_CACHE)
         if len(_MANIFEST_CACHE) >= _MANIFEST_CACHE_SIZE:
             _MANIFEST_CACHE.clear()
+            _PART_CACHE.clear()
         _MANIFEST_CACHE[key] = found
     return found
 
 
-def _dump_manifest(obj: Mapping[str, Any]) -> bytes:
+def _dump_manifest(obj: Mapping[str, Any], parts: dict[bytes, bytes] | None = None) -> bytes:
     out = _ordered(obj, ("apiVersion", "kind", "metadata"))
     if isinstance(obj.get("metadata"), Mapping):
         out["metadata"] = _ordered(obj["metadata"], ("name", "namespace"))
-    return _dump(out)
+    if parts is None or not out:  # `{}` is written as a flow mapping: no parts to join
+        return _dump(out)
+    written = []
+    for name, value in out.items():
+        key = pickle.dumps((name, value), protocol=5)
+        part = parts.get(key)
+        if part is None:
+            part = parts[key] = _dump({name: value})
+        written.append(part)
+    # A text kept with its trailing newlines (`|+`) that ends a document is followed by
+    # the end marker `...`: within the object it is not, so such a part cannot be joined.
+    if any(part.endswith(b"\n...\n") for part in written[:-1]):
+        return _dump(out)
+    return b"".join(written)
 
 
 def dump_yaml(obj: Any) -> bytes:

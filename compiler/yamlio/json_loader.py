@@ -30,7 +30,10 @@ def load_layer_json(data: bytes | str, source: str, *, max_depth: int = 200) -> 
     except RecursionError:
         problem = "nested too deeply"
     else:
-        if _json_depth(value) > max_depth:
+        # Every container opens with its own `{` or `[`, so a text with no more of them
+        # than max_depth nests no deeper: counting is C-fast, walking the value is not
+        # (0.2 s of a fleet's 1,000 documents).
+        if text.count("{") + text.count("[") > max_depth and _json_depth(value) > max_depth:
             problem = f"nested deeper than {max_depth} levels"
         elif _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
             problem = "a \\u escape names half of a UTF-16 surrogate pair, not a character"

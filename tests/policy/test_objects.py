@@ -377,6 +377,12 @@ def test_an_identical_object_is_validated_once() -> None:
         "metadata-name",
     ]
     assert schemas.validated == 3
+    # Python's 1 == True == 1.0: the key keeps them apart (a bool is no quantity).
+    one = edited(QUOTA[0], _set("spec.hard.pods", 1))
+    assert schemas.check("c", [Rendered("one.yaml", one, ())]) == []
+    true = edited(QUOTA[0], _set("spec.hard.pods", True))
+    assert [v.rule for v in schemas.check("c", [Rendered("t.yaml", true, ())])] == ["k8s-schema"]
+    assert schemas.validated == 5
 
 
 def test_validation_does_not_change_the_object(schemas: ObjectSchemas) -> None:

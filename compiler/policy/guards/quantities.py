@@ -19,6 +19,7 @@ Amounts are `decimal.Decimal`, never floats: a float cannot hold 16000m exactly.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -117,7 +118,25 @@ class Quantity:
 
 
 def parse_quantity(value: Any) -> Quantity:
-    """`value` (a DSL string, int or float) as apimachinery reads it, range included."""
+    """`value` (a DSL string, int or float) as apimachinery reads it, range included.
+
+    A fleet repeats a few quantities ("2", "4Gi") across every namespace, and each is
+    read by the guards and the CUE input: a short string is parsed once a process.
+    """
+    if type(value) is str and len(value) <= _CACHED_LENGTH:
+        return _parse_short(value)
+    return _parse(value)
+
+
+_CACHED_LENGTH = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_short(value: str) -> Quantity:
+    return _parse(value)
+
+
+def _parse(value: Any) -> Quantity:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return Quantity(None, "invalid", "is not a string or a number")
     if isinstance(value, int):

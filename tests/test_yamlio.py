@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from compiler import yamlio
@@ -504,10 +504,25 @@ _VALUES = st.recursive(
         max_size=5,
     )
 )
+@example({"a": "x\n\n", "b": 1})  # a kept text's end marker `...`, before another key
+@example({"b": 1, "a": "x\n\n"})
 def test_an_object_dumped_in_parts_is_the_object_dumped_whole(obj: dict[str, Any]) -> None:
     """A manifest that misses the cache is written one top-level key at a time, joined:
-    the bytes must be those of the whole (a kept text's end marker `...` included)."""
-    assert dumper._dump_manifest(obj, parts={}) == dumper._dump_manifest(obj)
+    the bytes must be those of the whole, with parts kept from earlier objects too."""
+    assert dumper._dump_manifest(obj, parts=_PARTS_ACROSS_EXAMPLES) == dumper._dump_manifest(obj)
+
+
+_PARTS_ACROSS_EXAMPLES: dict[bytes, bytes] = {}
+
+
+def test_the_caches_keep_digests_and_no_large_yaml() -> None:
+    for i in range(30):
+        data = {"f": f"{i}" + "x" * 100_000}
+        out = dump_manifest({"apiVersion": "v1", "kind": "ConfigMap", "data": data})
+        assert out.endswith(b"x\n") and len(out) > 100_000
+    for cache in (dumper._MANIFEST_CACHE, dumper._PART_CACHE):
+        assert all(len(key) == 16 for key in cache)
+        assert max(map(len, cache.values()), default=0) <= dumper._CACHED_BYTES
 
 
 def test_a_part_is_reused_between_objects() -> None:

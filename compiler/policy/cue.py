@@ -60,14 +60,17 @@ PER_MB_TIMEOUT = 30.0
 # (native) or ~0.3-0.5 s (WebAssembly) of a core.
 SHARD_BYTES = 500_000
 MAX_PROCESSES = 4  # cue processes at once, at most one a core
-# Go's collector settings for native cue. A cue process reads one bounded shard and
-# exits; on the bench's 90-cluster shard its heap peaked at ~150 MB with no collection
-# at all, and the default collector (GOGC=100) spent a third of its CPU: 0.41 s of
-# CPU a shard with it, 0.27 s without (5 runs each, cue v0.17.1). GOMEMLIMIT keeps the
-# collector for a shard that grows past it (a cluster larger than SHARD_BYTES alone),
-# so that two processes and the compiler stay within the bench's 1 GiB. A GOGC or
-# GOMEMLIMIT of the caller's own wins; the WebAssembly launcher ignores both.
-GO_RUNTIME_DEFAULTS = {"GOGC": "off", "GOMEMLIMIT": "192MiB"}
+# Go's collector setting for native cue. A cue process reads one bounded shard and
+# exits, and with the default (GOGC=100) the collector took a third of its CPU. Measured
+# with cue v0.17.1, 3 runs each, CPU a run and peak RSS, on the bench's 90-cluster shard
+# (0.5 MB) and on a 2.75 MB one (a cluster past SHARD_BYTES goes alone, so a shard may
+# be large): GOGC=100 0.63 s, 123 MB and 2.99 s, 534 MB; GOGC=400 0.39 s, 141 MB and
+# 2.22 s, 650 MB. No collection at all with a memory limit (GOGC=off, GOMEMLIMIT=192MiB)
+# was cheaper on the small shard (0.34 s, 152 MB) but collected without end once the
+# large one's live heap passed the limit: 10.4 s. GOGC of the caller's own (or a
+# GOMEMLIMIT) wins; the WebAssembly launcher gives its Go program an environment of
+# its own, so neither reaches it.
+GO_RUNTIME_DEFAULTS = {"GOGC": "400"}
 CUE_ERROR = 1  # cue's exit code for "the CUE does not evaluate"; a Go panic exits 2
 HOW_TO_GET_CUE = (
     "install cue (https://cuelang.org/docs/introduction/installation/), or run `make` in "

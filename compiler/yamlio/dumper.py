@@ -4,6 +4,7 @@ YAML 1.1 or 1.2 reader, or Go's yaml.v2 (kubectl, Argo CD), would read as someth
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import re
@@ -94,10 +95,14 @@ def _ordered(obj: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
 # Most objects of a fleet repeat from cluster to cluster (a namespace's LimitRange,
 # Role and default-deny policy come from the same layers everywhere; kustomize adds
 # the cluster labels later), so each distinct object is serialised once. The key is
-# the object's pickle: equal bytes mean equal types, values and key order, hence
-# equal YAML; an equal object pickled differently is only a miss.
+# a digest of the object's pickle: equal pickles mean equal types, values and key
+# order, hence equal YAML; an equal object pickled differently is only a miss. Only
+# the digest is kept (a pickle is as large as its object), and no YAML past
+# _CACHED_BYTES (a large ConfigMap seldom repeats): the caches stay small whatever
+# the objects.
 _MANIFEST_CACHE: dict[bytes, bytes] = {}
-_MANIFEST_CACHE_SIZE = 20_000
+_CACHE_ENTRIES = 20_000  # per cache, emptied when full
+_CACHED_BYTES = 16_384
 # An object that misses is serialised one top-level key at a time, each kept the same
 # way: a block mapping's top-level entries are written one after the other, each the
 # same whatever its neighbours, so their YAML joined is the whole object's (but for
@@ -109,18 +114,27 @@ _PART_CACHE: dict[bytes, bytes] = {}
 
 def dump_manifest(obj: Mapping[str, Any]) -> bytes:
     """One Kubernetes object: apiVersion, kind, metadata (name, namespace first), rest sorted."""
-    try:
-        key = pickle.dumps(obj, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
-        return _dump_manifest(obj)
-    found = _MANIFEST_CACHE.get(key)
+    key = _digest(obj)
+    found = _MANIFEST_CACHE.get(key) if key is not None else None
     if found is None:
         found = _dump_manifest(obj, parts=_PART_CACHE)
-        if len(_MANIFEST_CACHE) >= _MANIFEST_CACHE_SIZE:
-            _MANIFEST_CACHE.clear()
-            _PART_CACHE.clear()
-        _MANIFEST_CACHE[key] = found
+        if key is not None:
+            _keep(_MANIFEST_CACHE, key, found)
     return found
+
+
+def _digest(value: Any) -> bytes | None:
+    try:
+        return hashlib.blake2b(pickle.dumps(value, protocol=5), digest_size=16).digest()
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+def _keep(cache: dict[bytes, bytes], key: bytes, data: bytes) -> None:
+    if len(data) <= _CACHED_BYTES:
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = data
 
 
 def _dump_manifest(obj: Mapping[str, Any], parts: dict[bytes, bytes] | None = None) -> bytes:
@@ -131,10 +145,12 @@ def _dump_manifest(obj: Mapping[str, Any], parts: dict[bytes, bytes] | None = No
         return _dump(out)
     written = []
     for name, value in out.items():
-        key = pickle.dumps((name, value), protocol=5)
-        part = parts.get(key)
+        key = _digest((name, value))
+        part = parts.get(key) if key is not None else None
         if part is None:
-            part = parts[key] = _dump({name: value})
+            part = _dump({name: value})
+            if key is not None:
+                _keep(parts, key, part)
         written.append(part)
     # A text kept with its trailing newlines (`|+`) that ends a document is followed by
     # the end marker `...`: within the object it is not, so such a part cannot be joined.

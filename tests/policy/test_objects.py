@@ -383,6 +383,7 @@ def test_an_identical_object_is_validated_once() -> None:
     true = edited(QUOTA[0], _set("spec.hard.pods", True))
     assert [v.rule for v in schemas.check("c", [Rendered("t.yaml", true, ())])] == ["k8s-schema"]
     assert schemas.validated == 5
+    assert {len(key) for key in schemas._cache} == {16}  # digests: as small as any object's
 
 
 def test_validation_does_not_change_the_object(schemas: ObjectSchemas) -> None:

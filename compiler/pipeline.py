@@ -5,11 +5,8 @@ Pure but for the store it reads from; writing is the caller's (see `emit`).
 
 from __future__ import annotations
 
-import contextvars
 import datetime
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +23,7 @@ from compiler.policy import Violation
 from compiler.policy.catalog import all_rules
 from compiler.policy.cue import CueFinding, CuePolicies
 from compiler.policy.cue_input import cue_document
+from compiler.policy.cue_stream import CueStream
 from compiler.policy.guards.base import GuardContext
 from compiler.policy.guards.registry import run_guards
 from compiler.policy.objects import ObjectSchemas
@@ -156,8 +154,9 @@ def compile_inputs(
     """Merge, check and render loaded clusters; one CUE run for all of them
     (`merge_inputs`, then `finish_compile`)."""
     checks = checks or Checks(ConfigSchema(project.definitions_dir))
-    merging = merge_inputs(inputs, project, checks, kept or {})
-    return finish_compile(merging, project, checks, tracker, while_policies_run, reload)
+    with CueStream(checks.policies) as cue:
+        merging = merge_inputs(inputs, project, checks, kept or {}, cue)
+        return finish_compile(merging, project, checks, cue, tracker, while_policies_run, reload)
 
 
 def merge_inputs(
@@ -165,11 +164,13 @@ def merge_inputs(
     project: Project,
     checks: Checks,
     kept: Mapping[str, KeptCluster],
+    cue: CueStream,
 ) -> Merging:
     """Merge and schema-check each cluster as `inputs` gives it (a reader may still be
-    fetching the rest: `stream_inputs`). A cluster's entry in `kept` is looked up when
-    it arrives, so the reader may decide it then; kept clusters are not compiled, their
-    records give their findings and the files the fleet-wide checks read."""
+    fetching the rest: `stream_inputs`), and hand it to `cue` then. A cluster's entry in
+    `kept` is looked up when it arrives, so the reader may decide it then; kept clusters
+    are not compiled, their records give their findings and the files the fleet-wide
+    checks read."""
     result = CompileResult(shared=shared_files(project.argocd))
     taken: list[ClusterInput] = []
     merged: dict[str, tuple[ClusterInput, MergeResult]] = {}
@@ -187,6 +188,8 @@ def merge_inputs(
             found_here.extend(violations)
             if found is not None:
                 merged[cluster.facts.name] = (cluster, found)
+                with timed("cue input"):
+                    cue.add(cluster.facts.name, cue_document(cluster.facts, found.value))
     finally:
         close = getattr(inputs, "close", None)
         if close is not None:
@@ -200,32 +203,31 @@ def finish_compile(
     merging: Merging,
     project: Project,
     checks: Checks,
+    cue: CueStream,
     tracker: Tracker | None = None,
     while_policies_run: Callable[[CompileResult], None] | None = None,
     reload: Callable[[str], ClusterInput | None] | None = None,
 ) -> CompileResult:
-    """The second half: the one cue process starts on all merged clusters while this
-    thread renders, validates and serialises (cue is the longest single step, and runs
-    on another core meanwhile). `while_policies_run` gets the result, files complete,
-    if nothing is wrong yet while cue may still run (the compile stages its tree then);
-    only cue's findings can be added after it."""
+    """The second half: this thread renders, validates and serialises while `cue` (fed
+    by `merge_inputs`) runs on other cores. `while_policies_run` gets the result, files
+    complete, if nothing is wrong yet while cue may still run (the compile stages its
+    tree then); only cue's findings can be added after it."""
     result, inputs = merging.result, merging.inputs
-    with _policies_beside(checks.policies, merging.merged) as policy_violations:
-        for cluster, found in merging.merged.values():
-            if tracker is not None:
-                tracker.advance(cluster.facts.name)
-            with _naming(cluster):
-                compiled, violations = render_and_check(cluster, found, checks)
-            _own(result, cluster, violations)
-            if compiled is not None:
-                result.clusters.append(compiled)
-        _fleet_checks(result, inputs, project, checks, reload)
-        if while_policies_run is not None and not _failing(result.violations):
-            while_policies_run(result)
-        with timed("cue wait"):
-            for violation in policy_violations():
-                result.own_findings.setdefault(violation.cluster, []).append(violation)
-                result.violations.append(violation)
+    for cluster, found in merging.merged.values():
+        if tracker is not None:
+            tracker.advance(cluster.facts.name)
+        with _naming(cluster):
+            compiled, violations = render_and_check(cluster, found, checks)
+        _own(result, cluster, violations)
+        if compiled is not None:
+            result.clusters.append(compiled)
+    _fleet_checks(result, inputs, project, checks, reload)
+    if while_policies_run is not None and not _failing(result.violations):
+        while_policies_run(result)
+    with timed("cue wait"):
+        for violation in _blamed(cue.findings(), merging.merged):
+            result.own_findings.setdefault(violation.cluster, []).append(violation)
+            result.violations.append(violation)
     _judge(result, checks, (c.facts.name for c in inputs))
     return result
 
@@ -315,34 +317,6 @@ def _naming(cluster: ClusterInput) -> Iterator[None]:
         yield
     except CompilerError as err:
         raise err.with_cluster(cluster.facts.name) from None
-
-
-@contextmanager
-def _policies_beside(
-    policies: CuePolicies | None, merged: Mapping[str, tuple[ClusterInput, MergeResult]]
-) -> Iterator[Callable[[], list[Violation]]]:
-    """Run the CUE policies on the merged clusters in a worker thread; yield the
-    function that waits for their findings. Leaving early stops cue."""
-    if policies is None or not merged:
-        yield list
-        return
-    with timed("cue input"):
-        documents = {name: cue_document(c.facts, m.value) for name, (c, m) in merged.items()}
-    cancel = threading.Event()
-    context = contextvars.copy_context()  # the stage clock, in the worker too
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cue") as pool:
-        pending = pool.submit(context.run, _cue_findings, policies, documents, cancel)
-        try:
-            yield lambda: _blamed(pending.result(), merged)
-        finally:
-            cancel.set()  # a no-op once cue has finished
-
-
-def _cue_findings(
-    policies: CuePolicies, documents: Mapping[str, Any], cancel: threading.Event
-) -> list[CueFinding]:
-    with timed("cue"):
-        return policies.check(documents, cancel=cancel)
 
 
 def merge_cluster(cluster: ClusterInput, project: Project) -> MergeResult:

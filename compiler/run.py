@@ -27,6 +27,7 @@ from compiler.pipeline import (
 )
 from compiler.policy.cue import CuePolicies, find_cue
 from compiler.policy.cue_binary import supported_cue_version
+from compiler.policy.cue_stream import CueStream
 from compiler.policy.cue_verdicts import cue_identity
 from compiler.progress import tracking
 from compiler.project import Project
@@ -94,21 +95,28 @@ def _compile_stage(
             checks = build_checks(project, policies=policies, cache=cache)
         unchanged = Unchanged(records, store, project, policies, pin, cache_dir=cache_dir)
         kept, known = unchanged.without_content(names, listed)
-        # The read step merges and schema-checks each cluster as its layers arrive.
-        with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
-            arriving, kept = unchanged.read(names, kept, known)
-            merging = merge_inputs(arriving, project, checks, kept)
-            read["layers"] = _layers_read(merging.inputs)
-        with steps.step("policy", clusters=len(merging.inputs), cue=version) as checked:
-            compiling = len(merging.inputs) - len(kept)
-            with tracking("compiling", compiling, enabled=show_progress) as tracker:
-                result = finish_compile(
-                    merging, project, checks, tracker, while_policies_run, unchanged.reload
-                )
-            checked["kept"] = len(kept)  # unchanged since the last compile into the output
-            checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
-            checked["objects"] = result.object_count
-            checked["violations"] = len(result.violations)
+        # Each cluster is merged, schema-checked and handed to cue as its layers arrive.
+        with CueStream(policies) as policy_run:
+            with steps.step("dynamodb", source=source.source, clusters=len(names)) as read:
+                arriving, kept = unchanged.read(names, kept, known)
+                merging = merge_inputs(arriving, project, checks, kept, policy_run)
+                read["layers"] = _layers_read(merging.inputs)
+            with steps.step("policy", clusters=len(merging.inputs), cue=version) as checked:
+                compiling = len(merging.inputs) - len(kept)
+                with tracking("compiling", compiling, enabled=show_progress) as tracker:
+                    result = finish_compile(
+                        merging,
+                        project,
+                        checks,
+                        policy_run,
+                        tracker,
+                        while_policies_run,
+                        unchanged.reload,
+                    )
+                checked["kept"] = len(kept)  # unchanged since the last compile into the output
+                checked["cue_evaluated"] = len(policies.sent)  # the rest had a kept verdict
+                checked["objects"] = result.object_count
+                checked["violations"] = len(result.violations)
     finally:
         policies.close()
     return result

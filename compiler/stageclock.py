@@ -45,3 +45,11 @@ def timed(stage: str) -> Iterator[None]:
         yield
     finally:
         clock.add(stage, time.perf_counter() - started)
+
+
+def add_time(stage: str, seconds: float) -> None:
+    """Time a stage took that no single block of code spans (cue's, from its first
+    document to its end)."""
+    clock = _CLOCK.get()
+    if clock is not None:
+        clock.add(stage, seconds)

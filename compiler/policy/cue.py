@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,73 +213,80 @@ class CuePolicies:
             self._warm = None
 
     def check(
-        self, inputs: Mapping[str, Any], *, cancel: threading.Event | None = None
+        self,
+        inputs: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        *,
+        cancel: threading.Event | None = None,
     ) -> list[CueFinding]:
         """Every finding of every cluster (name -> its input document), sorted.
 
-        The pipeline runs this in a worker thread beside the rendering, and sets
-        `cancel` to stop cue when the run is interrupted (see `proc.run`).
+        `inputs` may also be pairs that arrive while cue runs (compiler/policy/cue_stream.py:
+        the merge hands each cluster over as it is done): a shard starts once it is full.
+        The pipeline runs this in a worker thread, and sets `cancel` to stop cue when the
+        run is interrupted (see `proc.run`).
         """
-        if not self.files or not inputs:
+        if not self.files:
             return []
-        # Each document serialised once: the cache keys and the shards' inputs are
-        # made from these.
-        dumped = {
-            name: json.dumps(doc, sort_keys=True, separators=(",", ":"))
-            for name, doc in inputs.items()
-        }
+        pairs = sorted(inputs.items()) if isinstance(inputs, Mapping) else inputs
         verdicts = self._verdicts
-        keys = {name: verdicts.key(name, text) for name, text in dumped.items()} if verdicts else {}
-        kept = verdicts.lookup(keys) if verdicts else {}
-        todo = {name: text for name, text in dumped.items() if name not in kept}
-        self.sent = tuple(sorted(todo))
-        if not todo:
-            self.close()  # a cue started early is not needed
-            found = []
-        else:
-            found = self._evaluate(todo, cancel)
+        keys: dict[str, str] = {}
+        kept: dict[str, Any] = {}
+        sent: list[str] = []
+
+        def todo() -> Iterator[tuple[str, str]]:
+            for name, doc in pairs:
+                # Serialised once: the cache key and the shard's input are made from it.
+                text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+                if verdicts is not None:
+                    keys[name] = verdicts.key(name, text)
+                    hit = verdicts.lookup({name: keys[name]})
+                    if hit:
+                        kept.update(hit)
+                        continue
+                sent.append(name)
+                yield name, text
+
+        found = self._evaluate(_shards(todo(), self.shard_bytes), cancel)
+        self.sent = tuple(sorted(sent))
         if verdicts:
             verdicts.store(
-                {name: keys[name] for name in todo},
+                {name: keys[name] for name in sent},
                 ((f.cluster, f.path, f.rule, f.message) for f in found),
             )
         found += [CueFinding(name, *one) for name, verdict in kept.items() for one in verdict]
         return sorted(found)
 
     def _evaluate(
-        self, dumped: Mapping[str, str], cancel: threading.Event | None
+        self, shards: Iterator[dict[str, str]], cancel: threading.Event | None
     ) -> list[CueFinding]:
-        """cue's findings on `dumped` (name -> its document as JSON), a shard a process,
-        at most `_processes()` at a time (the one started early takes the first)."""
-        shards = _split(dumped, self.shard_bytes)
+        """cue's findings on each shard (name -> document as JSON) as it comes, a shard a
+        process, at most `_processes()` at a time (the one started early takes the first;
+        it is stopped unused when no shard comes)."""
         warm, self._warm = self._warm, None
-        if len(shards) == 1:
-            run = warm or self._start()
-            try:
-                return self._check_shard(run, shards[0], cancel)
-            finally:
-                run.close()
         stop = threading.Event()  # set when a shard failed: the others need not go on
 
-        def check(index: int) -> list[CueFinding]:
+        def check(index: int, shard: dict[str, str]) -> list[CueFinding]:
             if stop.is_set():  # not started: a shard before it failed, or a cancel
-                raise proc.Cancelled(f"cue on shard {index + 1} of {len(shards)}")
+                raise proc.Cancelled(f"cue on shard {index + 1}")
             run = warm if index == 0 and warm is not None else self._start()
             try:
-                return self._check_shard(run, shards[index], stop)
+                return self._check_shard(run, shard, stop)
             except BaseException:
                 stop.set()  # at once: the slot it frees starts no other shard
                 raise
             finally:
                 run.close()
 
-        workers = min(self._processes(), len(shards))
+        pending = []
         try:
             # The pool's queue hands shards out in order: shard 0 (the warm process's)
             # starts first, and a slot freed by a shard takes the next one.
-            with ThreadPoolExecutor(workers, thread_name_prefix="cue") as pool:
+            with ThreadPoolExecutor(self._processes(), thread_name_prefix="cue") as pool:
                 try:
-                    pending = [pool.submit(check, index) for index in range(len(shards))]
+                    for index, shard in enumerate(shards):
+                        if stop.is_set():
+                            break  # a shard failed: the rest would be stopped unstarted
+                        pending.append(pool.submit(check, index, shard))
                     # Until all are done (each is bounded by its timeout, a shard not yet
                     # started by `stop`), passing on the caller's `cancel`.
                     while not wait(pending, timeout=proc.POLL_SECONDS)[0].issuperset(pending):
@@ -401,13 +408,18 @@ class _CueRun:
 def _split(dumped: Mapping[str, str], most: int) -> list[dict[str, str]]:
     """Runs of clusters in name order, each of at most `most` bytes of JSON (a cluster
     larger than that alone)."""
-    shards: list[dict[str, str]] = [{}]
+    return list(_shards(iter(sorted(dumped.items())), most))
+
+
+def _shards(dumped: Iterator[tuple[str, str]], most: int) -> Iterator[dict[str, str]]:
+    """`_split` as the documents come: a shard is given out once the next would overflow it."""
+    shard: dict[str, str] = {}
     filled = 0
-    for name in sorted(dumped):
-        size = len(dumped[name])
-        if shards[-1] and filled + size > most:
-            shards.append({})
-            filled = 0
-        shards[-1][name] = dumped[name]
-        filled += size
-    return shards
+    for name, text in dumped:
+        if shard and filled + len(text) > most:
+            yield shard
+            shard, filled = {}, 0
+        shard[name] = text
+        filled += len(text)
+    if shard:
+        yield shard

@@ -1,0 +1,105 @@
+"""cue gets the clusters as the merge makes them: a full shard starts at once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.policy.cue import CuePolicies, find_cue
+from compiler.policy.cue_stream import CueStream
+from tests.conftest import ROOT
+from tests.policy.test_cue import POLICY, doc, fake_cue
+
+
+@pytest.fixture
+def cue() -> Path:
+    """The real cue the suite runs (GITOPS_CUE: conftest sets it), else the project's."""
+    return find_cue(None, os.environ, project=ROOT)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "policy.cue").write_text(POLICY)
+    return tmp_path / "policies"
+
+
+def test_a_full_shard_starts_before_the_last_cluster_is_handed_over(
+    tmp_path: Path, policies: Path
+) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    cue = fake_cue(tmp_path / "bin", f"date +%s.%N > {log}/$$.start\ncat > /dev/null\necho '[]'")
+    with CueStream(CuePolicies(policies, cue, shard_bytes=1)) as stream:
+        stream.add("a", doc("a", "dev"))
+        stream.add("b", doc("b", "dev"))  # `a`'s shard is full: it goes now
+        until(lambda: bool(list(log.glob("*.start"))))  # while clusters still come
+        handed_over_last = time.time()
+        stream.add("c", doc("c", "prod"))
+        found = stream.findings()
+    assert found == []  # the fake finds nothing
+    starts = sorted(float(p.read_text()) for p in log.glob("*.start"))
+    assert len(starts) == 3 and starts[0] < handed_over_last
+
+
+def test_the_findings_are_those_of_one_check(cue: Path, policies: Path) -> None:
+    inputs = {name: doc(name, env) for name, env in [("a", "prod"), ("x1", "dev"), ("b", "dev")]}
+    with CueStream(CuePolicies(policies, cue, shard_bytes=1)) as stream:
+        for name, document in inputs.items():
+            stream.add(name, document)
+        streamed = stream.findings()
+    assert streamed == CuePolicies(policies, cue).check(inputs)
+    assert [(f.cluster, f.rule) for f in streamed] == [("a", "no-prod"), ("x1", "named-x")]
+
+
+def test_leaving_early_stops_cue_and_its_thread(tmp_path: Path, policies: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cue = fake_cue(tmp_path / "bin", f"echo $$ > {pids}/$$\nexec sleep 60")
+    threads = threading.active_count()
+    started = time.monotonic()
+    with (
+        pytest.raises(RuntimeError, match="the merge failed"),
+        CueStream(CuePolicies(policies, cue, shard_bytes=1)) as stream,
+    ):
+        stream.add("a", doc("a", "dev"))
+        stream.add("b", doc("b", "dev"))
+        until(lambda: bool(list(pids.iterdir())))
+        raise RuntimeError("the merge failed")
+    assert time.monotonic() - started < 10
+    assert threading.active_count() == threads
+    for pid in pids.iterdir():
+        assert not Path(f"/proc/{pid.name}").exists() or "Z" in _state(pid.name)
+
+
+def test_no_policies_no_cue() -> None:
+    with CueStream(None) as stream:
+        stream.add("a", doc("a", "prod"))
+        assert stream.findings() == []
+
+
+def test_waiting_for_documents_ends_with_the_stream(policies: Path, tmp_path: Path) -> None:
+    never = tmp_path / "never-run"
+    with CueStream(CuePolicies(policies, never)) as stream:
+        pass  # no document, no findings asked: leaving must not hang
+    assert stream._pending is not None and stream._pending.done()
+    assert stream._pending.result() == []  # and no cue was started for nothing
+
+
+def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _state(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return "gone"

@@ -194,6 +194,7 @@ def merge_inputs(
         close = getattr(inputs, "close", None)
         if close is not None:
             close()  # a reader's thread stops when the merge fails
+    cue.all_added()  # cue's last shard runs beside the render
     # The kept clusters' findings first, then the merge's, as when all was read first.
     result.violations = [v for keeper in result.kept for v in keeper.findings] + found_here
     return Merging(taken, result, merged)

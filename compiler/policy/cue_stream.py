@@ -37,6 +37,7 @@ class CueStream:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future[list[CueFinding]] | None = None
         self._first: float | None = None  # when the first document came
+        self._ended = False
 
     def __enter__(self) -> CueStream:
         if self._policies is not None:
@@ -50,12 +51,16 @@ class CueStream:
         if self._pending is not None:
             self._arriving.put((name, document))
 
+    def all_added(self) -> None:
+        """No more documents: the last shard starts now (the compile renders meanwhile)."""
+        if not self._ended:
+            self._ended = True
+            self._arriving.put(_END)
+
     def findings(self) -> list[CueFinding]:
-        """Every document is in: wait for cue's findings (sorted)."""
-        if self._pending is None:
-            return []
-        self._arriving.put(_END)
-        return self._pending.result()
+        """Wait for cue's findings (sorted) on every document added."""
+        self.all_added()
+        return self._pending.result() if self._pending is not None else []
 
     def __exit__(
         self,
@@ -64,7 +69,7 @@ class CueStream:
         trace: TracebackType | None,
     ) -> None:
         self._cancel.set()  # a no-op once cue has finished
-        self._arriving.put(_END)
+        self.all_added()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 

@@ -89,6 +89,8 @@ class CueStream:
                     raise proc.Cancelled("cue: the compile stopped") from None
                 continue
             if item is _END:
+                if self._cancel.is_set():  # left early: the last shard is not started
+                    raise proc.Cancelled("cue: the compile stopped")
                 return
             if self._first is None:
                 self._first = time.perf_counter()

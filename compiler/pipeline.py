@@ -188,8 +188,9 @@ def merge_inputs(
             found_here.extend(violations)
             if found is not None:
                 merged[cluster.facts.name] = (cluster, found)
-                with timed("cue input"):
-                    cue.add(cluster.facts.name, cue_document(cluster.facts, found.value))
+                if cue.taking:
+                    with timed("cue input"):
+                        cue.add(cluster.facts.name, cue_document(cluster.facts, found.value))
     finally:
         close = getattr(inputs, "close", None)
         if close is not None:

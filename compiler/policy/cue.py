@@ -405,14 +405,9 @@ class _CueRun:
         self._work.cleanup()
 
 
-def _split(dumped: Mapping[str, str], most: int) -> list[dict[str, str]]:
-    """Runs of clusters in name order, each of at most `most` bytes of JSON (a cluster
-    larger than that alone)."""
-    return list(_shards(iter(sorted(dumped.items())), most))
-
-
-def _shards(dumped: Iterator[tuple[str, str]], most: int) -> Iterator[dict[str, str]]:
-    """`_split` as the documents come: a shard is given out once the next would overflow it."""
+def _shards(dumped: Iterable[tuple[str, str]], most: int) -> Iterator[dict[str, str]]:
+    """Runs of clusters in the order they come, each of at most `most` bytes of JSON (a
+    cluster larger than that alone); a shard is given out once the next would overflow it."""
     shard: dict[str, str] = {}
     filled = 0
     for name, text in dumped:

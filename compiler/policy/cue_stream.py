@@ -46,9 +46,14 @@ class CueStream:
             self._pending = self._pool.submit(context.run, self._run, self._policies)
         return self
 
+    @property
+    def taking(self) -> bool:
+        """Whether documents go anywhere (no policies: none is worth making)."""
+        return self._pending is not None
+
     def add(self, name: str, document: Any) -> None:
         """One cluster's document (compiler/policy/cue_input.py), in the compile's order."""
-        if self._pending is not None:
+        if self.taking:
             self._arriving.put((name, document))
 
     def all_added(self) -> None:

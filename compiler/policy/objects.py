@@ -11,8 +11,6 @@ across a fleet are validated once.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from compiler.policy.names import label_findings, name_findings
 from compiler.policy.validator import TwoStageValidator
 from compiler.render import Rendered, dsl_path
 from compiler.yamlio import load_layer_yaml
+from compiler.yamlio.dumper import value_digest
 
 if TYPE_CHECKING:
     import jsonschema
@@ -277,7 +276,4 @@ def _content_key(obj: Mapping[str, Any]) -> bytes | None:
         # The types stay in the key: a name that is not a string is a schema finding.
         types = [type(meta.get("name")).__name__, type(meta.get("namespace")).__name__]
         kept = [{**obj, "metadata": anonymous}, types]
-    try:
-        return hashlib.blake2b(pickle.dumps(kept, protocol=5), digest_size=16).digest()
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
-        return None
+    return value_digest(kept)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -233,9 +232,6 @@ def _attempt(
     return outcome, tip
 
 
-_GENERATOR_FILE = re.compile(r"^clusters/[^/]+/(cluster\.json|addons/[^/]+\.json)$")
-
-
 def _check_fleet(ws: Workspace, tree: str, publication: Publication) -> None:
     """A publication of a part of the fleet (a shard, named clusters, a watch's or a
     rollback's) compiled and checked only its own clusters: what spans the fleet (two
@@ -244,7 +240,7 @@ def _check_fleet(ws: Workspace, tree: str, publication: Publication) -> None:
     files = ws.read_files(
         tree,
         [APPSETS_DIR, CLUSTERS_DIR],
-        keep=lambda p: p.startswith(f"{APPSETS_DIR}/") or bool(_GENERATOR_FILE.match(p)),
+        keep=lambda p: read_path(p).kind in ("applicationset", "cluster", "addon"),
     )
     shard, named = publication.shard, set(publication.clusters)
 

@@ -114,7 +114,7 @@ _PART_CACHE: dict[bytes, bytes] = {}
 
 def dump_manifest(obj: Mapping[str, Any]) -> bytes:
     """One Kubernetes object: apiVersion, kind, metadata (name, namespace first), rest sorted."""
-    key = _digest(obj)
+    key = value_digest(obj)
     found = _MANIFEST_CACHE.get(key) if key is not None else None
     if found is None:
         found = _dump_manifest(obj, parts=_PART_CACHE)
@@ -123,7 +123,9 @@ def dump_manifest(obj: Mapping[str, Any]) -> bytes:
     return found
 
 
-def _digest(value: Any) -> bytes | None:
+def value_digest(value: Any) -> bytes | None:
+    """16 bytes that only an equal value (types and key order included) pickles to; None
+    for what pickle cannot hold. For caches keyed by content."""
     try:
         return hashlib.blake2b(pickle.dumps(value, protocol=5), digest_size=16).digest()
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
@@ -145,7 +147,7 @@ def _dump_manifest(obj: Mapping[str, Any], parts: dict[bytes, bytes] | None = No
         return _dump(out)
     written = []
     for name, value in out.items():
-        key = _digest((name, value))
+        key = value_digest((name, value))
         part = parts.get(key) if key is not None else None
         if part is None:
             part = _dump({name: value})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from compiler.policy.cue import CuePolicies, find_cue
 from compiler.policy.cue_stream import CueStream
 from tests.conftest import ROOT
 from tests.policy.test_cue import POLICY, doc, fake_cue
+from tests.service.harness import eventually
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_a_full_shard_starts_before_the_last_cluster_is_handed_over(
     with CueStream(CuePolicies(policies, cue, shard_bytes=1)) as stream:
         stream.add("a", doc("a", "dev"))
         stream.add("b", doc("b", "dev"))  # `a`'s shard is full: it goes now
-        until(lambda: bool(list(log.glob("*.start"))))  # while clusters still come
+        eventually(lambda: list(log.glob("*.start")), 10, "a cue while clusters still come")
         stream.add("c", doc("c", "prod"))
         found = stream.findings()
     assert found == []  # the fake finds nothing
@@ -68,7 +68,7 @@ def test_leaving_early_stops_cue_and_its_thread(tmp_path: Path, policies: Path) 
     ):
         stream.add("a", doc("a", "dev"))
         stream.add("b", doc("b", "dev"))
-        until(lambda: bool(list(pids.iterdir())))
+        eventually(lambda: list(pids.iterdir()), 10, "the first shard's cue")
         raise RuntimeError("the merge failed")
     assert time.monotonic() - started < 10
     assert threading.active_count() == threads
@@ -92,13 +92,6 @@ def test_waiting_for_documents_ends_with_the_stream(policies: Path, tmp_path: Pa
         stream._pending.result()
 
 
-def until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-
 def _state(pid: str) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
@@ -114,5 +107,5 @@ def test_the_last_shard_starts_when_the_merge_is_done(tmp_path: Path, policies: 
     with CueStream(CuePolicies(policies, cue)) as stream:
         stream.add("a", doc("a", "dev"))
         stream.all_added()  # findings are not asked for yet
-        until(lambda: bool(list(log.iterdir())))
+        eventually(lambda: list(log.iterdir()), 10, "cue before the findings are asked for")
         assert stream.findings() == []

@@ -19,6 +19,11 @@ from compiler.model import ClusterFacts, DocPath
 Severity = Literal["error", "warning"]
 
 
+def error_in_prod(env: str) -> Severity:
+    """The severity of a rule that refuses in prod and only warns elsewhere."""
+    return "error" if env == "prod" else "warning"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One rule of the reference (`docs/rules.md` is generated from these)."""

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compiler.model import DocPath
-from compiler.policy.guards.base import GuardContext, GuardFinding, Rule, Severity
+from compiler.policy.guards.base import GuardContext, GuardFinding, Rule, error_in_prod
 
 GLOBAL_ID = "calico-global-selector"
 ALLOW_ALL_ID = "calico-allow-all"
@@ -173,7 +173,6 @@ def _allow_all_findings(
 ) -> Iterator[GuardFinding]:
     kind = "NetworkPolicy" if base[0] == "namespaces" else "GlobalNetworkPolicy"
     _, order = _order_text(spec)
-    prod = context.facts.env == "prod"
     # A Pass in a tier before the default one meets the Kubernetes policies next.
     pass_allows = (spec.get("tier") or "default") in ("default", "kube-baseline")
     for direction in effective_directions(spec):
@@ -185,7 +184,7 @@ def _allow_all_findings(
             # In prod an allow-all is refused whatever its order: the Kubernetes policies
             # (order 1000) have no Deny rule, so a later Allow in the tier still matches
             # before the tier's end-of-tier drop. Outside prod it is reported, with why.
-            severity: Severity = "error" if prod else "warning"
+            severity = error_in_prod(context.facts.env)
             allows = (
                 "passes all traffic past the rest of the tier to the namespace profile, which "
                 "allows it,"

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compiler.model import DocPath
-from compiler.policy.guards.base import GuardContext, GuardFinding, Rule, Severity
+from compiler.policy.guards.base import GuardContext, GuardFinding, Rule, error_in_prod
 
 ARGOCD_ID = "ns-argocd-control-key"
 ARGOCD_NOTE_ID = "ns-argocd-key"
@@ -136,8 +136,9 @@ def _argocd_effect(field: str, key: str, value: str) -> tuple[str, bool]:
 
 
 def _argocd_findings(
-    cluster: str, env: str, base: DocPath, field: str, values: Mapping[str, Any]
+    context: GuardContext, base: DocPath, field: str, values: Mapping[str, Any]
 ) -> Iterator[GuardFinding]:
+    cluster = context.facts.name
     for key, value in sorted(values.items()):
         effect, destructive = _argocd_effect(field, key, str(value))
         if not effect:
@@ -152,12 +153,11 @@ def _argocd_findings(
                 "compiler (its ApplicationSets, replaceOnSync), never from namespace metadata",
             )
             continue
-        severity: Severity = "error" if env == "prod" else "warning"
         yield GuardFinding(
             path,
             ARGOCD_NOTE_ID,
             f"{where}; remove it, or waive this finding where the key is meant",
-            severity,
+            error_in_prod(context.facts.env),
         )
 
 
@@ -203,14 +203,13 @@ def _psa_findings(
         if problem:
             yield GuardFinding(path, INVALID_ID, f"{where} {problem}")
         elif key == f"{PSA_PREFIX}enforce" and value == "privileged":
-            severity: Severity = "error" if env == "prod" else "warning"
             yield GuardFinding(
                 path,
                 PRIVILEGED_ID,
                 f"{where} is privileged, which enforces nothing: pods may run privileged and "
                 f"use the host's network and paths (root on the node) in this {env} namespace; "
                 "enforce baseline or restricted",
-                severity,
+                error_in_prod(env),
             )
 
 
@@ -219,13 +218,11 @@ def check(context: GuardContext) -> Iterator[GuardFinding]:
         if not isinstance(spec, Mapping):
             continue
         base: DocPath = ("namespaces", namespace)
-        labels = spec.get("labels") if isinstance(spec.get("labels"), Mapping) else {}
-        annotations = spec.get("annotations")
-        annotations = annotations if isinstance(annotations, Mapping) else {}
-        yield from _argocd_findings(
-            context.facts.name, context.facts.env, base, "labels", labels or {}
-        )
-        yield from _argocd_findings(
-            context.facts.name, context.facts.env, base, "annotations", annotations
-        )
-        yield from _psa_findings(context, base, labels or {}, annotations)
+        labels, annotations = _mapping(spec.get("labels")), _mapping(spec.get("annotations"))
+        yield from _argocd_findings(context, base, "labels", labels)
+        yield from _argocd_findings(context, base, "annotations", annotations)
+        yield from _psa_findings(context, base, labels, annotations)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}  # a wrong type is the schema's finding

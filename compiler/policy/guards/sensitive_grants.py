@@ -21,6 +21,9 @@ from typing import Literal
 
 RBAC_GOOD_PRACTICES = "https://kubernetes.io/docs/concepts/security/rbac-good-practices/"
 RBAC_DOCS = "https://kubernetes.io/docs/reference/access-authn-authz/rbac/"
+# The API server's verb for a proxy request is its HTTP method's: GET get, POST create,
+# PUT update, PATCH patch, DELETE delete.
+_PROXY_VERBS = ("get", "create", "update", "patch", "delete")
 
 Field = Literal["verbs", "resources"]
 
@@ -141,9 +144,7 @@ SENSITIVE_GRANTS: tuple[SensitiveGrant, ...] = (
     ),
     SensitiveGrant(
         id="pods-proxy",
-        # The API server's verb for a proxy request is its HTTP method's: GET get,
-        # POST create, PUT update, PATCH patch, DELETE delete.
-        verbs=("get", "create", "update", "patch", "delete"),
+        verbs=_PROXY_VERBS,
         api_groups=("",),
         resources=("pods/proxy",),
         names_narrow=False,
@@ -156,7 +157,7 @@ SENSITIVE_GRANTS: tuple[SensitiveGrant, ...] = (
     ),
     SensitiveGrant(
         id="services-proxy",
-        verbs=("get", "create", "update", "patch", "delete"),
+        verbs=_PROXY_VERBS,
         api_groups=("",),
         resources=("services/proxy",),
         names_narrow=False,

@@ -703,3 +703,28 @@ def test_two_layers_equal_merge_patch_of_the_rfc(
     assert merge(original, patch).value == reference_merge_patch(
         reference_merge_patch({}, original), patch
     )
+
+
+list_rules = st.dictionaries(
+    st.lists(st.sampled_from(["a", "b", "*"]), min_size=1, max_size=3).map(".".join),
+    st.sampled_from(["replace", "append", "by-key:a", "by-key:b"]),
+    max_size=3,
+)
+small_keys = st.sampled_from(["a", "b", "c"])
+small_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(small_keys, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(small_keys, small_value, max_size=3), max_size=5), list_rules)
+def test_provenance_is_kept_to_the_live_leaves_under_every_list_strategy(
+    docs: list[dict[str, Any]], rules: dict[str, str]
+) -> None:
+    """The merge drops the provenance of what a layer replaces or deletes as it goes
+    (no walk of the result at the end): whatever the strategies, what is left names
+    exactly the leaves of the result."""
+    merged = merge(*docs, lists=ListStrategies.from_mapping(rules))
+    assert set(merged.provenance) == set(leaf_paths(merged.value))

@@ -233,9 +233,9 @@ def _merge_by_key(
     config: Merger, at: DocPath, base: list[Any], nxt: list[Any], key: str, recorder: _Recorder
 ) -> list[Any]:
     merged = list(base)
-    index = {item.get(key): i for i, item in enumerate(merged) if isinstance(item, dict)}
+    index = {_identity(item, key): pos for pos, item in enumerate(merged)}
     for i, item in enumerate(nxt):
-        ident = item.get(key) if isinstance(item, dict) else None
+        ident = _identity(item, key)
         if ident is not None and ident in index:
             pos = index[ident]
             # The entry is at `i` in the layer but at `pos` in the result.
@@ -245,6 +245,21 @@ def _merge_by_key(
             index.setdefault(ident, len(merged))
             merged.append(recorder.write((*at, len(merged)), item, (*recorder.source(at), i)))
     return merged
+
+
+def _identity(item: Any, key: str) -> tuple[str, Any] | None:
+    """What entries of a by-key list are matched by: the key field's value when it is
+    a string, number or boolean, by its JSON type (`true` is not `1`); None (no match,
+    the entry is appended) for an entry without one, or whose key is a map or list,
+    which the schema then reports."""
+    value = item.get(key) if isinstance(item, dict) else None
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    return None
 
 
 def _json_equal(a: Any, b: Any) -> bool:

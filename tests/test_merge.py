@@ -728,3 +728,24 @@ def test_provenance_is_kept_to_the_live_leaves_under_every_list_strategy(
     exactly the leaves of the result."""
     merged = merge(*docs, lists=ListStrategies.from_mapping(rules))
     assert set(merged.provenance) == set(leaf_paths(merged.value))
+
+
+def test_by_key_entries_whose_key_is_a_list_or_a_map_are_appended_not_a_crash() -> None:
+    """Found by the property test above: an unhashable key value raised TypeError (an
+    internal error, exit 4) before the schema could name the field."""
+    lists = ListStrategies.from_mapping({"rules": "by-key:name"})
+    merged = merge(
+        {"rules": [{"name": ["x"], "v": 1}, {"name": "a", "v": 1}]},
+        {"rules": [{"name": ["x"], "v": 2}, {"name": {"m": 1}}, {"name": "a", "v": 2}]},
+        lists=lists,
+    )
+    assert merged.value["rules"] == [
+        {"name": ["x"], "v": 1},
+        {"name": "a", "v": 2},
+        {"name": ["x"], "v": 2},
+        {"name": {"m": 1}},
+    ]
+    # JSON types, not Python's: `true` and `1` are two keys.
+    assert merge({"rules": [{"name": True}]}, {"rules": [{"name": 1}]}, lists=lists).value == {
+        "rules": [{"name": True}, {"name": 1}]
+    }

@@ -100,7 +100,8 @@ class MergeResult:
 class _Recorder:
     """Records, for the layer being merged, every leaf it writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, full_history: bool = True) -> None:
+        self.full_history = full_history
         self.layer: Layer | None = None
         self.provenance: dict[DocPath, Provenance] = {}
         self.history: dict[DocPath, list[Setting]] = {}
@@ -175,7 +176,10 @@ class _Recorder:
         prov = self.layer.provenance(source_path)
         self.provenance[path] = prov
         if not isinstance(value, dict) or not value:
-            self.history.setdefault(path, []).append(Setting(prov, value))
+            if self.full_history:
+                self.history.setdefault(path, []).append(Setting(prov, value))
+            elif path in self.history:  # the writes after a deletion (see merge_layers)
+                self.history[path].append(Setting(prov, value))
 
 
 def _build_merger(recorder: _Recorder, lists: ListStrategies) -> Merger:
@@ -273,9 +277,16 @@ def _json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def merge_layers(layers: Sequence[Layer], lists: ListStrategies | None = None) -> MergeResult:
-    """Apply each layer, lowest precedence first, onto an empty document."""
-    recorder = _Recorder()
+def merge_layers(
+    layers: Sequence[Layer], lists: ListStrategies | None = None, *, full_history: bool = True
+) -> MergeResult:
+    """Apply each layer, lowest precedence first, onto an empty document.
+
+    Without `full_history` (a compile), `history` holds a path's writes only from its
+    first deletion on: what blaming a deletion reads (its last entry is the same as in
+    the full history), not every override, which only `explain` shows. Recording every
+    write was half the merge's time (1.0 s of the C=1000 fleet's, 376,000 settings)."""
+    recorder = _Recorder(full_history=full_history)
     merger = _build_merger(recorder, lists or ListStrategies())
     value: dict[str, Any] = {}
     for layer in layers:

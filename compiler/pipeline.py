@@ -285,7 +285,7 @@ class _MergedOnDemand(dict[str, MergeResult]):
     def __missing__(self, name: str) -> MergeResult:
         cluster = self._kept[name]  # KeyError: not a cluster
         whole = self._reload(name) if self._reload is not None else None
-        found = merge_cluster(whole or cluster, self._project)
+        found = merge_cluster(whole or cluster, self._project, full_history=False)
         self[name] = found
         return found
 
@@ -321,8 +321,12 @@ def _naming(cluster: ClusterInput) -> Iterator[None]:
         raise err.with_cluster(cluster.facts.name) from None
 
 
-def merge_cluster(cluster: ClusterInput, project: Project) -> MergeResult:
-    return merge_layers(cluster.layers, project.lists)
+def merge_cluster(
+    cluster: ClusterInput, project: Project, *, full_history: bool = True
+) -> MergeResult:
+    """The cluster's merged config; a compile asks for the history that blame needs
+    only (merge_layers), `explain` for every override."""
+    return merge_layers(cluster.layers, project.lists, full_history=full_history)
 
 
 def compile_one(
@@ -342,7 +346,7 @@ def merge_and_check(
 ) -> tuple[MergeResult | None, list[Violation]]:
     """The merged config, or None when it does not have the schema's shape."""
     with timed("merge"):
-        merged = merge_cluster(cluster, project)
+        merged = merge_cluster(cluster, project, full_history=False)
     with timed("validate config"):
         violations = checks.schema.check(cluster.facts.name, merged)
     if violations:  # rendering, guards and the policies assume the schema's shape

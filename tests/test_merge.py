@@ -21,6 +21,7 @@ from compiler.merge import ListStrategies, MergeResult, merge_layers
 from compiler.model import DocPath, Layer, LayerRef, Provenance
 from compiler.pipeline import merge_cluster
 from compiler.project import load_project
+from compiler.provenance import deleted_by
 from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.snapshot import SnapshotStore
@@ -749,3 +750,26 @@ def test_by_key_entries_whose_key_is_a_list_or_a_map_are_appended_not_a_crash() 
     assert merge({"rules": [{"name": True}]}, {"rules": [{"name": 1}]}, lists=lists).value == {
         "rules": [{"name": True}, {"name": 1}]
     }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(small_keys, small_value, max_size=3), max_size=5), list_rules)
+def test_a_compile_keeps_each_paths_history_from_its_first_deletion_on(
+    docs: list[dict[str, Any]], rules: dict[str, str]
+) -> None:
+    """A compile's merge (no `full_history`) keeps only what blaming a deletion reads:
+    so every blame of a deletion (`deleted_by`) and every deleted path is the same as
+    with the whole history."""
+    layers = [db_layer(f"env/l{i}", d, version=i + 1) for i, d in enumerate(docs)]
+    lists = ListStrategies.from_mapping(rules)
+    full = merge_layers(layers, lists)
+    short = merge_layers(layers, lists, full_history=False)
+    assert short.value == full.value and short.provenance == full.provenance
+    expected = {}
+    for path, settings_ in full.history.items():
+        first = next((i for i, s in enumerate(settings_) if s.deleted), None)
+        if first is not None:
+            expected[path] = settings_[first:]
+    assert short.history == expected
+    for path in full.history:
+        assert deleted_by(short, path) == deleted_by(full, path)

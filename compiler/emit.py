@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import InputError, OutsideError, UsageError
+from compiler.stagedfiles import link_or_copy, write_all
 
 # Plain names (never `.` or `..`: a name starts with a letter, digit or `_`), joined by `/`.
 _PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
@@ -287,7 +288,7 @@ def _stage(
                 target.symlink_to((source / local).readlink())
                 links.add(local)
             else:
-                _link_or_copy(source / local, target)
+                link_or_copy(source / local, target)
     mine = sorted(rel[len(prefix) :] for rel in files if rel.startswith(prefix))
     for local in mine:  # a carried-over link above an owned file would be written through
         parts = local.split("/")
@@ -299,6 +300,7 @@ def _stage(
                     "is a symbolic link"
                 )
     into = f"{staging}{os.sep}"  # strings, not Paths: this runs for every file of a fleet
+    writes: list[tuple[str, bytes]] = []
     for local in mine:
         folder = local.rpartition("/")[0]
         if folder not in made:
@@ -306,9 +308,10 @@ def _stage(
             made.add(folder)
         rel = prefix + local
         if rel not in change.differ:
-            _link_or_copy(out / rel, staging / local)
+            link_or_copy(out / rel, staging / local)
             continue
-        _write_new(into + local, files[rel])
+        writes.append((into + local, files[rel]))
+    write_all(writes)  # a large tree by two processes (stagedfiles.py)
     for directory, mode in reversed(modes):  # deepest first: a read-only parent comes last
         directory.chmod(mode)
 
@@ -342,27 +345,6 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return path.read_bytes() == data
     except OSError:
         return False
-
-
-# Create only: never follow a link or reuse a file that is there (as open's "xb").
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_new(path: str, data: bytes) -> None:
-    fd = os.open(path, _NEW_FILE, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _swap(staging: Path, out: Path) -> None:

@@ -45,7 +45,7 @@ import pytest
 import yaml
 
 import compiler.publishing.publisher
-from compiler import emit
+from compiler import emit, stagedfiles
 from compiler.cli import main
 from compiler.policy.cue import CuePolicies
 from compiler.publishing.forge import github as github_forge
@@ -405,7 +405,7 @@ def disk_full(
 
     if at == "write":
         written = [0]
-        real_write = emit._write_new  # every new file of the staged tree goes through it
+        real_write = stagedfiles.write_new  # every new file of the staged tree goes through it
 
         def write_new(path: str, data: bytes) -> None:
             if emitting(path):
@@ -414,7 +414,7 @@ def disk_full(
                     raise full()
             real_write(path, data)
 
-        case.monkeypatch.setattr(emit, "_write_new", write_new)
+        case.monkeypatch.setattr(stagedfiles, "write_new", write_new)
     else:
         made = [0]
         real_mkdir = os.mkdir

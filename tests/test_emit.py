@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler import emit
+from compiler import emit, stagedfiles
 from compiler.cli import main
 from compiler.emit import EmitStats, write_tree
 from compiler.errors import (
@@ -262,7 +262,7 @@ class Boom(Exception):
 
 def _fail_on_nth_write(monkeypatch: pytest.MonkeyPatch, n: int, error: Exception) -> list[int]:
     """The n-th new file the write creates fails with `error`."""
-    real_write = emit._write_new
+    real_write = stagedfiles.write_new
     calls = [0]
 
     def write_new(path: str, data: bytes) -> None:
@@ -271,7 +271,7 @@ def _fail_on_nth_write(monkeypatch: pytest.MonkeyPatch, n: int, error: Exception
             raise error
         real_write(path, data)
 
-    monkeypatch.setattr(emit, "_write_new", write_new)
+    monkeypatch.setattr(stagedfiles, "write_new", write_new)
     return calls
 
 
@@ -299,6 +299,61 @@ def test_a_write_failing_midway_leaves_the_old_tree(
     with pytest.raises(raised):
         write_tree(out, _big_tree("new"), owned=OWNED)
     assert calls[0] == 25  # it really failed with files already staged
+    monkeypatch.undo()
+    assert snapshot(out) == before
+    assert leftovers(out) == []
+
+
+def _forking(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Trees of 64 files and more are written by two processes; the forks made."""
+    monkeypatch.setattr(stagedfiles, "FORK_FROM", 64)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks
+
+
+def test_a_large_tree_is_written_by_two_processes(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forks = _forking(monkeypatch)
+    write_tree(out, _big_tree("old", 200), owned=OWNED)
+    assert len(forks) == 1
+    assert files_of(out) == _big_tree("old", 200)  # both halves, every byte
+    write_tree(out, _big_tree("new", 200), owned=OWNED)
+    assert files_of(out) == _big_tree("new", 200)
+    assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("half", ["the child's", "the parent's"])
+def test_a_failure_in_either_half_of_a_forked_write_leaves_the_old_tree(
+    out: Path, monkeypatch: pytest.MonkeyPatch, half: str
+) -> None:
+    write_tree(out, _big_tree("old", 200), owned=OWNED)
+    before = snapshot(out)
+    forks = _forking(monkeypatch)
+    # Sorted paths: the parent writes the first half, the child the second.
+    victim = sorted(_big_tree("new", 200))[150 if half == "the child's" else 10]
+    real_write = stagedfiles.write_new
+
+    def write_new(path: str, data: bytes) -> None:
+        if path.endswith("/".join(victim.split("/")[-2:])):  # staged under a temporary dir
+            raise OSError(28, "No space left on device", path)
+        real_write(path, data)
+
+    monkeypatch.setattr(stagedfiles, "write_new", write_new)
+    with pytest.raises(OutsideError, match="No space left on device"):
+        write_tree(out, _big_tree("new", 200), owned=OWNED)
+    assert len(forks) == 1
+    with pytest.raises(ChildProcessError):  # reaped, whichever half failed
+        os.waitpid(forks[0], os.WNOHANG)
     monkeypatch.undo()
     assert snapshot(out) == before
     assert leftovers(out) == []

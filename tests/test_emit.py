@@ -6,6 +6,7 @@ directories included), taken by a walker of this file rather than the emitter's 
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -330,6 +331,48 @@ def test_a_large_tree_is_written_by_two_processes(
     write_tree(out, _big_tree("new", 200), owned=OWNED)
     assert files_of(out) == _big_tree("new", 200)
     assert leftovers(out) == []
+
+
+def test_a_forked_write_from_another_thread_while_others_run(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service compiles in threads, and a compile has cue's and the reader's
+    threads alive when it writes: the child runs none of their code, takes none of
+    their locks, and holds none of their pipes open (cue would wait for its EOF)."""
+    forks = _forking(monkeypatch)
+    held = threading.Lock()
+    held.acquire()  # a lock another thread holds at the fork: the child never takes it
+    reader, writer = os.pipe()  # as cue's stdin, which a cue thread writes and closes
+    parent = os.getpid()
+    real_write = stagedfiles.write_new
+
+    def write_new(path: str, data: bytes) -> None:
+        if os.getpid() != parent:
+            try:
+                os.fstat(writer)
+            except OSError:
+                pass  # closed in the child, as it must be
+            else:
+                raise OSError(errno.EBUSY, "the child holds the parent's pipe open", path)
+        real_write(path, data)
+
+    monkeypatch.setattr(stagedfiles, "write_new", write_new)
+    errors: list[BaseException] = []
+
+    def compile_in_a_thread() -> None:
+        try:
+            write_tree(out, _big_tree("new", 200), owned=OWNED)
+        except BaseException as err:
+            errors.append(err)
+
+    worker = threading.Thread(target=compile_in_a_thread)
+    worker.start()
+    worker.join(timeout=30)
+    os.close(reader)
+    os.close(writer)
+    held.release()
+    assert not worker.is_alive() and errors == []
+    assert len(forks) == 1 and files_of(out) == _big_tree("new", 200)
 
 
 @pytest.mark.parametrize("half", ["the child's", "the parent's"])

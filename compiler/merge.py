@@ -70,7 +70,9 @@ class MergeResult:
     value: dict[str, Any]
     # The layer that set each leaf of `value` (scalars, lists and their items, empty maps).
     provenance: dict[DocPath, Provenance]
-    # Every write to a leaf path, oldest first: what `explain` shows as "overrode".
+    # Every write to a leaf path, oldest first: what `explain` shows as "overrode";
+    # a compile's merge keeps a path's writes from its first deletion on only
+    # (`merge_layers(full_history=False)`).
     history: dict[DocPath, list[Setting]] = field(default_factory=dict)
     # The layers merged, lowest precedence first.
     stack: tuple[LayerRef, ...] = ()
@@ -255,7 +257,7 @@ def _identity(item: Any, key: str) -> tuple[str, Any] | None:
     """What entries of a by-key list are matched by: the key field's value when it is
     a string, number or boolean, by its JSON type (`true` is not `1`); None (no match,
     the entry is appended) for an entry without one, or whose key is a map or list,
-    which the schema then reports."""
+    which the schema reports where it checks that list's items."""
     value = item.get(key) if isinstance(item, dict) else None
     if isinstance(value, bool):
         return ("boolean", value)

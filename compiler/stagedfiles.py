@@ -13,12 +13,12 @@ lock, no cleanup of the parent's. Measured alone on tmpfs, 100,000 files of 400 
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import shutil
 import signal
 import sys
-import warnings
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -30,66 +30,108 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 # tables, copy-on-write) costs tens of milliseconds.
 FORK_FROM = 4096
 _MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
 def write_all(writes: Sequence[tuple[str, bytes]]) -> None:
     """Create each file with its bytes; the first error is raised (an `OSError` naming
     the file, whichever process met it), and the caller discards the staged tree."""
     if len(writes) < FORK_FROM or not _can_fork():
-        for path, data in writes:
-            write_new(path, data)
+        _write_here(writes)
         return
     half = len(writes) // 2
     reader, writer = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns of fork in a process with threads (the compile's cue and
-        # reader threads): the child runs none of their code and takes none of their
-        # locks, so what the warning is about cannot happen here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; its work is checked by the tests' trees
-        os.close(reader)
-        _child(writes[half:], writer)
-    os.close(writer)
+    # ^C or a SIGTERM between the fork and the child's own handlers would raise in the
+    # child and unwind the parent's stack there (its cleanups would delete the staged
+    # tree): both wait, blocked, until each process is ready for them.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     try:
-        for path, data in writes[:half]:
-            write_new(path, data)
+        pid = os.fork()
+    except OSError:  # no process to spare (a pids limit, memory): this one writes all
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(reader)
+        os.close(writer)
+        _write_here(writes)
+        return
+    if pid == 0:  # pragma: no cover - the child; its work is checked by the tests' trees
+        try:
+            _child(writes[half:], reader, writer, mask)
+        finally:
+            os._exit(3)
+    open_ends = [writer, reader]  # closed once each: a number closed twice may be reused
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(open_ends.pop(0))  # the child's end: EOF once the child is gone
+        _write_here(writes[:half])
         failure = _read_all(reader)
         _, status = os.waitpid(pid, 0)
     except BaseException:  # an error of ours, or ^C: the child stops first
         _stop(pid)
         raise
     finally:
-        os.close(reader)
+        for end in open_ends:
+            os.close(end)
     if failure:
         code, _, rest = failure.partition(b"\0")
         strerror, _, filename = rest.partition(b"\0")
         raise OSError(int(code), strerror.decode(), os.fsdecode(filename))
     if status != 0:
-        raise OSError(f"the process writing half of the tree ended with status {status}")
+        raise OSError(errno.EIO, f"the process writing half of the tree {_ended(status)}")
 
 
-def _child(writes: Sequence[tuple[str, bytes]], report: int) -> None:  # pragma: no cover
+def _write_here(writes: Sequence[tuple[str, bytes]]) -> None:
+    for path, data in writes:
+        write_new(path, data)
+
+
+def _child(
+    writes: Sequence[tuple[str, bytes]], reader: int, report: int, mask: set[int | signal.Signals]
+) -> None:  # pragma: no cover - runs in the child
     """Write, report the first error on `report` (errno, message, file), and leave at
-    once: no atexit handler, no flush of buffers that belong to the parent."""
+    once (the caller's `os._exit`): no atexit handler, no cleanup of the parent's."""
     gc.disable()  # a collection would touch, and so copy, the parent's whole heap
+    os.close(reader)
+    for number in _STOPPING:  # ^C or a SIGTERM ends the child there and then
+        with suppress(ValueError):  # else (not its main thread) they raise, and it exits
+            signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     # The parent's other descriptors (cue's stdin among them) are not the child's to
     # hold open: a process reading one would wait for this child's end to see EOF.
-    os.closerange(3, report)
-    os.closerange(report + 1, _MAX_FD)
+    _close_inherited(keep=report)
     code = 0
     try:
-        for path, data in writes:
-            write_new(path, data)
+        _write_here(writes)
     except OSError as err:
         name = os.fsencode(err.filename) if isinstance(err.filename, str) else b""
         message = (err.strerror or str(err)).encode(errors="replace")
-        os.write(report, b"%d\0%s\0%s" % (err.errno or 0, message, name))
+        os.write(report, b"%d\0%s\0%s" % (err.errno or errno.EIO, message, name))
         code = 1
     except BaseException:
         code = 2
-    finally:
-        os._exit(code)
+    os._exit(code)
+
+
+def _close_inherited(keep: int) -> None:  # pragma: no cover - runs in the child
+    """Close every descriptor but 0-2 and `keep`: those /proc lists, else by range
+    (`closerange` up to the limit is slow where the limit is huge and close_range is
+    denied)."""
+    try:
+        numbers = [int(entry.name) for entry in Path("/proc/self/fd").iterdir()]
+    except OSError:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, _MAX_FD)
+        return
+    for number in numbers:
+        if number > 2 and number != keep:
+            with suppress(OSError):
+                os.close(number)
+
+
+def _ended(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"ended with exit status {code}"
 
 
 def _stop(pid: int) -> None:

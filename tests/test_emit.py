@@ -308,6 +308,7 @@ def test_a_write_failing_midway_leaves_the_old_tree(
 def _forking(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Trees of 64 files and more are written by two processes; the forks made."""
     monkeypatch.setattr(stagedfiles, "FORK_FROM", 64)
+    monkeypatch.setattr(stagedfiles, "_can_fork", lambda: True)  # on one core too
     forks: list[int] = []
     real_fork = os.fork
 
@@ -337,11 +338,10 @@ def test_a_forked_write_from_another_thread_while_others_run(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The service compiles in threads, and a compile has cue's and the reader's
-    threads alive when it writes: the child runs none of their code, takes none of
-    their locks, and holds none of their pipes open (cue would wait for its EOF)."""
+    threads alive when it writes: a child forked from a thread that is not the main
+    one writes its half, and holds none of the parent's pipes open (cue would wait
+    for its EOF)."""
     forks = _forking(monkeypatch)
-    held = threading.Lock()
-    held.acquire()  # a lock another thread holds at the fork: the child never takes it
     reader, writer = os.pipe()  # as cue's stdin, which a cue thread writes and closes
     parent = os.getpid()
     real_write = stagedfiles.write_new
@@ -370,9 +370,53 @@ def test_a_forked_write_from_another_thread_while_others_run(
     worker.join(timeout=30)
     os.close(reader)
     os.close(writer)
-    held.release()
     assert not worker.is_alive() and errors == []
     assert len(forks) == 1 and files_of(out) == _big_tree("new", 200)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_a_child_killed_by_a_signal_is_named_and_the_old_tree_stays(
+    out: Path, monkeypatch: pytest.MonkeyPatch, signal_name: str
+) -> None:
+    """The OOM killer, or ^C, which reaches the whole process group: the child goes at
+    once (its ^C is the default action, never Python's handler, which would unwind the
+    parent's stack in the child) and the user reads which signal ended it."""
+    write_tree(out, _big_tree("old", 200), owned=OWNED)
+    before = snapshot(out)
+    _forking(monkeypatch)
+    parent = os.getpid()
+    real_write = stagedfiles.write_new
+
+    def write_new(path: str, data: bytes) -> None:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), getattr(signal, signal_name))
+            time.sleep(5)  # the signal ends the child before this does
+        real_write(path, data)
+
+    monkeypatch.setattr(stagedfiles, "write_new", write_new)
+    with pytest.raises(OutsideError, match=f"was killed by {signal_name}"):
+        write_tree(out, _big_tree("new", 200), owned=OWNED)
+    monkeypatch.undo()
+    assert snapshot(out) == before
+    assert leftovers(out) == []
+
+
+def test_a_fork_that_fails_leaves_one_process_to_write_all(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No process to spare (a pids limit, memory): the write goes on in this one, and
+    the pipe it made for the child is closed."""
+    monkeypatch.setattr(stagedfiles, "FORK_FROM", 64)
+    monkeypatch.setattr(stagedfiles, "_can_fork", lambda: True)
+
+    def fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", fork)
+    descriptors = len(list(Path("/proc/self/fd").iterdir()))
+    write_tree(out, _big_tree("new", 200), owned=OWNED)
+    assert files_of(out) == _big_tree("new", 200)
+    assert len(list(Path("/proc/self/fd").iterdir())) == descriptors
 
 
 @pytest.mark.parametrize("half", ["the child's", "the parent's"])

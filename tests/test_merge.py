@@ -713,7 +713,7 @@ list_rules = st.dictionaries(
 )
 small_keys = st.sampled_from(["a", "b", "c"])
 small_value = st.recursive(
-    json_leaf,
+    json_leaf | st.booleans() | st.sampled_from([0.0, 1.0, 1.5]),  # by-key: true is not 1
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(small_keys, inner, max_size=3),
     max_leaves=12,
 )

@@ -164,10 +164,8 @@ class _Recorder:
         more (the new value's are recorded as it is written). Keeping `provenance` to
         the live leaves as the merge goes costs the size of what is replaced; a walk
         of the whole result after the merge was a third of the merge's time."""
-        if isinstance(old, dict | list) and old:
-            for at in _leaf_paths(old, path):
-                self.provenance.pop(at, None)
-        self.provenance.pop(path, None)
+        for at in _leaf_paths(old, path):  # `path` itself too, unless a map with keys
+            self.provenance.pop(at, None)
 
     def grown(self, path: DocPath) -> None:
         """An empty map (a leaf) got keys: it is a leaf no more."""

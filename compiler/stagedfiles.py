@@ -54,10 +54,11 @@ def write_all(writes: Sequence[tuple[str, bytes]]) -> None:
         _write_here(writes)
         return
     if pid == 0:  # pragma: no cover - the child; its work is checked by the tests' trees
+        exit_code = 3
         try:
-            _child(writes[half:], reader, writer, mask)
+            exit_code = _child(writes[half:], reader, writer, mask)
         finally:
-            os._exit(3)
+            os._exit(exit_code)  # whatever happened: never back into the parent's stack
     open_ends = [writer, reader]  # closed once each: a number closed twice may be reused
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -86,9 +87,10 @@ def _write_here(writes: Sequence[tuple[str, bytes]]) -> None:
 
 def _child(
     writes: Sequence[tuple[str, bytes]], reader: int, report: int, mask: set[int | signal.Signals]
-) -> None:  # pragma: no cover - runs in the child
-    """Write, report the first error on `report` (errno, message, file), and leave at
-    once (the caller's `os._exit`): no atexit handler, no cleanup of the parent's."""
+) -> int:  # pragma: no cover - runs in the child
+    """Write, report the first error on `report` (errno, message, file); the exit
+    status, for the caller's `os._exit` (no atexit handler, no cleanup of the
+    parent's)."""
     gc.disable()  # a collection would touch, and so copy, the parent's whole heap
     os.close(reader)
     for number in _STOPPING:  # ^C or a SIGTERM ends the child there and then
@@ -98,17 +100,16 @@ def _child(
     # The parent's other descriptors (cue's stdin among them) are not the child's to
     # hold open: a process reading one would wait for this child's end to see EOF.
     _close_inherited(keep=report)
-    code = 0
     try:
         _write_here(writes)
     except OSError as err:
         name = os.fsencode(err.filename) if isinstance(err.filename, str) else b""
         message = (err.strerror or str(err)).encode(errors="replace")
         os.write(report, b"%d\0%s\0%s" % (err.errno or errno.EIO, message, name))
-        code = 1
+        return 1
     except BaseException:
-        code = 2
-    os._exit(code)
+        return 2
+    return 0
 
 
 def _close_inherited(keep: int) -> None:  # pragma: no cover - runs in the child
@@ -155,19 +156,13 @@ def _can_fork() -> bool:
 
 
 def write_new(path: str, data: bytes) -> None:
-    try:
-        fd = os.open(path, _NEW_FILE, 0o666)
-    except OSError as err:
-        if err.filename is None:
-            err.filename = path
-        raise
+    fd = os.open(path, _NEW_FILE, 0o666)  # its OSError names the file
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-    except OSError as err:
-        if err.filename is None:
-            err.filename = path
+    except OSError as err:  # write's does not: the child reports the name
+        err.filename = path
         raise
     finally:
         os.close(fd)

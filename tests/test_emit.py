@@ -406,8 +406,7 @@ def test_a_fork_that_fails_leaves_one_process_to_write_all(
 ) -> None:
     """No process to spare (a pids limit, memory): the write goes on in this one, and
     the pipe it made for the child is closed."""
-    monkeypatch.setattr(stagedfiles, "FORK_FROM", 64)
-    monkeypatch.setattr(stagedfiles, "_can_fork", lambda: True)
+    _forking(monkeypatch)
 
     def fork() -> int:
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")

@@ -335,9 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument(
         "action",
         choices=("create", "migrate", "verify"),
-        help="create the table; migrate: add or repair every layer's head item (a malformed "
-        "latest version gets none: exit 2); verify: report stale or missing heads, gaps in "
-        "version numbers, malformed versions and unrecognised sort keys (exit 1)",
+        help="create the table (with its index of sort keys, which lists the clusters); "
+        "migrate: add or repair every layer's head item (a malformed latest version gets "
+        "none: exit 2) and add the index if missing; verify: report stale or missing heads, "
+        "gaps in version numbers, malformed versions, unrecognised sort keys and a missing "
+        "index (exit 1)",
     )
     _source_args(table)
     table.add_argument(

@@ -39,10 +39,12 @@ class ProposedStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return self.inner.history(pk)
 
-    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+    def list_clusters(
+        self, as_of: datetime | None = None, *, known: Mapping[str, int] | None = None
+    ) -> list[str]:
         if as_of is not None:  # the fleet then: a proposal is never in the past
             return self.inner.list_clusters(as_of)
-        names = set(self.inner.list_clusters())
+        names = set(self.inner.list_clusters(known=known))
         if self.proposed.pk.startswith(CLUSTER_PK_PREFIX):
             name = self.proposed.pk.partition("#")[2]
             (names.discard if self.proposed.retired else names.add)(name)

@@ -114,12 +114,18 @@ class CompileResult:
 
 
 def select_clusters(
-    store: ConfigStore, names: Iterable[str], *, all_clusters: bool, as_of: Moment = None
+    store: ConfigStore,
+    names: Iterable[str],
+    *,
+    all_clusters: bool,
+    as_of: Moment = None,
+    known: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The clusters of a run (`--all --as-of`: the fleet as it was then, not today's); a
-    listing that finds none is an error, never an empty tree."""
+    listing that finds none is an error, never an empty tree. `known`: the clusters of
+    the run's output, listed whatever an index says (ConfigStore.list_clusters)."""
     if all_clusters:
-        found = store.list_clusters(as_of)
+        found = store.list_clusters(as_of, known=known)
         if not found:
             raise InputError(
                 "the config table lists no cluster records (cluster#<name>); "

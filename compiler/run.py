@@ -3,7 +3,9 @@ that compiles (compile, validate, golden, publish, diff, watch)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -15,6 +17,7 @@ from compiler.changeset import git_changes
 from compiler.errors import CompilerError
 from compiler.gctuning import fewer_collections
 from compiler.layers import ClusterInput, StackLoader, load_inputs, stream_inputs
+from compiler.layout import CLUSTERS_DIR, LOCK_FILE
 from compiler.model import LayerVersion, cluster_pk, sort_key_for
 from compiler.operations import steps
 from compiler.options import Selection, SourceOptions, build_pin, open_project, open_store
@@ -37,6 +40,8 @@ from compiler.sources.snapshot import SnapshotStore
 from compiler.stageclock import timed
 from compiler.treerecord import KeptCluster, TreeRecords, run_base
 from compiler.yamlio import load_layer_yaml
+
+_CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def run_compile_stage(
@@ -84,12 +89,12 @@ def _compile_stage(
         policies.warm_up()  # cue loads (~0.5 s) while the layers are read and merged
     try:
         with timed("setup"):
-            store = open_store(source, project)
-            pin = build_pin(selection)
+            store, pin = open_store(source, project), build_pin(selection)
+            out = records.out if records is not None else None
             records = records if cache else None
         with timed("fetch"):
             names, listed = _select_clusters(
-                project, store, pin, selection, changed, hook, cache_dir, records
+                project, store, pin, selection, changed, hook, cache_dir, records, out
             )
         with timed("setup"):
             checks = build_checks(project, policies=policies, cache=cache)
@@ -131,10 +136,12 @@ def _select_clusters(
     hook: bool,
     cache_dir: Path | None,
     records: TreeRecords | None,
+    out: Path | None,
 ) -> tuple[list[str], dict[str, int]]:
     """The clusters to compile (this shard's) and, when the table was listed for them,
     each one's latest record version as the listing saw it (`listed_versions`). The
-    `records` of a whole-fleet compile are checked meanwhile, in a thread."""
+    `records` of a whole-fleet compile are checked meanwhile, in a thread; the clusters
+    of its output `out` are listed whatever the table's index says (listing.py)."""
     if records is not None and selection.all_clusters:
         records.check_ahead()  # the files on disk, while the table lists the clusters
     if hook:
@@ -144,13 +151,37 @@ def _select_clusters(
         names = clusters_affected_by(project, store, pin, changed, cache_dir=cache_dir)
     else:
         names = select_clusters(
-            store, selection.clusters, all_clusters=selection.all_clusters, as_of=pin.as_of
+            store,
+            selection.clusters,
+            all_clusters=selection.all_clusters,
+            as_of=pin.as_of,
+            known=clusters_in_tree(out) if out is not None and selection.all_clusters else {},
         )
         if selection.all_clusters:  # the listing just read every version's key
             listed = dict(getattr(store, "listed_versions", {}))
         else:
             check_clusters(store, names)
     return (names if selection.shard is None else selection.shard.select(names)), listed
+
+
+def clusters_in_tree(out: Path) -> dict[str, int]:
+    """The clusters an output tree holds (`clusters/<name>/`, named as a cluster can be),
+    each with its record's version as the tree's `config-lock.json` says (0: unknown)."""
+    try:
+        with os.scandir(out / CLUSTERS_DIR) as entries:
+            names = sorted(e.name for e in entries if _CLUSTER_NAME.fullmatch(e.name))
+    except OSError:
+        return {}
+    return {name: _locked_version(out / CLUSTERS_DIR / name / LOCK_FILE, name) for name in names}
+
+
+def _locked_version(lock: Path, name: str) -> int:
+    try:
+        layers = json.loads(lock.read_bytes())["layers"]
+        found = [e["version"] for e in layers if e.get("pk") == cluster_pk(name)]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return 0
+    return found[0] if len(found) == 1 and type(found[0]) is int else 0
 
 
 def _layers_read(inputs: Sequence[ClusterInput]) -> list[str]:

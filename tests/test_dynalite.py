@@ -15,6 +15,7 @@ import yaml
 
 from compiler.cli import main
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.listing import sk_index_active
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import ROOT, tree
 
@@ -104,3 +105,23 @@ def test_a_version_put_after_the_head_is_seen_on_both(
     store.client.put_item(TableName=store.table, Item=item)
     found = store.read_latest_many(["env#dev"])["env#dev"]
     assert getattr(found, "config", None) == {"n": 2}
+
+
+@pytest.mark.parametrize("server", ["server_store", "dynalite_store"])
+def test_the_index_of_sort_keys_lists_the_clusters_on_both(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """The listing reads the index, not a Scan, and lists what a Scan lists. (dynalite
+    neither adds nor deletes an index of a table: UpdateTable ignores both.)"""
+    from compiler.sources.listing import listed_by_scan
+    from tests.test_listing import mixed_table, requests_of
+
+    store: DynamoDBStore = request.getfixturevalue(server)
+    mixed_table(store)
+    scans = requests_of(store, "Scan")
+    assert sk_index_active(store)
+    listed = store.list_clusters(), dict(store.listed_versions)
+    assert listed == (["a", "b", "c", "f"], {"a": 2, "b": 1, "c": 2, "f": 3})
+    assert scans == []
+    assert listed_by_scan(store, None) == listed[1]
+    assert scans, "the Scan listing was not the one compared"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ from compiler.sources import Pin
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.heads import HeadReader
 from compiler.sources.items import parse_timestamp
+from compiler.sources.listing import SK_INDEX, sk_index_active
 from compiler.sources.snapshot import SnapshotStore, seed
 from tests.conftest import REGION, ROOT
 
@@ -287,8 +289,22 @@ def test_history_is_newest_first(store: DynamoDBStore) -> None:
     assert all(v.pk == "env#prod" for v in history)
 
 
+def drop_index(store: DynamoDBStore) -> DynamoDBStore:
+    """The table as one created before the index of sort keys: listed by a Scan."""
+    store._client.update_table(
+        TableName=store.table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": SK_INDEX}}]
+    )
+    for _ in range(50):  # dynalite deletes it a moment later (moto at once)
+        if not sk_index_active(store):
+            return store
+        time.sleep(0.1)
+    raise AssertionError(f"index {SK_INDEX} still active 5 s after its deletion")
+
+
 def test_list_clusters_follows_last_evaluated_key_past_one_mb(store: DynamoDBStore) -> None:
-    """60 clusters of ~25 KB: more than the 1 MB a Scan page holds."""
+    """60 clusters of ~25 KB: more than the 1 MB a Scan page holds (a table without the
+    index of sort keys; tests/test_listing.py pages through the index)."""
+    drop_index(store)
     names = [f"c{i:02d}" for i in range(60)]
     pad = {"namespaces": {"pad": {"annotations": {"pad": "x" * 25_000}}}}
     for name in names:
@@ -309,6 +325,7 @@ def test_list_clusters_follows_last_evaluated_key_past_one_mb(store: DynamoDBSto
 
 def test_list_clusters_with_small_scan_pages(store: DynamoDBStore) -> None:
     """Pages of 3 items (a Limit injected into each Scan): many pages, some without clusters."""
+    drop_index(store)
     names = sorted(f"cluster-{i}" for i in range(11))
     for name in names:
         put(store, f"cluster#{name}", {})
@@ -646,8 +663,11 @@ class _Body:
         return self._data
 
 
-def throttle(store: DynamoDBStore, operation: str, times: int) -> list[int]:
-    """Answer the next `times` sends of `operation` with a throttling error; count attempts."""
+def throttle(
+    store: DynamoDBStore, operation: str, times: int, answer: bytes = THROTTLED
+) -> list[int]:
+    """Answer the next `times` sends of `operation` with a throttling error (or another
+    `answer`, a DynamoDB error body); count attempts."""
     attempts: list[int] = []
 
     def handler(request: Any, **_: Any) -> AWSResponse | None:
@@ -655,7 +675,7 @@ def throttle(store: DynamoDBStore, operation: str, times: int) -> list[int]:
         if len(attempts) > times:
             return None  # let the request through
         headers = {"Content-Type": "application/x-amz-json-1.0"}
-        return AWSResponse(request.url, 400, headers, _Body(THROTTLED))  # type: ignore[arg-type]
+        return AWSResponse(request.url, 400, headers, _Body(answer))  # type: ignore[arg-type]
 
     # first: before moto's own in-process handler
     store._client.meta.events.register_first(f"before-send.dynamodb.{operation}", handler)

@@ -13,6 +13,7 @@ import pytest
 
 from compiler.cli import main
 from compiler.sources.dynamodb import DynamoDBStore
+from compiler.sources.listing import sk_index_active
 from tests.conftest import ROOT
 from tests.test_heads import head_version, raw_version
 
@@ -127,3 +128,27 @@ def test_a_config_stored_as_json_is_a_copy_after_migrate(
     assert head_item(server_store, "env#dev") == {**stored, "sk": {"S": "head"}}
     assert table(server_store, "verify") == 0
     assert "no finding(s)" in capsys.readouterr().out
+
+
+def test_migrate_adds_the_index_of_sort_keys_that_verify_misses(
+    server_store: DynamoDBStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table created before the index: verify names it, migrate asks for it once, and
+    the listing then reads it instead of scanning."""
+    from tests.test_listing import requests_of
+    from tests.test_sources_dynamodb import drop_index
+
+    drop_index(server_store)
+    put_raw(server_store, raw_version("cluster#c1", 1, {}) | {"cluster": {"M": FACTS}})
+    assert table(server_store, "verify") == 1
+    out = capsys.readouterr().out
+    assert f"table {server_store.table}: no index by-sk: every listing of clusters scans" in out
+    assert table(server_store, "migrate") == 0
+    assert "index by-sk asked for" in capsys.readouterr().out
+    assert sk_index_active(server_store)
+    assert table(server_store, "migrate") == 0
+    assert "index by-sk" not in capsys.readouterr().out  # idempotent: asked for once
+    assert table(server_store, "verify") == 0, capsys.readouterr().out
+    scans = requests_of(server_store, "Scan")
+    assert server_store.list_clusters() == ["c1"]
+    assert scans == []

@@ -36,6 +36,7 @@ from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin, maintenance
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.items import item_size
+from compiler.sources.listing import SK_INDEX
 from compiler.sources.proposals import APPROVED, Proposal, proposal_sk
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
@@ -355,10 +356,13 @@ def migrate_table_command(*, source: SourceOptions) -> int:
     with steps.step("dynamodb", action="table migrate") as out:
         done = maintenance.migrate(store, check)
         out.update(written=len(done.written), current=done.current, refused=len(done.refused))
+        out["index_added"] = done.index_added
     for name in done.written:
         print(f"head written: {name}")
     for line in done.refused:
         print(line)
+    if done.index_added:
+        print(f"index {SK_INDEX} asked for: clusters are listed by it once DynamoDB has built it")
     refused = f", {len(done.refused)} refused (malformed)" if done.refused else ""
     print(
         f"table {store.table}: {len(done.written)} head(s) written, {done.current} current{refused}"

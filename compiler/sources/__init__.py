@@ -36,9 +36,14 @@ class ConfigStore(Protocol):
         """Every version of a layer, newest first."""
         ...
 
-    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+    def list_clusters(
+        self, as_of: datetime | None = None, *, known: Mapping[str, int] | None = None
+    ) -> list[str]:
         """The names of all clusters whose latest record is not a tombstone, sorted; with
-        `as_of`, of those whose latest record then was not (the fleet as it was)."""
+        `as_of`, of those whose latest record then was not (the fleet as it was).
+        `known`: the clusters of the caller's output tree and their record's version
+        there (0: not known), listed by consistent reads whatever an eventually
+        consistent index says (sources/listing.py)."""
         ...
 
     def put(

@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from compiler.errors import CompilerError, OutsideError, UsageError
-from compiler.model import CLUSTER_PK_PREFIX, LayerVersion, layer_name_from_pk, sort_key_for
+from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources import Pin
 from compiler.sources.attributes import config_attribute, to_dynamo_numbers
 from compiler.sources.heads import (
@@ -32,7 +32,12 @@ from compiler.sources.items import (
     parse_timestamp,
     plain,
 )
-from compiler.sources.listing import ClusterListing
+from compiler.sources.listing import (
+    listed_by_index,
+    listed_by_scan,
+    sk_index_active,
+    sk_index_definition,
+)
 from compiler.sources.proposals import Approval, refused_approval
 
 # A concurrent writer took our version number: read again and retry after a jittered
@@ -142,26 +147,20 @@ class DynamoDBStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._iter_versions(pk))
 
-    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
-        found = ClusterListing(as_of)
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "ProjectionExpression": "pk, sk, retired" + (", created_at" if as_of else ""),
-            "FilterExpression": "begins_with(pk, :prefix)",
-            "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
-            "ConsistentRead": True,
-        }
-        with self.errors_while("listing clusters"):
-            while True:
-                page = self._client.scan(**request)
-                found.add(self._items(page, "listing clusters"))
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        listed = found.listed()
-        # What the listing saw of each cluster: its latest version, by number, read from
-        # every version (no head involved), for a compile that may keep it (run.py).
-        self.listed_versions = {name: int(sk[2:]) for name, sk in listed.items()}
+    def list_clusters(
+        self, as_of: datetime | None = None, *, known: Mapping[str, int] | None = None
+    ) -> list[str]:
+        """`known`: the clusters of the caller's output, with their record's version
+        there (listing.py): listed unless the table has no latest version of them or
+        it is a tombstone, whatever the index says."""
+        if as_of is None and sk_index_active(self):
+            listed = listed_by_index(self, known or {})
+        else:
+            listed = listed_by_scan(self, as_of)
+        # What the listing saw of each cluster: its latest version, by number (read from
+        # every version's key, or from its head and the key after), for a compile that
+        # may keep it (run.py).
+        self.listed_versions = {name: n for name, n in listed.items() if n is not None}
         return sorted(listed)
 
     def _get(self, pk: str, version: int) -> LayerVersion | None:
@@ -194,7 +193,7 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = start
         with self.errors_while(f"reading {pk}"):
             page = self._client.query(**request)
-        return self._items(page, f"reading {pk}"), page.get("LastEvaluatedKey")
+        return self.page_items(page, f"reading {pk}"), page.get("LastEvaluatedKey")
 
     def _iter_versions(self, pk: str) -> Iterator[LayerVersion]:
         start: Mapping[str, Any] | None = None
@@ -367,6 +366,7 @@ class DynamoDBStore:
                         {"AttributeName": "sk", "AttributeType": "S"},
                     ],
                     BillingMode="PAY_PER_REQUEST",
+                    GlobalSecondaryIndexes=[sk_index_definition()],  # type: ignore[list-item]
                 )
             except ClientError as err:
                 if err.response.get("Error", {}).get("Code") == "ResourceInUseException":
@@ -388,7 +388,7 @@ class DynamoDBStore:
         except BotoCoreError as err:
             raise self._botocore_error(err, doing) from None
 
-    def _items(self, page: Mapping[str, Any], doing: str) -> list[Any]:
+    def page_items(self, page: Mapping[str, Any], doing: str) -> list[Any]:
         """The items of an answer; one without them did not come from a DynamoDB."""
         items = page.get("Items")
         if not isinstance(items, list):

@@ -38,6 +38,7 @@ _BACKOFF_CAP = 2.0
 
 Key = tuple[str, str]  # pk, sk
 Outcome = LayerVersion | None | CompilerError  # per layer: the latest, none, or why not
+State = tuple[int, bool]  # a layer's latest version number, and whether it is a tombstone
 
 # What `latest(content=False)` reads of a head: its identity and the cluster's facts
 # (the stack depends on the env). Each attribute asked costs moto's server ~0.1 ms a
@@ -103,16 +104,27 @@ class HeadReader:
     def latest_numbers(self, pks: Iterable[str]) -> dict[str, int | CompilerError | None]:
         """Only the number of each layer's latest version (a hook's freshness check): the
         heads are read without their content, a fraction of the bytes to send and parse."""
+        return {
+            pk: state[0] if isinstance(state, tuple) else state
+            for pk, state in self.latest_states(pks).items()
+        }
+
+    def latest_states(self, pks: Iterable[str]) -> dict[str, State | CompilerError | None]:
+        """Each layer's latest version number and whether it is a tombstone (what the
+        listing of clusters needs of each), read like `latest_numbers`."""
         wanted = sorted(set(pks))
-        found = self._current_heads(wanted, projection=("pk", "sk", "version"))
+        found = self._current_heads(wanted, projection=("pk", "sk", "version", "retired"))
         if isinstance(found, CompilerError):
             return dict.fromkeys(wanted, found)
         heads, fallback, stale = found
-        out: dict[str, int | CompilerError | None] = {
-            pk: _head_number(raw) for pk, raw in heads.items()
+        out: dict[str, State | CompilerError | None] = {
+            pk: (_head_number(raw), raw.get("retired", {}).get("BOOL") is True)
+            for pk, raw in heads.items()
         }
         for pk, latest in self._by_query(fallback, repair=stale).items():
-            out[pk] = latest.version if isinstance(latest, LayerVersion) else latest
+            out[pk] = (
+                (latest.version, latest.retired) if isinstance(latest, LayerVersion) else latest
+            )
         return out
 
     def head_number(self, pk: str) -> int:

@@ -21,6 +21,7 @@ from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources.dynamodb import DynamoDBStore, version_of_item
 from compiler.sources.heads import HeadReader
 from compiler.sources.items import HEAD_SK, is_layer_pk, is_version_key
+from compiler.sources.listing import SK_INDEX, sk_index_definition, sk_index_state
 
 _PROPOSAL_SK = re.compile(r"^proposal#\d{10}$")
 
@@ -46,6 +47,7 @@ class Migration:
     written: Sequence[str]  # layer names whose head was added or repaired
     current: int  # heads that were right already
     refused: Sequence[str]  # why a layer's latest version was not copied: it is malformed
+    index_added: bool = False  # the index of sort keys was asked for (listing.py)
 
 
 def table_keys(store: DynamoDBStore) -> dict[str, LayerKeys]:
@@ -118,12 +120,26 @@ def verify(store: DynamoDBStore, check: Check | None = None) -> list[str]:
             "proposal#NNNNNNNNNN or v#NNNNNNNNNN (ten digits); compiles never read it"
             for sk in keys.unrecognised
         ]
+    findings += _index_findings(store)
     findings += [
         f"{layer_name_from_pk(pk)}: head differs from version {layers[pk].latest} it copies "
         "(`table migrate` rewrites it)"
         for pk in _differing(store, layers)
     ]
     return findings + refused
+
+
+def _index_findings(store: DynamoDBStore) -> list[str]:
+    with store.errors_while(f"describing table {store.table}"):
+        state = sk_index_state(store.client.describe_table(TableName=store.table)["Table"])
+    if state == "ACTIVE":
+        return []
+    if state is None:
+        return [
+            f"table {store.table}: no index {SK_INDEX}: every listing of clusters scans the "
+            "whole table (`table migrate` adds the index)"
+        ]
+    return [f"table {store.table}: index {SK_INDEX} is {state}: listings scan until it is built"]
 
 
 def _number_findings(name: str, keys: LayerKeys) -> list[str]:
@@ -190,7 +206,36 @@ def migrate(store: DynamoDBStore, check: Check | None = None) -> Migration:
         elif _put_head(store, {**item, "sk": {"S": HEAD_SK}}, layers[pk]):
             written.append(layer_name_from_pk(pk))
     current = sum(1 for k in layers.values() if k.versions) - len(todo)
-    return Migration(written=written, current=current, refused=refused)
+    added = add_sk_index(store)
+    return Migration(written=written, current=current, refused=refused, index_added=added)
+
+
+def add_sk_index(store: DynamoDBStore) -> bool:
+    """Ask for the index of sort keys if the table has none (True then). DynamoDB builds
+    it in the background; until it is ACTIVE, clusters are listed by a Scan."""
+    with store.errors_while(f"describing table {store.table}"):
+        table = store.client.describe_table(TableName=store.table)["Table"]
+    if sk_index_state(table) is not None:
+        return False
+    index = sk_index_definition()
+    throughput = table.get("ProvisionedThroughput") or {}
+    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    if billing != "PAY_PER_REQUEST" and throughput.get("WriteCapacityUnits"):
+        # A provisioned table's index needs its own capacity: the table's, as a start.
+        index["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": throughput["ReadCapacityUnits"],
+            "WriteCapacityUnits": throughput["WriteCapacityUnits"],
+        }
+    with store.errors_while(f"adding index {SK_INDEX} to table {store.table}"):
+        store.client.update_table(
+            TableName=store.table,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+    return True
 
 
 def _put_head(store: DynamoDBStore, item: Mapping[str, Any], seen: LayerKeys) -> bool:

@@ -54,7 +54,9 @@ class SnapshotStore:
     def history(self, pk: str) -> list[LayerVersion]:
         return list(self._layers.get(pk, []))
 
-    def list_clusters(self, as_of: datetime | None = None) -> list[str]:
+    def list_clusters(
+        self, as_of: datetime | None = None, *, known: Mapping[str, int] | None = None
+    ) -> list[str]:
         listed = []
         for pk, versions in self._layers.items():
             if not pk.startswith(CLUSTER_PK_PREFIX):

@@ -194,3 +194,24 @@ def test_a_describe_that_fails_fails_the_listing_once(
     with pytest.raises(OutsideError, match=r"ProvisionedThroughputExceededException.*listing"):
         store.list_clusters()
     assert scans == [] and len(sleeps) == 5
+
+
+def test_an_output_from_another_table_is_never_taken_for_this_one(store: DynamoDBStore) -> None:
+    """The output says a version this table's cluster retired at, or one it never had
+    (a tree compiled from another table into the same directory): read as any other."""
+    put(store, "cluster#retired", {})
+    put(store, "cluster#retired", {}, retired=True)
+    put(store, "cluster#short", {})
+    assert store.list_clusters(known={"retired": 2, "short": 7}) == ["short"]
+    assert store.listed_versions == {"short": 1}
+
+
+def test_an_endpoint_without_batch_reads_lists_the_output_clusters_by_query(
+    store: DynamoDBStore,
+) -> None:
+    put(store, "cluster#a", {})
+    put(store, "cluster#a", {"second": True})
+    unknown = {"__type": "com.amazonaws.dynamodb.v20120810#UnknownOperationException"}
+    throttle(store, "BatchGetItem", times=1_000, answer=json.dumps(unknown).encode())
+    assert store.list_clusters(known={"a": 2}) == ["a"]
+    assert store.listed_versions == {"a": 2}

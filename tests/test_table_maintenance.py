@@ -144,11 +144,44 @@ def test_migrate_adds_the_index_of_sort_keys_that_verify_misses(
     out = capsys.readouterr().out
     assert f"table {server_store.table}: no index by-sk: every listing of clusters scans" in out
     assert table(server_store, "migrate") == 0
-    assert "index by-sk asked for" in capsys.readouterr().out
+    assert "index by-sk: asked for" in capsys.readouterr().out
     assert sk_index_active(server_store)
     assert table(server_store, "migrate") == 0
-    assert "index by-sk" not in capsys.readouterr().out  # idempotent: asked for once
+    assert "index by-sk: there already (ACTIVE)" in capsys.readouterr().out  # asked once
     assert table(server_store, "verify") == 0, capsys.readouterr().out
     scans = requests_of(server_store, "Scan")
     assert server_store.list_clusters() == ["c1"]
     assert scans == []
+
+
+def test_migrate_without_the_right_to_add_the_index_still_reports_its_heads(
+    server_store: DynamoDBStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UpdateTable refused (a role without it): the heads are written and reported, the
+    index's refusal named, exit 3 (an outside system refused)."""
+    from botocore.exceptions import ClientError
+
+    from tests.test_sources_dynamodb import drop_index
+
+    drop_index(server_store)
+    put_raw(server_store, raw_version("env#prod", 1, {}))
+
+    def denied(params: dict[str, Any], **_: Any) -> None:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "no UpdateTable"}}
+        raise ClientError(error, "UpdateTable")  # type: ignore[arg-type]
+
+    from compiler.sources import dynamodb
+
+    real = dynamodb.boto3.client
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        made.meta.events.register("before-call.dynamodb.UpdateTable", denied)
+        return made
+
+    monkeypatch.setattr(dynamodb.boto3, "client", client)
+    assert table(server_store, "migrate") == 3
+    out = capsys.readouterr().out
+    assert "head written: env/prod" in out
+    assert "index by-sk: not added: DynamoDB AccessDeniedException" in out
+    assert not sk_index_active(server_store)

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from compiler import review
-from compiler.errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, InputError, UsageError
+from compiler.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_OUTSIDE,
+    InputError,
+    UsageError,
+)
 from compiler.gate import check_environment, compile_proposed
 from compiler.layers import StackLoader
 from compiler.model import (
@@ -36,7 +43,6 @@ from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin, maintenance
 from compiler.sources.dynamodb import DynamoDBStore
 from compiler.sources.items import item_size
-from compiler.sources.listing import SK_INDEX
 from compiler.sources.proposals import APPROVED, Proposal, proposal_sk
 from compiler.sources.snapshot import SnapshotStore, seed
 from compiler.yamlio import load_layer_json, load_layer_yaml
@@ -356,18 +362,19 @@ def migrate_table_command(*, source: SourceOptions) -> int:
     with steps.step("dynamodb", action="table migrate") as out:
         done = maintenance.migrate(store, check)
         out.update(written=len(done.written), current=done.current, refused=len(done.refused))
-        out["index_added"] = done.index_added
+        out["index"] = done.index
     for name in done.written:
         print(f"head written: {name}")
     for line in done.refused:
         print(line)
-    if done.index_added:
-        print(f"index {SK_INDEX} asked for: clusters are listed by it once DynamoDB has built it")
+    print(done.index)
     refused = f", {len(done.refused)} refused (malformed)" if done.refused else ""
     print(
         f"table {store.table}: {len(done.written)} head(s) written, {done.current} current{refused}"
     )
-    return EXIT_BAD_INPUT if done.refused else EXIT_OK
+    if done.refused:
+        return EXIT_BAD_INPUT
+    return EXIT_OUTSIDE if done.index_failed else EXIT_OK
 
 
 def verify_table_command(*, source: SourceOptions) -> int:

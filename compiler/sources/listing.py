@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from compiler.errors import InputError, OutsideError
 from compiler.model import CLUSTER_PK_PREFIX, cluster_pk, sort_key_for
-from compiler.sources.heads import HeadReader
+from compiler.sources.heads import HeadReader, UnsupportedOperation
 from compiler.sources.items import MAX_VERSION, is_version_key, parse_timestamp
 
 if TYPE_CHECKING:
@@ -69,17 +69,25 @@ def sk_index_active(store: DynamoDBStore) -> bool:
     would meet anyway (no table, throttling, no endpoint) is raised as the listing's."""
     with store.errors_while("listing clusters"):
         try:
-            table = store.client.describe_table(TableName=store.table).get("Table")
+            table = described(store, "listing clusters")
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in _MAY_NOT_DESCRIBE:
                 return False  # a Scan lists without it
             raise
+    return sk_index_state(table) == "ACTIVE"
+
+
+def described(store: DynamoDBStore, doing: str) -> Mapping[str, Any]:
+    """DescribeTable's `Table` (boto3's errors raised as they come, for the caller's
+    `errors_while`); an answer without one is an OutsideError naming `doing`."""
+    answer = store.client.describe_table(TableName=store.table)
+    table = answer.get("Table") if isinstance(answer, dict) else None
     if not isinstance(table, dict):
         raise OutsideError(
-            f"DynamoDB{store.at()} answered a DescribeTable without its table: is the "
-            "endpoint a DynamoDB, not a proxy or a web server?"
+            f"DynamoDB{store.at()} answered a DescribeTable without its table while "
+            f"{doing}: is the endpoint a DynamoDB, not a proxy or a web server?"
         )
-    return sk_index_state(table) == "ACTIVE"
+    return table
 
 
 def listed_by_index(store: DynamoDBStore, known: Mapping[str, int]) -> dict[str, int | None]:
@@ -87,19 +95,15 @@ def listed_by_index(store: DynamoDBStore, known: Mapping[str, int]) -> dict[str,
     (None where it cannot be read: the compile reads it again and names the fault).
 
     `known`: clusters the caller's output holds, each with the version of its record
-    there (0: not known). Where the index names such a cluster and its next version
-    does not exist, that version is still the latest (versions are numbered without
-    gaps, and never deleted), so only the next version's key is asked, not the head;
-    the compiler never emits a tombstone, so it is not one. (An output compiled from
-    another table may name a version this table's cluster does not have: the compile
-    keeps nothing of it, since its records count the table's identity, treerecord.py.)
+    there (0: not known). Where the index names such a cluster, that version exists and
+    is no tombstone, and the next version does not exist, it is still the latest
+    (versions are numbered without gaps, and never deleted): two keys asked, in
+    batches, and the head (a copy of the whole version) not read.
     """
     indexed = set(_first_versions(store))
     hinted = {n: v for n, v in known.items() if n in indexed and 0 < v < MAX_VERSION}
     reader = HeadReader(store)
-    after = [(cluster_pk(name), sort_key_for(v + 1)) for name, v in hinted.items()]
-    moved = {pk.partition("#")[2] for pk, _ in reader.batch_get(after, projection=("pk", "sk"))}
-    listed: dict[str, int | None] = {n: v for n, v in hinted.items() if n not in moved}
+    listed = _still_latest(reader, hinted)
     rest = (indexed | set(known)) - set(listed)
     for pk, state in reader.latest_states(cluster_pk(name) for name in rest).items():
         name = pk.partition("#")[2]
@@ -109,6 +113,24 @@ def listed_by_index(store: DynamoDBStore, known: Mapping[str, int]) -> dict[str,
             raise state  # the table failed: never a partial listing
         elif state is not None and not state[1]:
             listed[name] = state[0]
+    return listed
+
+
+def _still_latest(reader: HeadReader, hinted: Mapping[str, int]) -> dict[str, int | None]:
+    """The clusters whose hinted version is still their latest, and no tombstone."""
+    keys = [(cluster_pk(name), sort_key_for(v + d)) for name, v in hinted.items() for d in (0, 1)]
+    try:
+        found = reader.batch_get(keys, projection=("pk", "sk", "retired"))
+    except UnsupportedOperation:
+        return {}  # an endpoint without BatchGetItem: each is read by a Query instead
+    listed: dict[str, int | None] = {}
+    for name, v in hinted.items():
+        pk = cluster_pk(name)
+        at = found.get((pk, sort_key_for(v)))
+        if at is None or (pk, sort_key_for(v + 1)) in found:
+            continue  # not this table's, or moved on: read as any other
+        if at.get("retired", {}).get("BOOL") is not True:
+            listed[name] = v
     return listed
 
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from compiler.errors import InputError
+from compiler.errors import InputError, OutsideError
 from compiler.model import LayerVersion, layer_name_from_pk, sort_key_for
 from compiler.sources.dynamodb import DynamoDBStore, version_of_item
 from compiler.sources.heads import HeadReader
 from compiler.sources.items import HEAD_SK, is_layer_pk, is_version_key
-from compiler.sources.listing import SK_INDEX, sk_index_definition, sk_index_state
+from compiler.sources.listing import SK_INDEX, described, sk_index_definition, sk_index_state
 
 _PROPOSAL_SK = re.compile(r"^proposal#\d{10}$")
 
@@ -47,7 +47,8 @@ class Migration:
     written: Sequence[str]  # layer names whose head was added or repaired
     current: int  # heads that were right already
     refused: Sequence[str]  # why a layer's latest version was not copied: it is malformed
-    index_added: bool = False  # the index of sort keys was asked for (listing.py)
+    index: str = ""  # what became of the index of sort keys (listing.py), in a line
+    index_failed: bool = False  # DynamoDB refused to describe the table or add it
 
 
 def table_keys(store: DynamoDBStore) -> dict[str, LayerKeys]:
@@ -130,8 +131,9 @@ def verify(store: DynamoDBStore, check: Check | None = None) -> list[str]:
 
 
 def _index_findings(store: DynamoDBStore) -> list[str]:
-    with store.errors_while(f"describing table {store.table}"):
-        state = sk_index_state(store.client.describe_table(TableName=store.table)["Table"])
+    doing = f"describing table {store.table}"
+    with store.errors_while(doing):
+        state = sk_index_state(described(store, doing))
     if state == "ACTIVE":
         return []
     if state is None:
@@ -147,9 +149,15 @@ def _number_findings(name: str, keys: LayerKeys) -> list[str]:
     findings = []
     missing = sorted(set(range(1, keys.latest + 1)) - set(keys.versions))
     if missing:
+        unlisted = (
+            "; without version 1 the index of sort keys does not list the cluster"
+            if name.startswith("cluster/") and missing[0] == 1
+            else ""
+        )
         findings.append(
             f"{name}: gap: version(s) {', '.join(map(str, missing))} missing below "
-            f"{keys.latest}; a version written after a gap hides from the stale-head check"
+            f"{keys.latest}; a version written after a gap hides from the stale-head "
+            f"check{unlisted}"
         )
     if keys.head is None and keys.versions:
         findings.append(f"{name}: no head (read by Query; `table migrate` adds it)")
@@ -206,36 +214,49 @@ def migrate(store: DynamoDBStore, check: Check | None = None) -> Migration:
         elif _put_head(store, {**item, "sk": {"S": HEAD_SK}}, layers[pk]):
             written.append(layer_name_from_pk(pk))
     current = sum(1 for k in layers.values() if k.versions) - len(todo)
-    added = add_sk_index(store)
-    return Migration(written=written, current=current, refused=refused, index_added=added)
+    try:
+        index, failed = add_sk_index(store), False
+    except OutsideError as err:  # no DescribeTable or UpdateTable right: the heads stand
+        index, failed = f"index {SK_INDEX}: not added: {err.message}", True
+    return Migration(written, current, refused, index=index, index_failed=failed)
 
 
-def add_sk_index(store: DynamoDBStore) -> bool:
-    """Ask for the index of sort keys if the table has none (True then). DynamoDB builds
-    it in the background; until it is ACTIVE, clusters are listed by a Scan."""
-    with store.errors_while(f"describing table {store.table}"):
-        table = store.client.describe_table(TableName=store.table)["Table"]
-    if sk_index_state(table) is not None:
-        return False
-    index = sk_index_definition()
-    throughput = table.get("ProvisionedThroughput") or {}
-    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
-    if billing != "PAY_PER_REQUEST" and throughput.get("WriteCapacityUnits"):
-        # A provisioned table's index needs its own capacity: the table's, as a start.
-        index["ProvisionedThroughput"] = {
-            "ReadCapacityUnits": throughput["ReadCapacityUnits"],
-            "WriteCapacityUnits": throughput["WriteCapacityUnits"],
-        }
-    with store.errors_while(f"adding index {SK_INDEX} to table {store.table}"):
+def add_sk_index(store: DynamoDBStore) -> str:
+    """Ask for the index of sort keys if the table has none. DynamoDB builds it in the
+    background; until it is ACTIVE, clusters are listed by a Scan. What happened, in a
+    line: asked for, there already, or ignored (dynalite's UpdateTable takes no index)."""
+    doing = f"adding index {SK_INDEX} to table {store.table}"
+    with store.errors_while(doing):
+        state = sk_index_state(table := described(store, doing))
+        if state is not None:
+            return f"index {SK_INDEX}: there already ({state})"
         store.client.update_table(
             TableName=store.table,
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
-            GlobalSecondaryIndexUpdates=[{"Create": index}],
+            GlobalSecondaryIndexUpdates=[{"Create": _index_for(table)}],
         )
-    return True
+        if sk_index_state(described(store, doing)) is None:
+            return (
+                f"index {SK_INDEX}: the endpoint ignored the request (dynalite does): "
+                "clusters are listed by a Scan"
+            )
+    return f"index {SK_INDEX}: asked for; clusters are listed by it once DynamoDB has built it"
+
+
+def _index_for(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The index for this table: a provisioned table's gets the table's capacity."""
+    index = sk_index_definition()
+    throughput = table.get("ProvisionedThroughput") or {}
+    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    if billing != "PAY_PER_REQUEST" and throughput.get("WriteCapacityUnits"):
+        index["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": throughput["ReadCapacityUnits"],
+            "WriteCapacityUnits": throughput["WriteCapacityUnits"],
+        }
+    return index
 
 
 def _put_head(store: DynamoDBStore, item: Mapping[str, Any], seen: LayerKeys) -> bool:

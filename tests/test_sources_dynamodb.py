@@ -814,6 +814,24 @@ def test_seeding_over_a_different_version_is_refused(store: DynamoDBStore, tmp_p
     assert found is not None and found.config == {"not": "the snapshot's"}
 
 
+def test_a_snapshot_whose_versions_skip_a_number_is_not_seeded(
+    store: DynamoDBStore, tmp_path: Path
+) -> None:
+    """Versions 2 and 3 without 1: a table holding them would hide the cluster from the
+    listing by the index (it lists version 1). Refused whole: not even defaults goes in."""
+    directory = tmp_path / "snap"
+    (directory / "cluster").mkdir(parents=True)
+    one = "  - version: {n}\n    created_at: '2026-01-01T00:00:00Z'\n    config: {{}}\n"
+    (directory / "defaults.yaml").write_text("versions:\n" + one.format(n=1))
+    facts = "    cluster: {name: c1, env: dev, server: 'https://c1:6443'}\n"
+    (directory / "cluster" / "c1.yaml").write_text(
+        "versions:\n" + one.format(n=2) + facts + one.format(n=3) + facts
+    )
+    with pytest.raises(InputError, match=r"layer cluster/c1 .*version\(s\) 1 missing"):
+        seed(store, SnapshotStore(directory))
+    assert store.history("defaults") == [] and store.history("cluster#c1") == []
+
+
 def test_snapshot_store_is_read_only_and_checks_its_files(tmp_path: Path) -> None:
     snapshot = SnapshotStore(ROOT / "examples")
     with pytest.raises(UsageError, match="read-only"):

@@ -117,6 +117,7 @@ def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
     Idempotent: a version the store holds with the same content is skipped; one
     with different content is an error, since versions are never overwritten.
     """
+    _numbered_from_one(snapshot.items())  # before any write: nothing half-seeded
     written = skipped = 0
     for item in snapshot.items():
         existing = store.read(item.pk, Pin(versions={item.layer_name: item.version}))
@@ -144,6 +145,25 @@ def seed(store: ConfigStore, snapshot: SnapshotStore) -> tuple[int, int]:
         )
         written += 1
     return written, skipped
+
+
+def _numbered_from_one(items: Iterable[LayerVersion]) -> None:
+    """The write protocol numbers a layer's versions 1, 2, 3 without gaps (README "The
+    config table"): the listing finds a cluster by its version 1, and the stale-head
+    check looks at the version after the head's. A snapshot seeded into a table keeps
+    to it, or is refused whole, naming the layer and the numbers missing."""
+    numbers: dict[str, set[int]] = {}
+    for item in items:
+        numbers.setdefault(item.pk, set()).add(item.version)
+    for pk, present in sorted(numbers.items()):
+        missing = sorted(set(range(1, max(present) + 1)) - present)
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise InputError(
+                f"snapshot layer {layer_name_from_pk(pk)} (pk={pk!r}): version(s) {shown} "
+                "missing; a table's versions are numbered from 1 without gaps (the listing "
+                "finds a cluster by its version 1), so nothing was seeded"
+            )
 
 
 def snapshot_files(store: ConfigStore, pks: Iterable[str]) -> tuple[dict[str, bytes], int]:

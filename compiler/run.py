@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -36,12 +35,11 @@ from compiler.progress import tracking
 from compiler.project import Project
 from compiler.reversion import unknown_cluster
 from compiler.sources import ConfigStore, Pin
+from compiler.sources.items import is_layer_pk
 from compiler.sources.snapshot import SnapshotStore
 from compiler.stageclock import timed
 from compiler.treerecord import KeptCluster, TreeRecords, run_base
 from compiler.yamlio import load_layer_yaml
-
-_CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def run_compile_stage(
@@ -169,7 +167,7 @@ def clusters_in_tree(out: Path) -> dict[str, int]:
     each with its record's version as the tree's `config-lock.json` says (0: unknown)."""
     try:
         with os.scandir(out / CLUSTERS_DIR) as entries:
-            names = sorted(e.name for e in entries if _CLUSTER_NAME.fullmatch(e.name))
+            names = sorted(e.name for e in entries if is_layer_pk(cluster_pk(e.name)))
     except OSError:
         return {}
     return {name: _locked_version(out / CLUSTERS_DIR / name / LOCK_FILE, name) for name in names}

@@ -21,7 +21,7 @@ adds the index). `--as-of` lists by a Scan too: it needs every version's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,14 +145,20 @@ def _first_versions(store: DynamoDBStore) -> list[str]:
             ":prefix": {"S": CLUSTER_PK_PREFIX},
         },
     }
-    names = []
-    with store.errors_while("listing clusters by the table's index"):
+    pages = _pages(store, store.client.query, request, "listing clusters by the table's index")
+    return [item["pk"]["S"].partition("#")[2] for items in pages for item in items]
+
+
+def _pages(
+    store: DynamoDBStore, call: Callable[..., Any], request: dict[str, Any], doing: str
+) -> Iterator[list[Any]]:
+    """The items of each page of a Query or Scan, following LastEvaluatedKey."""
+    with store.errors_while(doing):
         while True:
-            page = store.client.query(**request)
-            items = store.page_items(page, "listing clusters")
-            names += [item["pk"]["S"].partition("#")[2] for item in items]
+            page = call(**request)
+            yield store.page_items(page, doing)
             if "LastEvaluatedKey" not in page:
-                return names
+                return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
@@ -167,13 +173,8 @@ def listed_by_scan(store: DynamoDBStore, as_of: datetime | None) -> dict[str, in
         "ExpressionAttributeValues": {":prefix": {"S": CLUSTER_PK_PREFIX}},
         "ConsistentRead": True,
     }
-    with store.errors_while("listing clusters"):
-        while True:
-            page = store.client.scan(**request)
-            found.add(store.page_items(page, "listing clusters"))
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for items in _pages(store, store.client.scan, request, "listing clusters"):
+        found.add(items)
     return {name: int(sk[2:]) for name, sk in found.listed().items()}
 
 

@@ -155,7 +155,7 @@ def _select_clusters(
             as_of=pin.as_of,
             known=clusters_in_tree(out) if out is not None and selection.all_clusters else {},
         )
-        if selection.all_clusters:  # the listing just read every version's key
+        if selection.all_clusters:  # the listing just learned each one's latest version
             listed = dict(getattr(store, "listed_versions", {}))
         else:
             check_clusters(store, names)
